@@ -1,0 +1,104 @@
+// Package distribution holds distq's domain: what a distribution and a batch
+// are, the states a distribution moves through, and how a request for one is
+// validated. It imports no adapter; the Redis store, the Alibaba client, the
+// queue and the HTTP API all speak in its terms.
+package distribution
+
+import (
+	"time"
+)
+
+// State is where a distribution is in its life.
+type State string
+
+// The states of a distribution. queued → submitting → running → succeeded |
+// failed; queued → canceled.
+const (
+	StateQueued     State = "queued"
+	StateSubmitting State = "submitting"
+	StateRunning    State = "running"
+	StateSucceeded  State = "succeeded"
+	StateFailed     State = "failed"
+	StateCanceled   State = "canceled"
+)
+
+// States lists every state in life order.
+var States = []State{StateQueued, StateSubmitting, StateRunning, StateSucceeded, StateFailed, StateCanceled}
+
+// Valid reports whether s is a known state.
+func (s State) Valid() bool {
+	for _, v := range States {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Terminal reports whether no further change happens by itself in state s.
+func (s State) Terminal() bool {
+	return s == StateSucceeded || s == StateFailed || s == StateCanceled
+}
+
+// Active reports whether a distribution in state s still holds or may take
+// a remote job.
+func (s State) Active() bool { return s.Valid() && !s.Terminal() }
+
+// WaitReason says why a queued distribution is waiting.
+type WaitReason string
+
+// Wait reasons of a queued distribution.
+const (
+	WaitNone      WaitReason = ""
+	WaitRateLimit WaitReason = "rate_limit"
+	WaitJobSlots  WaitReason = "job_slots"
+	WaitBackoff   WaitReason = "backoff"
+)
+
+// Remote job statuses of QueryDeviceDistributeJob.
+const (
+	RemoteInitializing = 0
+	RemoteRunning      = 1
+	RemoteCompleted    = 2
+	RemoteInterrupted  = 3
+)
+
+// Error is the failure recorded on a distribution: the remote Code and
+// ErrorMessage verbatim when the remote refused, or distq's own code.
+type Error struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Distribution is one request to distribute one product.
+type Distribution struct {
+	ID               string     `json:"id"`
+	Team             string     `json:"team"`
+	Account          string     `json:"account"`
+	BatchID          string     `json:"batch_id,omitempty"`
+	ProductKey       string     `json:"product_key"`
+	SourceInstanceID string     `json:"source_instance_id"`
+	TargetInstanceID string     `json:"target_instance_id"`
+	TargetUID        string     `json:"target_uid,omitempty"`
+	TargetAliyunID   string     `json:"target_aliyun_id,omitempty"`
+	State            State      `json:"state"`
+	WaitReason       WaitReason `json:"wait_reason,omitempty"`
+	JobID            string     `json:"job_id,omitempty"`
+	RemoteStatus     *int       `json:"remote_status,omitempty"`
+	Attempts         int        `json:"attempts"`
+	Error            *Error     `json:"error,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+	SubmittedAt      *time.Time `json:"submitted_at,omitempty"`
+	FinishedAt       *time.Time `json:"finished_at,omitempty"`
+	UpdatedAt        time.Time  `json:"updated_at"`
+}
+
+// Batch groups distributions submitted together.
+type Batch struct {
+	ID        string    `json:"id"`
+	Team      string    `json:"team"`
+	Account   string    `json:"account"`
+	Size      int       `json:"size"`
+	CreatedAt time.Time `json:"created_at"`
+}
