@@ -120,7 +120,7 @@ type Codes struct {
 // endpoint's codes are not documented, so they are configurable.
 var DefaultCodes = Codes{
 	QuotaExceeded: []string{"iot.distribute.JobQuotaExceeded", "iot.job.QuotaExceeded"},
-	JobNotFound:   []string{"iot.distribute.JobNotFound", "iot.job.NotFound"},
+	JobNotFound:   []string{"iot.distribute.JobNotExist", "iot.distribute.JobNotFound"},
 }
 
 var (

@@ -215,7 +215,6 @@ func accounts(getenv Getenv) ([]Account, error) {
 	return []Account{a}, nil
 }
 
-
 func checkAccount(a Account) error {
 	if a.UID == "" || strings.Trim(a.UID, "0123456789") != "" {
 		return fmt.Errorf("uid %q: want the account's numeric UID", a.UID)

@@ -1,0 +1,32 @@
+# distq — see README.md. `make run` and `make test` are the two commands.
+GO        ?= go
+TEST_REDIS_ADDR ?= 127.0.0.1:6379
+export TEST_REDIS_ADDR
+
+.PHONY: run test vet build bench check-deployments fmt
+
+## run: the whole stack (simulator + api + worker) on an embedded Redis.
+run:
+	$(GO) run ./cmd/devstack
+
+## test: go vet, then every test with the race detector against a real Redis.
+test: vet
+	@scripts/with-redis.sh $(GO) test -race -count=1 -timeout 15m ./...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+build:
+	mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
+
+## bench: quota and ingest figures against the simulator with real processes.
+bench: build
+	@scripts/with-redis.sh $(GO) run ./cmd/distqbench $(BENCH_ARGS)
+
+check-deployments:
+	bash scripts/check-deployments.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')

@@ -1,0 +1,61 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/distq/distq/internal/config"
+	"github.com/distq/distq/internal/httpapi"
+	"github.com/distq/distq/internal/metrics"
+	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/store"
+)
+
+// RunAPI serves the REST API on cfg.HTTPAddr until ctx ends, then stops
+// taking requests, lets those in flight finish, and closes Redis. ready, if
+// not nil, is called with the listening address.
+func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(addr string)) error {
+	if len(cfg.Tokens) == 0 {
+		return errors.New("DISTQ_API_TOKENS: required: at least one team:token")
+	}
+	rdb, err := Redis(cfg)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	client := asynq.NewClientFromRedisClient(rdb)
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	reg := newRegistry()
+	m := metrics.New(reg)
+	initMetrics(m, cfg)
+	e, background := httpapi.New(httpapi.Deps{
+		Config:   cfg,
+		Store:    store.NewRedis(rdb, cfg.Retention),
+		Enqueuer: queue.NewEnqueuer(client),
+		Canceler: func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
+		Metrics:  m,
+		Registry: reg,
+		Log:      log,
+		Ready:    pinger(rdb),
+	})
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	go background(bg)
+	ln, err := listen(cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	log.Info("api listening", "addr", ln.Addr().String(), "accounts", len(cfg.Accounts), "teams", len(cfg.Tokens))
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	err = serve(ctx, srv, ln, 75*time.Second)
+	log.Info("api stopped")
+	return err
+}

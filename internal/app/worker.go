@@ -1,0 +1,153 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	credential "github.com/aliyun/credentials-go/credentials"
+	"github.com/hibiken/asynq"
+	asynqmetrics "github.com/hibiken/asynq/x/metrics"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/distq/distq/internal/alibaba"
+	"github.com/distq/distq/internal/config"
+	"github.com/distq/distq/internal/metrics"
+	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/quota"
+	"github.com/distq/distq/internal/store"
+)
+
+// WorkerOptions tune a worker beyond the environment (tests, benchmarks).
+type WorkerOptions struct {
+	Queue             queue.Options
+	Quota             quota.Options
+	ReconcileInterval time.Duration // default 10s
+	// Client overrides the Alibaba client settings of every account.
+	Client func(a config.Account, c *alibaba.Config)
+}
+
+// RunWorker processes distq's tasks until ctx ends, serving /metrics,
+// /healthz and /readyz on cfg.MetricsAddr; then it stops taking tasks,
+// lets those in flight finish, and closes Redis. ready, if not nil, is
+// called with the metrics address once the worker runs.
+func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts WorkerOptions, ready func(addr string)) error {
+	rdb, err := Redis(cfg)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	var accounts []*queue.Account
+	for _, a := range cfg.Accounts {
+		cc := alibaba.Config{Endpoint: a.Endpoint, AccessKeyID: a.AccessKeyID, AccessKeySecret: a.AccessKeySecret}
+		if a.CredentialsChain {
+			cred, err := credential.NewCredential(nil)
+			if err != nil {
+				return fmt.Errorf("account %s: credentials chain: %w", a.Name, err)
+			}
+			cc.Credential = cred
+		}
+		if opts.Client != nil {
+			opts.Client(a, &cc)
+		}
+		c, err := alibaba.NewClient(cc)
+		if err != nil {
+			return fmt.Errorf("account %s: %w", a.Name, err)
+		}
+		accounts = append(accounts, &queue.Account{Account: a, Client: c})
+	}
+	reg := newRegistry()
+	m := metrics.New(reg)
+	initMetrics(m, cfg)
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
+	client := asynq.NewClientFromRedisClient(rdb)
+	w := queue.NewWorker(store.NewRedis(rdb, cfg.Retention), quota.New(rdb, opts.Quota), accounts, m, insp, client, log, opts.Queue)
+
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:              cfg.WorkerConcurrency,
+		Queues:                   queue.Queues,
+		StrictPriority:           true,
+		IsFailure:                queue.IsFailure,
+		RetryDelayFunc:           queue.RetryDelay,
+		DelayedTaskCheckInterval: 200 * time.Millisecond,
+		TaskCheckInterval:        100 * time.Millisecond,
+		ShutdownTimeout:          60 * time.Second,
+		Logger:                   asynqLogger{log},
+		LogLevel:                 asynq.WarnLevel,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if queue.IsFailure(err) {
+				log.Warn("task failed", "type", t.Type(), "payload", string(t.Payload()), "err", err)
+			}
+		}),
+	})
+	mux := asynq.NewServeMux()
+	w.Register(mux)
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	rctx, stopReconcile := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.RunReconciler(rctx, cmpDur(opts.ReconcileInterval, 10*time.Second))
+	}()
+
+	httpMux := http.NewServeMux()
+	httpMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	httpMux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintln(w, `{"status":"ok"}`)
+	})
+	ping := pinger(rdb)
+	httpMux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := ping(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "{\"status\":\"unavailable\",\"error\":%q}\n", err.Error())
+			return
+		}
+		fmt.Fprintln(w, `{"status":"ready"}`)
+	})
+	ln, err := listen(cfg.MetricsAddr)
+	if err != nil {
+		stopReconcile()
+		srv.Shutdown()
+		return err
+	}
+	log.Info("worker running", "metrics_addr", ln.Addr().String(), "concurrency", cfg.WorkerConcurrency, "accounts", len(accounts))
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	hsrv := &http.Server{Handler: httpMux, ReadHeaderTimeout: 10 * time.Second}
+	herr := make(chan error, 1)
+	go func() { herr <- serve(ctx, hsrv, ln, 5*time.Second) }()
+	<-ctx.Done()
+	// Stop intake, drain the tasks in flight, then the rest.
+	stopReconcile()
+	<-done
+	srv.Shutdown()
+	err = <-herr
+	log.Info("worker stopped")
+	return err
+}
+
+func cmpDur(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// asynqLogger sends asynq's logs to slog.
+type asynqLogger struct{ log *slog.Logger }
+
+func (l asynqLogger) Debug(args ...any) { l.log.Debug(fmt.Sprint(args...), "component", "asynq") }
+func (l asynqLogger) Info(args ...any)  { l.log.Info(fmt.Sprint(args...), "component", "asynq") }
+func (l asynqLogger) Warn(args ...any)  { l.log.Warn(fmt.Sprint(args...), "component", "asynq") }
+func (l asynqLogger) Error(args ...any) { l.log.Error(fmt.Sprint(args...), "component", "asynq") }
+func (l asynqLogger) Fatal(args ...any) { l.log.Error(fmt.Sprint(args...), "component", "asynq") }

@@ -1,0 +1,97 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distq/distq/internal/store"
+)
+
+// hub fans the store's change notifications out to long polls: one Redis
+// subscription per api process, however many requests wait.
+type hub struct {
+	rdb redis.UniversalClient
+	log *slog.Logger
+
+	mu      sync.Mutex
+	waiters map[string]map[chan struct{}]struct{}
+}
+
+func newHub(rdb redis.UniversalClient, log *slog.Logger) *hub {
+	return &hub{rdb: rdb, log: log, waiters: map[string]map[chan struct{}]struct{}{}}
+}
+
+// watch returns a channel that receives when id changes, and a function to
+// stop watching.
+func (h *hub) watch(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	if h.waiters[id] == nil {
+		h.waiters[id] = map[chan struct{}]struct{}{}
+	}
+	h.waiters[id][ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.waiters[id], ch)
+		if len(h.waiters[id]) == 0 {
+			delete(h.waiters, id)
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *hub) notify(id string) {
+	h.mu.Lock()
+	for ch := range h.waiters[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	h.mu.Unlock()
+}
+
+// notifyAll wakes every waiter, after the subscription was lost and
+// messages may have been missed: each re-reads its record.
+func (h *hub) notifyAll() {
+	h.mu.Lock()
+	for _, set := range h.waiters {
+		for ch := range set {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+	h.mu.Unlock()
+}
+
+// run keeps the subscription until ctx ends, re-subscribing after errors.
+func (h *hub) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		sub := h.rdb.Subscribe(ctx, store.ChangesChannel)
+		if _, err := sub.Receive(ctx); err != nil {
+			sub.Close()
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		h.notifyAll()
+		for {
+			msg, err := sub.ReceiveMessage(ctx)
+			if err != nil {
+				break
+			}
+			h.notify(msg.Payload)
+		}
+		sub.Close()
+		h.notifyAll()
+	}
+}

@@ -1,0 +1,258 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/distq/distq/internal/alibaba"
+	"github.com/distq/distq/internal/config"
+	"github.com/distq/distq/internal/distribution"
+	"github.com/distq/distq/internal/metrics"
+	"github.com/distq/distq/internal/quota"
+	"github.com/distq/distq/internal/store"
+)
+
+// Account is one account as the worker sees it: its settings and client.
+type Account struct {
+	config.Account
+	Client *alibaba.Client
+}
+
+// Options tune the worker. Zero values select the defaults.
+type Options struct {
+	// SlotLease is how long a job slot is held without renewal (default 2m):
+	// a crashed worker's slots free after it.
+	SlotLease time.Duration
+	// PollInterval is the time between two Query calls of one job (default 1s).
+	PollInterval time.Duration
+	// MaxRateWait is the longest a task sleeps for a rate grant before it
+	// hands itself back to the queue (default 10s).
+	MaxRateWait time.Duration
+	// SlotRecheck is how long a distribution waiting for a slot stays
+	// scheduled before it looks again; a freed slot wakes it sooner (default 10s).
+	SlotRecheck time.Duration
+	// MaxAttempts bounds Create attempts that failed for a transient reason
+	// (default 8). Waits and throttling never count.
+	MaxAttempts int
+	// ThrottlePause is the first shared back-off after a Throttling answer
+	// (default 1s), doubled per repeat up to 30s.
+	ThrottlePause time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.SlotLease <= 0 {
+		o.SlotLease = 2 * time.Minute
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.MaxRateWait <= 0 {
+		o.MaxRateWait = 10 * time.Second
+	}
+	if o.SlotRecheck <= 0 {
+		o.SlotRecheck = 10 * time.Second
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 8
+	}
+	if o.ThrottlePause <= 0 {
+		o.ThrottlePause = time.Second
+	}
+	return o
+}
+
+// Worker handles distq's tasks. It is safe for concurrent use.
+type Worker struct {
+	store     *store.Redis
+	limiter   *quota.Limiter
+	accounts  map[string]*Account // by name
+	metrics   *metrics.Metrics
+	inspector *asynq.Inspector
+	client    *asynq.Client
+	log       *slog.Logger
+	opts      Options
+	now       func() time.Time
+	kick      chan struct{}
+	passes    atomic.Int64
+}
+
+// NewWorker returns a Worker.
+func NewWorker(st *store.Redis, lim *quota.Limiter, accounts []*Account, m *metrics.Metrics,
+	insp *asynq.Inspector, client *asynq.Client, log *slog.Logger, opts Options) *Worker {
+	w := &Worker{store: st, limiter: lim, accounts: map[string]*Account{}, metrics: m,
+		inspector: insp, client: client, log: log, opts: opts.withDefaults(),
+		now: func() time.Time { return time.Now().UTC() }, kick: make(chan struct{}, 1)}
+	for _, a := range accounts {
+		w.accounts[a.Name] = a
+	}
+	return w
+}
+
+// Register adds the worker's handlers to mux.
+func (w *Worker) Register(mux *asynq.ServeMux) {
+	mux.HandleFunc(TypeSubmit, w.HandleSubmit)
+	mux.HandleFunc(TypePoll, w.HandlePoll)
+}
+
+// WaitError hands a task back to the queue for Delay without counting a
+// failure: waiting for a token, a slot or a back-off is not failing (Q3).
+type WaitError struct {
+	Delay  time.Duration
+	Reason distribution.WaitReason
+}
+
+func (e *WaitError) Error() string { return fmt.Sprintf("waiting (%s) for %v", e.Reason, e.Delay) }
+
+// IsFailure tells asynq which handler errors are failures: waits are not.
+func IsFailure(err error) bool {
+	var w *WaitError
+	return !errors.As(err, &w)
+}
+
+// RetryDelay is asynq's RetryDelayFunc: a wait's own delay, else an
+// exponential back-off with jitter.
+func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var w *WaitError
+	if errors.As(err, &w) {
+		return w.Delay
+	}
+	d := time.Duration(1<<min(n, 6)) * time.Second
+	return d + rand.N(d/2+1)
+}
+
+func payloadID(t *asynq.Task) (string, error) {
+	var p Payload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.ID == "" {
+		return "", fmt.Errorf("bad payload %q: %w", t.Payload(), asynq.SkipRetry)
+	}
+	return p.ID, nil
+}
+
+func (w *Worker) account(r *store.Record) (*Account, error) {
+	a, ok := w.accounts[r.Account]
+	if !ok {
+		return nil, fmt.Errorf("distribution %s names account %q, unknown to this worker", r.ID, r.Account)
+	}
+	return a, nil
+}
+
+// grant waits for a shared rate grant of action for the account (Q1). A
+// grant further away than maxWait returns a *quota.TooLongError at once.
+func (w *Worker) grant(ctx context.Context, a *Account, action string, maxWait time.Duration) error {
+	waited, err := w.limiter.Wait(ctx, a.UID, action, a.QPS(action), maxWait)
+	if err != nil {
+		return err
+	}
+	w.metrics.QuotaWait.WithLabelValues(a.Name, "rate").Observe(waited.Seconds())
+	return nil
+}
+
+// do runs one remote call, granted before, and records its metrics and
+// latency; a Throttling answer pauses the whole account.
+func (w *Worker) do(ctx context.Context, a *Account, action string, fn func() error) error {
+	start := time.Now()
+	err := fn()
+	d := time.Since(start)
+	w.limiter.ObserveLatency(ctx, a.UID, action, d)
+	w.metrics.RequestDuration.WithLabelValues(action).Observe(d.Seconds())
+	code := "OK"
+	if e := alibaba.AsAPIError(err); e != nil {
+		code = e.Code
+		if e.Class == alibaba.Throttled {
+			w.metrics.Throttled.WithLabelValues(a.Name, action).Inc()
+			w.pause(ctx, a)
+		}
+	}
+	w.metrics.Requests.WithLabelValues(a.Name, action, code).Inc()
+	return err
+}
+
+// pause makes every worker of the account back off together (Q4).
+func (w *Worker) pause(ctx context.Context, a *Account) {
+	if err := w.limiter.Pause(ctx, a.UID, w.opts.ThrottlePause+rand.N(w.opts.ThrottlePause/2+1)); err != nil {
+		w.log.Warn("pause after throttling", "account", a.Name, "err", err)
+	}
+}
+
+// releaseSlot frees a distribution's slot and wakes the next waiter.
+func (w *Worker) releaseSlot(ctx context.Context, a *Account, id string) {
+	next, err := w.limiter.ReleaseSlot(ctx, a.UID, id)
+	if err != nil {
+		w.log.Warn("release slot", "account", a.Name, "distribution_id", id, "err", err)
+		return
+	}
+	w.refreshSlotGauge(ctx, a)
+	if next != "" {
+		w.wake(ctx, next)
+	}
+}
+
+// wake moves a waiting distribution's task from retry to pending now.
+func (w *Worker) wake(ctx context.Context, id string) {
+	r, err := w.store.Get(ctx, id)
+	if err != nil || r.State.Terminal() {
+		return
+	}
+	if err := w.inspector.RunTask(r.Queue, r.ID); err != nil {
+		// It is running already, or about to be scheduled: it will look again
+		// by itself within SlotRecheck.
+		w.log.Debug("wake waiter", "distribution_id", id, "err", err)
+	}
+}
+
+func (w *Worker) refreshSlotGauge(ctx context.Context, a *Account) {
+	h, err := w.limiter.Holders(ctx, a.UID)
+	if err != nil {
+		return
+	}
+	ext, _ := w.limiter.External(ctx, a.UID)
+	w.metrics.SlotsInUse.WithLabelValues(a.Name).Set(float64(len(h) + ext))
+}
+
+// finish records a final state and its metrics.
+func (w *Worker) finish(ctx context.Context, a *Account, r *store.Record, state distribution.State, e *distribution.Error, remoteStatus *int) error {
+	now := w.now()
+	var wasTerminal bool
+	r2, err := w.store.Update(ctx, r.ID, func(r *store.Record) error {
+		if r.State.Terminal() {
+			wasTerminal = true
+			return store.ErrNoChange
+		}
+		r.State, r.WaitReason, r.Error, r.FinishedAt, r.CreateSentAt = state, "", e, &now, nil
+		if remoteStatus != nil {
+			r.RemoteStatus = remoteStatus
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("finish %s: %w", r.ID, err)
+	}
+	if wasTerminal {
+		return nil
+	}
+	w.metrics.Finished.WithLabelValues(a.Name, string(state)).Inc()
+	if r2.SubmittedAt != nil && remoteStatus != nil {
+		if err := w.store.ObserveJobDuration(ctx, a.UID, now.Sub(*r2.SubmittedAt)); err != nil {
+			w.log.Warn("record job duration", "err", err)
+		}
+	}
+	w.metrics.Duration.WithLabelValues(a.Name).Observe(now.Sub(r2.CreatedAt).Seconds())
+	attrs := []any{"distribution_id", r.ID, "account", a.Name, "state", state, "job_id", r2.JobID}
+	if e != nil {
+		attrs = append(attrs, "code", e.Code, "remote_request_id", e.RequestID)
+	}
+	w.log.Info("distribution finished", attrs...)
+	return nil
+}
+
+func apiErrorOf(e *alibaba.APIError) *distribution.Error {
+	return &distribution.Error{Code: e.Code, Message: e.Message, RequestID: e.RequestID}
+}

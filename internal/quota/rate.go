@@ -1,0 +1,158 @@
+package quota
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Reservation is the answer of Reserve.
+type Reservation struct {
+	// OK reports whether a grant was reserved. When false nothing was
+	// recorded, and Wait and At say when the grant would have been.
+	OK bool
+	// Wait is the time from the reservation to the grant, measured on the
+	// Redis server's clock; 0 when the call may go at once.
+	Wait time.Duration
+	// At is the grant instant on the Redis server's clock (µs precision).
+	// Compare it with other grants, not with the local clock.
+	At time.Time
+}
+
+// Reserve reserves the next call of action for the account uid under a limit
+// of perSecond calls per 1 s sliding window (invariant Q1), in one Lua script
+// on Redis server time, never the caller's clock.
+//
+// The grant is the latest of: now, the end of the account's Pause, the newest
+// grant so far, and the oldest of the last perSecond grants + 1 s + margin,
+// where margin is the shared estimate described at ObserveLatency. Grants
+// never go backwards, so at most perSecond grants fall in any window of
+// 1 s + margin, across any number of processes; calls sent at their grants
+// and delayed by less than margin relative to one another never exceed
+// perSecond in any 1 s window at the endpoint. With a backlog the limit is
+// used at 1 ÷ (1 + margin/1s).
+//
+// If the grant is more than maxWait away, nothing is reserved and the
+// Reservation has OK false with the Wait it would have had. maxWait 0 takes
+// only an immediate grant.
+//
+// The caller should send its call at the grant (Wait does the sleeping). A
+// reserved grant that is never used costs one call of capacity, not safety.
+// Errors wrap ErrInvalid for bad arguments, or come from Redis. Safe for
+// concurrent use.
+func (l *Limiter) Reserve(ctx context.Context, uid, action string, perSecond int, maxWait time.Duration) (Reservation, error) {
+	if err := checkUID(uid); err != nil {
+		return Reservation{}, fmt.Errorf("reserve: %w", err)
+	}
+	if err := checkAction(action); err != nil {
+		return Reservation{}, fmt.Errorf("reserve: %w", err)
+	}
+	if perSecond < 1 {
+		return Reservation{}, fmt.Errorf("reserve %s: %d per second: %w", action, perSecond, ErrInvalid)
+	}
+	if maxWait < 0 {
+		return Reservation{}, fmt.Errorf("reserve %s: max wait %v: %w", action, maxWait, ErrInvalid)
+	}
+	o := l.opts
+	res, err := reserveScript.Run(ctx, l.rdb,
+		[]string{key(uid, kindRate, action), key(uid, kindMargin, action), key(uid, kindPause)},
+		perSecond, micros(maxWait), micros(o.MinMargin), micros(o.MaxMargin), micros(o.InitialMargin),
+	).Int64Slice()
+	if err != nil {
+		return Reservation{}, fmt.Errorf("reserve %s for %s: %w", action, uid, err)
+	}
+	if len(res) != 4 {
+		return Reservation{}, fmt.Errorf("reserve %s for %s: script answered %d values, want 4", action, uid, len(res))
+	}
+	return Reservation{OK: res[0] == 1, Wait: fromMicros(res[1]), At: time.UnixMicro(res[2])}, nil
+}
+
+// Wait reserves the next call of action for uid, as Reserve does, and sleeps
+// until the grant. It returns how long it took on the local clock (the
+// Redis round trip included), or a *TooLongError (nothing reserved) when the
+// grant is more than maxWait away.
+//
+// When ctx ends during the sleep, Wait returns the time spent and an error
+// wrapping ctx.Err(); the grant stays reserved and unused.
+//
+// Wait also records how much later than planned it woke (Redis round trip and
+// timer lateness); that delay is part of the spread the margin must cover and
+// is added to this process's estimate (see ObserveLatency). Safe for
+// concurrent use.
+func (l *Limiter) Wait(ctx context.Context, uid, action string, perSecond int, maxWait time.Duration) (time.Duration, error) {
+	start := time.Now()
+	r, err := l.Reserve(ctx, uid, action, perSecond, maxWait)
+	if err != nil {
+		return time.Since(start), err
+	}
+	if !r.OK {
+		return time.Since(start), &TooLongError{Wait: r.Wait}
+	}
+	if r.Wait > 0 {
+		t := time.NewTimer(r.Wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return time.Since(start), fmt.Errorf("wait for %s grant: %w", action, ctx.Err())
+		case <-t.C:
+		}
+	}
+	waited := time.Since(start)
+	// start + r.Wait is no earlier than the grant on the local clock (the
+	// server's "now" came after start), so the excess bounds the lateness.
+	l.observeLateness(uid, action, waited-r.Wait)
+	return waited, nil
+}
+
+// Pause makes every Reserve of the account uid, for every action, grant
+// nothing before now + d (Redis time): the shared back-off after a Throttling
+// answer (invariant Q4). It extends a pause in force, never shortens it; d <= 0
+// does nothing. Safe for concurrent use.
+func (l *Limiter) Pause(ctx context.Context, uid string, d time.Duration) error {
+	if err := checkUID(uid); err != nil {
+		return fmt.Errorf("pause: %w", err)
+	}
+	if d <= 0 {
+		return nil
+	}
+	// Round up so a sub-µs pause still pauses.
+	us := max(micros(d+time.Microsecond-1), 1)
+	if err := pauseScript.Run(ctx, l.rdb, []string{key(uid, kindPause)}, us).Err(); err != nil {
+		return fmt.Errorf("pause %s: %w", uid, err)
+	}
+	return nil
+}
+
+// PausedUntil returns the end of the account's pause on the Redis clock, or
+// the zero time when none is in force. Safe for concurrent use.
+func (l *Limiter) PausedUntil(ctx context.Context, uid string) (time.Time, error) {
+	if err := checkUID(uid); err != nil {
+		return time.Time{}, fmt.Errorf("paused until: %w", err)
+	}
+	// The key expires at the pause end, but compare with the server clock
+	// too: a Redis whose expiry lags (miniredis in the dev stack) still answers right.
+	var now *redis.TimeCmd
+	var get *redis.StringCmd
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		now = p.Time(ctx)
+		get = p.Get(ctx, key(uid, kindPause))
+		return nil
+	})
+	if err != nil && !isNil(err) {
+		return time.Time{}, fmt.Errorf("paused until %s: %w", uid, err)
+	}
+	us, err := get.Int64()
+	if isNil(err) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("paused until %s: %w", uid, err)
+	}
+	until := time.UnixMicro(us)
+	if !until.After(now.Val()) {
+		return time.Time{}, nil
+	}
+	return until, nil
+}

@@ -1,0 +1,34 @@
+-- KEYS[1] -> distq:{uid}:rate:<action>    LIST of grant times (µs), newest first
+-- KEYS[2] -> distq:{uid}:margin:<action>  HASH process id -> "lo hi expiry" (µs)
+-- KEYS[3] -> distq:{uid}:pause            STRING paused until (µs)
+-- ARGV[1] -> N, grants per second (integer >= 1)
+-- ARGV[2] -> max wait, µs (>= 0)
+-- ARGV[3] -> min margin, µs   ARGV[4] -> max margin, µs   ARGV[5] -> initial margin, µs
+-- Returns {granted (1|0), wait µs, grant time µs, margin µs}.
+-- The grant is max(now, paused until, newest grant, N-th newest grant + 1 s + margin):
+-- grants never go backwards, so the N-th newest is the oldest of the last N, and at
+-- most N grants fall in any window of 1 s + margin. Nothing is written when the
+-- wait would exceed max wait.
+local n = tonumber(ARGV[1])
+local max_wait = tonumber(ARGV[2])
+local max_margin = tonumber(ARGV[4])
+local now = now_us()
+local margin = shared_margin(KEYS[2], now, tonumber(ARGV[3]), max_margin, tonumber(ARGV[5]), true)
+
+local at = now
+local paused = tonumber(redis.call('GET', KEYS[3]))
+if paused and paused > at then at = paused end
+local newest = tonumber(redis.call('LINDEX', KEYS[1], 0))
+if newest and newest > at then at = newest end
+local nth = tonumber(redis.call('LINDEX', KEYS[1], n - 1))
+if nth and nth + 1000000 + margin > at then at = nth + 1000000 + margin end
+
+local wait = at - now
+if wait > max_wait then
+  return {0, wait, at, margin}
+end
+redis.call('LPUSH', KEYS[1], int(at))
+redis.call('LTRIM', KEYS[1], 0, n - 1)
+-- Once the newest grant is older than 1 s + max margin, the list can bound nothing.
+redis.call('PEXPIRE', KEYS[1], int(math.ceil((wait + 1000000 + max_margin) / 1000) + 1000))
+return {1, wait, at, margin}

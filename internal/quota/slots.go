@@ -1,0 +1,201 @@
+package quota
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// AcquireSlot takes one of the account's remote job slots for holder (a
+// distribution id) for lease (invariant Q2). Leases that expired are dropped
+// first. A new holder gets a slot only if the unexpired leases plus the
+// External count are below limit; a holder that already has one renews it to
+// now + lease and always succeeds, so a retried acquire is idempotent. A
+// holder that gets a slot is removed from the account's waiters.
+//
+// inUse is the number of slots in use after the call, unexpired leases plus
+// External, to compare with limit. Errors wrap ErrInvalid for bad arguments,
+// or come from Redis. Safe for concurrent use.
+func (l *Limiter) AcquireSlot(ctx context.Context, uid, holder string, limit int, lease time.Duration) (ok bool, inUse int, err error) {
+	if err := checkSlotArgs(uid, holder, lease); err != nil {
+		return false, 0, fmt.Errorf("acquire slot: %w", err)
+	}
+	if limit < 1 {
+		return false, 0, fmt.Errorf("acquire slot: limit %d: %w", limit, ErrInvalid)
+	}
+	res, err := acquireScript.Run(ctx, l.rdb,
+		[]string{key(uid, kindSlots), key(uid, kindExternal), key(uid, kindWaiters)},
+		holder, limit, leaseMicros(lease),
+	).Int64Slice()
+	if err != nil {
+		return false, 0, fmt.Errorf("acquire slot of %s for %s: %w", uid, holder, err)
+	}
+	if len(res) != 2 {
+		return false, 0, fmt.Errorf("acquire slot of %s for %s: script answered %d values, want 2", uid, holder, len(res))
+	}
+	return res[0] == 1, int(res[1]), nil
+}
+
+// RenewSlot extends holder's lease on its slot to now + lease. held is false
+// when holder had no unexpired lease (it lapsed, was released, or never
+// existed); the slot may then belong to someone else, and holder must
+// AcquireSlot again before creating a job. Safe for concurrent use.
+func (l *Limiter) RenewSlot(ctx context.Context, uid, holder string, lease time.Duration) (held bool, err error) {
+	if err := checkSlotArgs(uid, holder, lease); err != nil {
+		return false, fmt.Errorf("renew slot: %w", err)
+	}
+	n, err := renewScript.Run(ctx, l.rdb, []string{key(uid, kindSlots)}, holder, leaseMicros(lease)).Int64()
+	if err != nil {
+		return false, fmt.Errorf("renew slot of %s for %s: %w", uid, holder, err)
+	}
+	return n == 1, nil
+}
+
+// ReleaseSlot frees holder's slot, if it has one, and pops the account's
+// oldest waiter, returning its id ("" when none waits) so the caller can wake
+// it promptly. The waiter is popped even if holder held no slot any more; a
+// waiter woken that fails to acquire should AddWaiter again. Safe for
+// concurrent use.
+func (l *Limiter) ReleaseSlot(ctx context.Context, uid, holder string) (nextWaiter string, err error) {
+	if err := checkUID(uid); err != nil {
+		return "", fmt.Errorf("release slot: %w", err)
+	}
+	if holder == "" {
+		return "", fmt.Errorf("release slot: empty holder: %w", ErrInvalid)
+	}
+	next, err := releaseScript.Run(ctx, l.rdb, []string{key(uid, kindSlots), key(uid, kindWaiters)}, holder).Text()
+	if isNil(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("release slot of %s for %s: %w", uid, holder, err)
+	}
+	return next, nil
+}
+
+// Holders returns the unexpired leases of the account: holder -> lease
+// expiry on the Redis clock (µs precision). Safe for concurrent use.
+func (l *Limiter) Holders(ctx context.Context, uid string) (map[string]time.Time, error) {
+	if err := checkUID(uid); err != nil {
+		return nil, fmt.Errorf("holders: %w", err)
+	}
+	vals, err := holdersScript.Run(ctx, l.rdb, []string{key(uid, kindSlots)}).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("holders of %s: %w", uid, err)
+	}
+	out := make(map[string]time.Time, len(vals)/2)
+	for i := 0; i+1 < len(vals); i += 2 {
+		us, err := strconv.ParseFloat(vals[i+1], 64)
+		if err != nil {
+			return nil, fmt.Errorf("holders of %s: lease of %s: %w", uid, vals[i], err)
+		}
+		out[vals[i]] = time.UnixMicro(int64(us))
+	}
+	return out, nil
+}
+
+// SetExternal records n remote jobs of the account made outside distq (seen
+// by a reconciler in the remote job list); they count against the capacity
+// of AcquireSlot. The count lapses after Options.ExternalTTL unless set
+// again; 0 clears it. Safe for concurrent use.
+func (l *Limiter) SetExternal(ctx context.Context, uid string, n int) error {
+	if err := checkUID(uid); err != nil {
+		return fmt.Errorf("set external: %w", err)
+	}
+	if n < 0 {
+		return fmt.Errorf("set external: %d jobs: %w", n, ErrInvalid)
+	}
+	k := key(uid, kindExternal)
+	var err error
+	if n == 0 {
+		err = l.rdb.Del(ctx, k).Err()
+	} else {
+		err = l.rdb.Set(ctx, k, n, l.opts.ExternalTTL).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("set external of %s: %w", uid, err)
+	}
+	return nil
+}
+
+// External returns the count last given to SetExternal, 0 when none is in
+// force. Safe for concurrent use.
+func (l *Limiter) External(ctx context.Context, uid string) (int, error) {
+	if err := checkUID(uid); err != nil {
+		return 0, fmt.Errorf("external: %w", err)
+	}
+	n, err := l.rdb.Get(ctx, key(uid, kindExternal)).Int()
+	if isNil(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("external of %s: %w", uid, err)
+	}
+	return n, nil
+}
+
+// AddWaiter records that distribution id waits for a slot of the account.
+// It is idempotent: a waiter added again keeps its first-seen place. The
+// waiters are kept Options.WaiterTTL after the last AddWaiter. Safe for
+// concurrent use.
+func (l *Limiter) AddWaiter(ctx context.Context, uid, id string) error {
+	if err := checkUID(uid); err != nil {
+		return fmt.Errorf("add waiter: %w", err)
+	}
+	if id == "" {
+		return fmt.Errorf("add waiter: empty id: %w", ErrInvalid)
+	}
+	err := addWaiterScript.Run(ctx, l.rdb, []string{key(uid, kindWaiters)}, id, leaseMicros(l.opts.WaiterTTL)).Err()
+	if err != nil {
+		return fmt.Errorf("add waiter %s of %s: %w", id, uid, err)
+	}
+	return nil
+}
+
+// RemoveWaiter removes id from the account's waiters (canceled, or served
+// another way); removing an absent id does nothing. Safe for concurrent use.
+func (l *Limiter) RemoveWaiter(ctx context.Context, uid, id string) error {
+	if err := checkUID(uid); err != nil {
+		return fmt.Errorf("remove waiter: %w", err)
+	}
+	if err := l.rdb.ZRem(ctx, key(uid, kindWaiters), id).Err(); err != nil {
+		return fmt.Errorf("remove waiter %s of %s: %w", id, uid, err)
+	}
+	return nil
+}
+
+// Waiters returns how many distributions wait for a slot of the account.
+// Safe for concurrent use.
+func (l *Limiter) Waiters(ctx context.Context, uid string) (int, error) {
+	if err := checkUID(uid); err != nil {
+		return 0, fmt.Errorf("waiters: %w", err)
+	}
+	n, err := l.rdb.ZCard(ctx, key(uid, kindWaiters)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("waiters of %s: %w", uid, err)
+	}
+	return int(n), nil
+}
+
+func checkSlotArgs(uid, holder string, lease time.Duration) error {
+	if err := checkUID(uid); err != nil {
+		return err
+	}
+	if holder == "" {
+		return fmt.Errorf("empty holder: %w", ErrInvalid)
+	}
+	if lease <= 0 {
+		return fmt.Errorf("lease %v: %w", lease, ErrInvalid)
+	}
+	return nil
+}
+
+// leaseMicros converts a positive duration to µs, rounding up so a lease
+// shorter than 1 µs still lasts one.
+func leaseMicros(d time.Duration) int64 { return max(micros(d+time.Microsecond-1), 1) }
+
+func isNil(err error) bool { return errors.Is(err, redis.Nil) }

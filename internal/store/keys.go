@@ -1,0 +1,32 @@
+package store
+
+import "fmt"
+
+// All keys of the store are built here, under one prefix.
+const prefix = "distq:"
+
+func keyRecord(id string) string        { return prefix + "d:" + id }
+func keyBatch(id string) string         { return prefix + "b:" + id }
+func keyBatchCounts(id string) string   { return prefix + "b:" + id + ":counts" }
+func keyBatchItems(id string) string    { return prefix + "b:" + id + ":items" }
+func keyTeamAll(team string) string     { return prefix + "team:" + team + ":all" }
+func keyTeamBatches(team string) string { return prefix + "team:" + team + ":batches" }
+func keyTeamState(team, state string) string {
+	return prefix + "team:" + team + ":state:" + state
+}
+func keyTeamProduct(team, pk string) string { return prefix + "team:" + team + ":pk:" + pk }
+func keyActive(uid, pk, target string) string {
+	return fmt.Sprintf("%sactive:{%s}:%s:%s", prefix, uid, pk, target)
+}
+func keyIdem(team, key string) string { return prefix + "idem:" + team + ":" + key }
+
+// keyOpen holds the ids of every distribution not yet finished, for the
+// reconciler.
+const keyOpen = prefix + "open"
+
+// keyTeams is the set of teams that have records, for the retention janitor.
+const keyTeams = prefix + "teams"
+
+// ChangesChannel is the Pub/Sub channel that carries the id of every
+// distribution whose record changed.
+const ChangesChannel = prefix + "changes"

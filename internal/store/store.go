@@ -1,0 +1,344 @@
+// Package store keeps distq's records — distributions, batches, their
+// indexes and idempotency keys — in Redis. It exists so that the api and
+// every worker agree on one record per distribution, changed only through
+// compare-and-set transactions that keep the indexes and batch counts in
+// step with the record, and announced on a Pub/Sub channel for long polls.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distq/distq/internal/distribution"
+)
+
+// Errors of the store.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the record changed under a transaction too many times.
+	ErrConflict = errors.New("record changed concurrently")
+)
+
+// Record is a distribution with what the service keeps beside it.
+type Record struct {
+	distribution.Distribution
+	// UID is the account's UID (the quota key).
+	UID string `json:"uid"`
+	// Queue is the asynq queue of its submit task.
+	Queue string `json:"queue"`
+	// CreateSentAt is set just before a Create is sent and cleared when its
+	// outcome is known; set on a record without job id, it means a Create of
+	// unknown outcome that must be looked up before another is sent (Q5).
+	CreateSentAt *time.Time `json:"create_sent_at,omitempty"`
+	// Polls counts Query calls for this record's job.
+	Polls int `json:"polls,omitempty"`
+}
+
+// Redis is the store. It is safe for concurrent use.
+type Redis struct {
+	rdb       redis.UniversalClient
+	retention time.Duration
+	now       func() time.Time
+}
+
+// NewRedis returns a store on rdb; finished records expire after retention.
+func NewRedis(rdb redis.UniversalClient, retention time.Duration) *Redis {
+	if retention <= 0 {
+		retention = 30 * 24 * time.Hour
+	}
+	return &Redis{rdb: rdb, retention: retention, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Client returns the Redis client of the store.
+func (s *Redis) Client() redis.UniversalClient { return s.rdb }
+
+// Get returns the record of id, or ErrNotFound.
+func (s *Redis) Get(ctx context.Context, id string) (*Record, error) {
+	raw, err := s.rdb.Get(ctx, keyRecord(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", id, err)
+	}
+	var r Record
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// GetMany returns the records of ids that exist, in order.
+func (s *Redis) GetMany(ctx context.Context, ids []string) ([]*Record, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = keyRecord(id)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("get records: %w", err)
+	}
+	out := make([]*Record, 0, len(ids))
+	for _, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		var r Record
+		if err := json.Unmarshal([]byte(str), &r); err != nil {
+			return nil, fmt.Errorf("decode record: %w", err)
+		}
+		out = append(out, &r)
+	}
+	return out, nil
+}
+
+// Claim is the result of claiming the active key of one new record.
+type Claim struct {
+	Record *Record
+	// Existing is the id of the active distribution of the same product to
+	// the same target, when there is one; Record was not claimed then.
+	Existing string
+}
+
+// Insert writes new records (all queued) and their indexes, and the batch
+// when b is not nil. A record whose (account UID, product, target) already
+// has an active distribution is not written: its Claim names the existing
+// one. The write of the claimed records is one transaction.
+func (s *Redis) Insert(ctx context.Context, b *distribution.Batch, recs []*Record) ([]Claim, error) {
+	claims := make([]Claim, len(recs))
+	// 1. Claim the active keys, all in one round trip.
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.BoolCmd, len(recs))
+	for i, r := range recs {
+		cmds[i] = pipe.SetNX(ctx, keyActive(r.UID, r.ProductKey, r.TargetInstanceID), r.ID, 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("claim active keys: %w", err)
+	}
+	var lost []int
+	for i, r := range recs {
+		claims[i].Record = r
+		if !cmds[i].Val() {
+			lost = append(lost, i)
+		}
+	}
+	if len(lost) > 0 {
+		pipe := s.rdb.Pipeline()
+		gets := make([]*redis.StringCmd, len(lost))
+		for j, i := range lost {
+			r := recs[i]
+			gets[j] = pipe.Get(ctx, keyActive(r.UID, r.ProductKey, r.TargetInstanceID))
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			s.releaseActive(ctx, recs, claims)
+			return nil, fmt.Errorf("read active keys: %w", err)
+		}
+		for j, i := range lost {
+			claims[i].Existing = gets[j].Val()
+			claims[i].Record = nil
+		}
+	}
+	// 2. Write the records that won their key, in one transaction.
+	now := s.now()
+	tx := s.rdb.TxPipeline()
+	if b != nil {
+		raw, _ := json.Marshal(b)
+		tx.Set(ctx, keyBatch(b.ID), raw, 0)
+		tx.ZAdd(ctx, keyTeamBatches(b.Team), redis.Z{Member: b.ID})
+	}
+	written := 0
+	for _, c := range claims {
+		r := c.Record
+		if r == nil {
+			continue
+		}
+		written++
+		raw, err := json.Marshal(r)
+		if err != nil {
+			s.releaseActive(ctx, recs, claims)
+			return nil, fmt.Errorf("encode %s: %w", r.ID, err)
+		}
+		tx.Set(ctx, keyRecord(r.ID), raw, 0)
+		s.index(ctx, tx, r, "")
+		tx.ZAdd(ctx, keyOpen, redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
+	}
+	if written > 0 || b != nil {
+		tx.SAdd(ctx, keyTeams, teamOf(b, recs))
+		if _, err := tx.Exec(ctx); err != nil {
+			s.releaseActive(ctx, recs, claims)
+			return nil, fmt.Errorf("write records: %w", err)
+		}
+	}
+	return claims, nil
+}
+
+func teamOf(b *distribution.Batch, recs []*Record) string {
+	if b != nil {
+		return b.Team
+	}
+	return recs[0].Team
+}
+
+// releaseActive undoes the active-key claims of a failed insert.
+func (s *Redis) releaseActive(ctx context.Context, recs []*Record, claims []Claim) {
+	for i, c := range claims {
+		if c.Record != nil {
+			r := recs[i]
+			delIfEquals.Run(ctx, s.rdb, []string{keyActive(r.UID, r.ProductKey, r.TargetInstanceID)}, r.ID)
+		}
+	}
+}
+
+// delIfEqualsSrc deletes KEYS[1] if it holds ARGV[1]. Inside MULTI it is
+// sent with EVAL: EVALSHA's NOSCRIPT fallback cannot run in a transaction.
+const delIfEqualsSrc = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`
+
+var delIfEquals = redis.NewScript(delIfEqualsSrc)
+
+// index adds r's index entries for its state (and removes those of
+// oldState when it is not empty) inside a transaction.
+func (s *Redis) index(ctx context.Context, tx redis.Pipeliner, r *Record, oldState distribution.State) {
+	member := redis.Z{Member: r.ID}
+	if oldState == "" {
+		tx.ZAdd(ctx, keyTeamAll(r.Team), member)
+		tx.ZAdd(ctx, keyTeamProduct(r.Team, r.ProductKey), member)
+		if r.BatchID != "" {
+			tx.ZAdd(ctx, keyBatchItems(r.BatchID), member)
+		}
+	} else {
+		tx.ZRem(ctx, keyTeamState(r.Team, string(oldState)), r.ID)
+		if r.BatchID != "" {
+			tx.HIncrBy(ctx, keyBatchCounts(r.BatchID), string(oldState), -1)
+		}
+	}
+	tx.ZAdd(ctx, keyTeamState(r.Team, string(r.State)), member)
+	if r.BatchID != "" {
+		tx.HIncrBy(ctx, keyBatchCounts(r.BatchID), string(r.State), 1)
+	}
+}
+
+// Delete removes records that were inserted but could not be enqueued, with
+// their indexes, so no half-written record stays behind.
+func (s *Redis) Delete(ctx context.Context, recs []*Record) error {
+	tx := s.rdb.TxPipeline()
+	for _, r := range recs {
+		tx.Del(ctx, keyRecord(r.ID))
+		tx.ZRem(ctx, keyTeamAll(r.Team), r.ID)
+		tx.ZRem(ctx, keyTeamProduct(r.Team, r.ProductKey), r.ID)
+		tx.ZRem(ctx, keyTeamState(r.Team, string(r.State)), r.ID)
+		tx.ZRem(ctx, keyOpen, r.ID)
+		if r.BatchID != "" {
+			tx.ZRem(ctx, keyBatchItems(r.BatchID), r.ID)
+			tx.HIncrBy(ctx, keyBatchCounts(r.BatchID), string(r.State), -1)
+		}
+		tx.Eval(ctx, delIfEqualsSrc, []string{keyActive(r.UID, r.ProductKey, r.TargetInstanceID)}, r.ID)
+	}
+	if _, err := tx.Exec(ctx); err != nil {
+		return fmt.Errorf("delete records: %w", err)
+	}
+	return nil
+}
+
+// DeleteBatch removes a batch record (after its items were deleted).
+func (s *Redis) DeleteBatch(ctx context.Context, b *distribution.Batch) error {
+	return s.rdb.Del(ctx, keyBatch(b.ID), keyBatchCounts(b.ID), keyBatchItems(b.ID)).Err()
+}
+
+// ErrNoChange tells Update that fn decided to leave the record as it is.
+var ErrNoChange = errors.New("no change")
+
+// Update changes the record of id with fn under compare-and-set: fn sees the
+// current record and changes it; the write happens only if nobody changed
+// the record meanwhile (else fn runs again on the new one). Indexes, batch
+// counts and the active key follow the state. fn returning ErrNoChange
+// leaves the record untouched and Update returns it with a nil error; any
+// other error of fn is returned as is.
+func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error) (*Record, error) {
+	key := keyRecord(id)
+	var out *Record
+	txf := func(tx *redis.Tx) error {
+		raw, err := tx.Get(ctx, key).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		var r Record
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("decode %s: %w", id, err)
+		}
+		old := r.State
+		if err := fn(&r); err != nil {
+			if errors.Is(err, ErrNoChange) {
+				out = &r
+				return nil
+			}
+			return err
+		}
+		r.UpdatedAt = s.now()
+		newRaw, err := json.Marshal(&r)
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			ttl := time.Duration(0)
+			if r.State.Terminal() {
+				ttl = s.retention
+			}
+			p.Set(ctx, key, newRaw, ttl)
+			if r.State != old {
+				s.index(ctx, p, &r, old)
+				if r.State.Terminal() {
+					p.ZRem(ctx, keyOpen, r.ID)
+					p.Eval(ctx, delIfEqualsSrc, []string{keyActive(r.UID, r.ProductKey, r.TargetInstanceID)}, r.ID)
+				}
+				if old.Terminal() && !r.State.Terminal() { // retry
+					p.ZAdd(ctx, keyOpen, redis.Z{Score: float64(s.now().UnixMilli()), Member: r.ID})
+					p.SetNX(ctx, keyActive(r.UID, r.ProductKey, r.TargetInstanceID), r.ID, 0)
+				}
+			}
+			p.Publish(ctx, ChangesChannel, r.ID)
+			return nil
+		})
+		out = &r
+		return err
+	}
+	for range 50 {
+		err := s.rdb.Watch(ctx, txf, key)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("update %s: %w", id, ErrConflict)
+}
+
+// Open returns up to n ids of unfinished distributions created before
+// `before`, oldest first, for the reconciler.
+func (s *Redis) Open(ctx context.Context, before time.Time, n int64) ([]string, error) {
+	return s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: keyOpen, Start: "-inf", Stop: fmt.Sprint(before.UnixMilli()), ByScore: true, Count: n,
+	}).Result()
+}
+
+// ActiveOwner returns the id holding the active key of (uid, product, target).
+func (s *Redis) ActiveOwner(ctx context.Context, uid, pk, target string) (string, error) {
+	id, err := s.rdb.Get(ctx, keyActive(uid, pk, target)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return id, err
+}
