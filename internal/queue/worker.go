@@ -161,10 +161,15 @@ func (w *Worker) do(ctx context.Context, a *Account, action string, fn func() er
 	start := time.Now()
 	err := fn()
 	d := time.Since(start)
-	w.limiter.ObserveLatency(ctx, a.UID, action, d)
+	e := alibaba.AsAPIError(err)
+	if e == nil || e.HTTPStatus != 0 {
+		// Only calls that reached the endpoint tell the spread of delays
+		// between grant and arrival that the rate margin must cover.
+		w.limiter.ObserveLatency(ctx, a.UID, action, d)
+	}
 	w.metrics.RequestDuration.WithLabelValues(action).Observe(d.Seconds())
 	code := "OK"
-	if e := alibaba.AsAPIError(err); e != nil {
+	if e != nil {
 		code = e.Code
 		if e.Class == alibaba.Throttled {
 			w.metrics.Throttled.WithLabelValues(a.Name, action).Inc()

@@ -16,7 +16,7 @@ type kind string
 // The key layout (µs = microseconds since the Unix epoch, Redis server time):
 //
 //	distq:{uid}:rate:<action>    LIST   last N grant times in µs, newest first
-//	distq:{uid}:margin:<action>  HASH   process id -> "lo hi expiry" in µs
+//	distq:{uid}:margin:<action>  HASH   process id -> "lo hi late n expiry" (µs; n samples)
 //	distq:{uid}:pause            STRING paused until, µs (expires at that instant)
 //	distq:{uid}:slots            ZSET   holder -> lease expiry, µs
 //	distq:{uid}:external         STRING remote jobs made outside distq

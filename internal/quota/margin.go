@@ -18,21 +18,24 @@ type sample struct {
 }
 
 // series holds this process's recent samples of one (account, action):
-// call latencies and Wait's lateness, each in arrival order.
+// call latencies and Wait's lateness, each in arrival order, and what was
+// last published of them.
 type series struct {
 	lat, late []sample
 
-	published    bool
-	pubLo, pubHi time.Duration
-	pubAt        time.Time
+	published bool
+	pub       estimate
+	pubAt     time.Time
 }
 
-// estimate is this process's view of the arrival delays: lo is the smallest
-// recent latency, hi a high quantile inflated for a small sample plus Wait's
-// lateness. The margin is max(hi) - min(lo) over all processes.
+// estimate summarises this process's samples of one (account, action); it
+// is published as one entry of the shared hash, and the margin is computed
+// from all live entries (see ObserveLatency).
 type estimate struct {
-	lo, hi time.Duration
-	ok     bool
+	lo   time.Duration // smallest latency
+	hi   time.Duration // LatencyQuantile of the latencies
+	late time.Duration // LatencyQuantile of Wait's lateness, 0 without samples
+	n    int           // latency samples
 }
 
 // ObserveLatency reports one call of action for uid that reached the endpoint
@@ -49,38 +52,42 @@ type estimate struct {
 // jitter). Reserve keeps any N+1 grants at least 1 s + margin apart, so the
 // endpoint sees N+1 calls inside 1 s only if a_i - a_j > margin for some
 // earlier i and later j: the margin must cover the spread of a (its maximum
-// minus its minimum), not its size. A constant 300 ms delay needs no margin;
+// minus its minimum), not its size. A steady 300 ms delay needs no margin;
 // 0–50 ms of jitter needs 50 ms.
 //
 // a itself is not observable, but d = a + (time from arrival to response),
 // and the return leg varies less than it adds, so the spread of d bounds the
-// spread of a from above. Each process keeps, per (uid, action), the last
-// LatencyWindow samples no older than LatencyMaxAge, and computes
+// spread of a from above. Each process keeps, per (uid, action), its last
+// LatencyWindow samples no older than LatencyMaxAge, and publishes in a Redis
+// hash, under its ID and for MarginTTL:
 //
-//	lo = min(d)
-//	hi = lo + (q(d) - lo) × (k+1)/(k-1) + q(lateness)
+//	lo = min(d), hi = q(d), late = q(lateness), n = number of samples
 //
-// where q is the LatencyQuantile (0.99) of the k samples (the maximum for
-// k < 100) and lateness is how much later than planned Wait returned, which d
-// does not see. (k+1)/(k-1) is the unbiased correction of the sample range
-// of a uniform distribution: a small sample understates the range (5 samples
-// of 0–50 ms span 33 ms on average), so early estimates are widened, and the
-// widening fades (×1.01 at 200 samples). No estimate is made from fewer than
-// 2 samples.
+// where q is the LatencyQuantile (0.99; the maximum below 100 samples) and
+// lateness is how much later than planned Wait returned (Redis round trip,
+// timer delay), which d does not see. Every Reserve then computes, inside its
+// script, over the live entries of all processes, with K = Σn:
 //
-// The process publishes (lo, hi) in a Redis hash under its ID, with an
-// expiry of MarginTTL, refreshed when it changes or a quarter of MarginTTL
-// has passed. Every Reserve computes, in its script, margin = max(hi) -
-// min(lo) over the live entries of all processes, clamped to [MinMargin,
-// MaxMargin]; with no live entry it uses InitialMargin. Taking the spread
-// across processes covers workers whose baseline delays differ (one next to
-// the endpoint, one far away), which per-process spreads would miss. A
-// process that stops observing stops counting after MarginTTL, and its own
-// samples age out after LatencyMaxAge, so one slow episode does not hold the
-// margin high forever.
+//	margin = (max(hi) - min(lo)) × (K+1)/(K-1) + max(late)
 //
-// Examples (from the tests): constant 1 ms latencies give MinMargin (5 ms),
-// 99.5% of the rate; uniform 0–50 ms gives about 50 ms, 95% of the rate.
+// clamped to [MinMargin, MaxMargin]; with K < 2 it uses InitialMargin
+// (default MaxMargin). Pooling the processes' samples matters twice: the
+// spread is taken across processes, which covers workers whose baseline
+// delays differ (one beside the endpoint, one far away) where per-process
+// spreads would see none; and K counts every process's samples. (K+1)/(K-1)
+// is the unbiased correction of the range of K samples of a uniform
+// distribution: a small sample understates the range (5 samples of 0–50 ms
+// span 33 ms on average), so early estimates are widened, and the widening
+// fades (×1.06 at 36 samples, ×1.01 at 200).
+//
+// A process republishes when its entry changed (by 0.5 ms, or its sample
+// count by a tenth) or a quarter of MarginTTL passed; an entry not refreshed
+// for MarginTTL stops counting, and samples age out after LatencyMaxAge, so a
+// slow episode or a dead process does not hold the margin high forever.
+//
+// Results (tests, and 3 processes against the simulator): constant 1 ms
+// latencies give MinMargin (5 ms), 99.5% of the rate; uniform 0–50 ms gives
+// about 50–53 ms, 95% of the rate, with no throttled call.
 //
 // ObserveLatency is best effort and returns no error: when Redis cannot be
 // reached the estimate is published at a later observation. Safe for
@@ -94,23 +101,29 @@ func (l *Limiter) ObserveLatency(ctx context.Context, uid, action string, d time
 	s := l.seriesOf(uid, action)
 	s.lat = l.push(s.lat, sample{now, d}, now)
 	e := l.estimate(s, now)
-	publish := e.ok && (!s.published || now.Sub(s.pubAt) >= l.opts.MarginTTL/4 ||
-		absDiff(e.lo, s.pubLo) >= time.Millisecond/2 || absDiff(e.hi, s.pubHi) >= time.Millisecond/2)
+	publish := !s.published || now.Sub(s.pubAt) >= l.opts.MarginTTL/4 || changed(s.pub, e)
 	if publish {
-		s.published, s.pubLo, s.pubHi, s.pubAt = true, e.lo, e.hi, now
+		s.published, s.pub, s.pubAt = true, e, now
 	}
 	l.mu.Unlock()
 	if !publish {
 		return
 	}
 	err := observeScript.Run(ctx, l.rdb, []string{key(uid, kindMargin, action)},
-		l.opts.ID, micros(e.lo), micros(e.hi), micros(l.opts.MarginTTL)).Err()
+		l.opts.ID, micros(e.lo), micros(e.hi), micros(e.late), e.n, micros(l.opts.MarginTTL)).Err()
 	if err != nil {
 		// Publish again at the next observation.
 		l.mu.Lock()
 		s.published = false
 		l.mu.Unlock()
 	}
+}
+
+// changed reports whether e differs enough from the published p to publish it.
+func changed(p, e estimate) bool {
+	const tol = time.Millisecond / 2
+	return absDiff(p.lo, e.lo) >= tol || absDiff(p.hi, e.hi) >= tol || absDiff(p.late, e.late) >= tol ||
+		10*absDiff(time.Duration(p.n), time.Duration(e.n)) >= time.Duration(max(p.n, 1))
 }
 
 // Margin returns the safety margin the next Reserve of action for uid would
@@ -171,24 +184,20 @@ func (l *Limiter) prune(xs []sample, now time.Time) []sample {
 	return slices.Delete(xs, 0, cut)
 }
 
-// estimate computes this process's (lo, hi) for s. l.mu is held.
+// estimate summarises the live samples of s. l.mu is held.
 func (l *Limiter) estimate(s *series, now time.Time) estimate {
 	s.lat = l.prune(s.lat, now)
 	s.late = l.prune(s.late, now)
-	k := len(s.lat)
-	if k < 2 {
+	if len(s.lat) == 0 {
 		return estimate{}
 	}
 	q := l.opts.LatencyQuantile
 	ds := durations(s.lat)
-	lo := ds[0]
-	spread := float64(quantile(ds, q) - lo)
-	spread *= float64(k+1) / float64(k-1)
-	hi := lo + time.Duration(math.Ceil(spread))
+	e := estimate{lo: ds[0], hi: quantile(ds, q), n: len(ds)}
 	if len(s.late) > 0 {
-		hi += quantile(durations(s.late), q)
+		e.late = quantile(durations(s.late), q)
 	}
-	return estimate{lo: lo, hi: hi, ok: true}
+	return e
 }
 
 // durations returns the sorted durations of xs.

@@ -1,27 +1,31 @@
 -- Library prepended (in Go) to every script of the package; touches no key of its own.
 -- shared_margin(key, now, min, max, initial, prune)
---   key     -> distq:{uid}:margin:<action>, HASH process id -> "lo hi expiry" (all µs)
+--   key     -> distq:{uid}:margin:<action>, HASH process id -> "lo hi late n expiry"
+--              (lo, hi, late, expiry in µs; n samples)
 --   now     -> Redis server time, µs        min, max -> clamp bounds of the margin, µs
---   initial -> margin when no process has a live estimate, µs
+--   initial -> margin while the live entries hold fewer than 2 samples, µs
 --   prune   -> true to HDEL expired entries (only from scripts that may write)
--- Returns the margin in µs: max(hi) - min(lo) over live entries, clamped to [min, max].
--- Taking the spread across processes, not the largest per-process spread, covers
--- processes whose baseline delays differ (one far away, one near).
+-- Returns the margin in µs, over live entries with K = sum(n):
+--   (max(hi) - min(lo)) * (K+1)/(K-1) + max(late), clamped to [min, max].
+-- The spread is taken across processes, which covers processes whose baseline
+-- delays differ; (K+1)/(K-1) widens the range of a small pooled sample.
 local function shared_margin(key, now, min, max, initial, prune)
   local fields = redis.call('HGETALL', key)
-  local lo, hi
+  local lo, hi, late, k = nil, nil, 0, 0
   for i = 1, #fields, 2 do
-    local l, h, exp = string.match(fields[i + 1], '^(%-?%d+) (%-?%d+) (%d+)$')
+    local l, h, lt, n, exp = string.match(fields[i + 1], '^(%d+) (%d+) (%d+) (%d+) (%d+)$')
     if l and tonumber(exp) > now then
-      l, h = tonumber(l), tonumber(h)
+      l, h, lt = tonumber(l), tonumber(h), tonumber(lt)
       if lo == nil or l < lo then lo = l end
       if hi == nil or h > hi then hi = h end
+      if lt > late then late = lt end
+      k = k + tonumber(n)
     elseif prune then
       redis.call('HDEL', key, fields[i])
     end
   end
   local m = initial
-  if lo ~= nil then m = hi - lo end
+  if k >= 2 then m = math.ceil((hi - lo) * (k + 1) / (k - 1)) + late end
   if m < min then m = min end
   if m > max then m = max end
   return m

@@ -1,5 +1,5 @@
 -- KEYS[1] -> distq:{uid}:rate:<action>    LIST of grant times (µs), newest first
--- KEYS[2] -> distq:{uid}:margin:<action>  HASH process id -> "lo hi expiry" (µs)
+-- KEYS[2] -> distq:{uid}:margin:<action>  HASH process id -> "lo hi late n expiry"
 -- KEYS[3] -> distq:{uid}:pause            STRING paused until (µs)
 -- ARGV[1] -> N, grants per second (integer >= 1)
 -- ARGV[2] -> max wait, µs (>= 0)

@@ -1,0 +1,351 @@
+// Command distqbench measures distq's quota invariants from the outside:
+// it starts the simulator, the api and K worker processes as separate
+// processes on one Redis, submits a backlog, and reads the simulator's
+// audit. It prints one table row per scenario, with asynq's per-process
+// x/time/rate pattern ("naive") run on the same simulator for contrast.
+//
+//	go run ./cmd/distqbench [-scenarios all|quick] [-bin bin] [-redis 127.0.0.1:6379] [-db 13]
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+type scenario struct {
+	name    string
+	naive   bool
+	workers int
+	n       int
+	qps     int
+	slots   int
+	jobDur  time.Duration
+	latency string // simulator latency, e.g. 0-50ms
+}
+
+func scenarios(set string) []scenario {
+	base := []scenario{
+		{name: "distq K=1", workers: 1, n: 40, qps: 2, slots: 10, jobDur: 2 * time.Second},
+		{name: "distq K=3", workers: 3, n: 40, qps: 2, slots: 10, jobDur: 2 * time.Second},
+		{name: "distq K=3 jitter 0-50ms", workers: 3, n: 40, qps: 2, slots: 10, jobDur: 2 * time.Second, latency: "0-50ms"},
+		{name: "distq K=3 slot-bound", workers: 3, n: 30, qps: 2, slots: 10, jobDur: 8 * time.Second},
+		{name: "distq K=1 scaled 50/s", workers: 1, n: 500, qps: 50, slots: 100, jobDur: time.Second},
+		{name: "distq K=3 scaled 50/s", workers: 3, n: 500, qps: 50, slots: 100, jobDur: time.Second},
+		{name: "distq K=3 scaled 50/s jitter 0-50ms", workers: 3, n: 500, qps: 50, slots: 100, jobDur: time.Second, latency: "0-50ms"},
+		{name: "naive x/time/rate K=3", naive: true, workers: 3, n: 40, qps: 2, slots: 10, jobDur: 2 * time.Second},
+	}
+	if set == "quick" {
+		return []scenario{base[1], base[5], base[7]}
+	}
+	return base
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "naive-worker" {
+		if err := naiveWorker(); err != nil {
+			fmt.Fprintln(os.Stderr, "naive-worker:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "distqbench:", err)
+		os.Exit(1)
+	}
+}
+
+type env struct {
+	bin   string
+	redis string
+	db    int
+	logs  string
+	self  string
+}
+
+func run(ctx context.Context) error {
+	set := flag.String("scenarios", "all", "all or quick")
+	bin := flag.String("bin", "bin", "folder of the built binaries (make build)")
+	addr := flag.String("redis", envOr("TEST_REDIS_ADDR", "127.0.0.1:6379"), "Redis address")
+	db := flag.Int("db", 13, "Redis DB number the bench may empty (FLUSHDB) and use")
+	flag.Parse()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	logs, err := os.MkdirTemp("", "distqbench-")
+	if err != nil {
+		return err
+	}
+	e := env{bin: *bin, redis: *addr, db: *db, logs: logs, self: self}
+	fmt.Printf("distqbench: logs in %s\n\n", logs)
+	fmt.Println("| scenario | Create rate used | max Creates in any 1 s | throttled | peak jobs ÷ limit | duplicate Creates | drain ÷ bound |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, sc := range scenarios(*set) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		res, err := e.runScenario(ctx, sc)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sc.name, err)
+		}
+		fmt.Println(res)
+	}
+	return nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type procs struct {
+	cmds []*exec.Cmd
+}
+
+func (p *procs) start(e env, name string, environ []string, args ...string) error {
+	path := args[0]
+	cmd := exec.Command(path, args[1:]...)
+	cmd.Env = append(os.Environ(), environ...)
+	f, err := os.Create(filepath.Join(e.logs, strings.NewReplacer(" ", "_", "/", "per").Replace(name)+".log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	p.cmds = append(p.cmds, cmd)
+	return nil
+}
+
+func (p *procs) stop() {
+	for _, c := range p.cmds {
+		c.Process.Signal(syscall.SIGTERM)
+	}
+	for _, c := range p.cmds {
+		done := make(chan struct{})
+		go func() { c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			c.Process.Kill()
+			<-done
+		}
+	}
+}
+
+func waitHTTP(ctx context.Context, url string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s did not become ready", url)
+}
+
+const (
+	uid    = "1234567890123456"
+	keyID  = "bench-key"
+	secret = "bench-secret"
+	token  = "bench-token-0123"
+)
+
+func (e env) runScenario(ctx context.Context, sc scenario) (string, error) {
+	rdb := redis.NewClient(&redis.Options{Addr: e.redis, DB: e.db})
+	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		return "", fmt.Errorf("flush bench db %d: %w", e.db, err)
+	}
+	var p procs
+	defer p.stop()
+	simAddr := freePort()
+	simEnv := []string{
+		"ALISIM_ADDR=" + simAddr,
+		"ALISIM_ACCOUNTS=" + uid + ":" + keyID + ":" + secret,
+		"ALISIM_JOB_DURATION=" + sc.jobDur.String(),
+		"ALISIM_MAX_JOBS=" + fmt.Sprint(sc.slots),
+		fmt.Sprintf("ALISIM_QPS=CreateProductDistributeJob=%d,QueryDeviceDistributeJob=%d,ListDeviceDistributeJob=%d", sc.qps, sc.qps*5, sc.qps*5/2),
+		"ALISIM_LATENCY=" + sc.latency,
+	}
+	if err := p.start(e, sc.name+" alisim", simEnv, filepath.Join(e.bin, "alisim")); err != nil {
+		return "", err
+	}
+	simURL := "http://" + simAddr
+	if err := waitHTTP(ctx, simURL+"/healthz"); err != nil {
+		return "", err
+	}
+	redisURL := fmt.Sprintf("redis://%s/%d", e.redis, e.db)
+	distqEnv := []string{
+		"DISTQ_REDIS_URL=" + redisURL,
+		"DISTQ_API_TOKENS=bench:" + token,
+		"DISTQ_ALIBABA_UID=" + uid,
+		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + keyID,
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + secret,
+		"DISTQ_ALIBABA_ENDPOINT=" + simURL,
+		fmt.Sprintf("DISTQ_CREATE_QPS=%d", sc.qps),
+		fmt.Sprintf("DISTQ_QUERY_QPS=%d", sc.qps*5),
+		fmt.Sprintf("DISTQ_LIST_QPS=%d", sc.qps*5/2),
+		fmt.Sprintf("DISTQ_MAX_JOBS=%d", sc.slots),
+		"DISTQ_WORKER_CONCURRENCY=10",
+	}
+	bound := max(time.Duration(float64(sc.n)/float64(sc.qps)*float64(time.Second)), time.Duration(sc.n)*sc.jobDur/time.Duration(sc.slots))
+	var drain time.Duration
+	var err error
+	if sc.naive {
+		drain, err = e.runNaive(ctx, &p, sc, simURL, distqEnv, bound)
+	} else {
+		drain, err = e.runDistq(ctx, &p, sc, distqEnv, bound)
+	}
+	if err != nil {
+		return "", err
+	}
+	var audit struct{ Calls []call }
+	var jobs struct{ Jobs []job }
+	if err := getJSON(simURL+"/_alisim/audit", &audit); err != nil {
+		return "", err
+	}
+	if err := getJSON(simURL+"/_alisim/jobs", &jobs); err != nil {
+		return "", err
+	}
+	var arrivals, ok []time.Time
+	throttled := 0
+	for _, c := range audit.Calls {
+		if c.Outcome == "throttled" {
+			throttled++
+		}
+		if c.Action != "CreateProductDistributeJob" {
+			continue
+		}
+		arrivals = append(arrivals, c.Arrived)
+		if c.Outcome == "ok" {
+			ok = append(ok, c.Arrived)
+		}
+	}
+	drainCell := fmt.Sprintf("%.2f (%.1fs ÷ %.1fs)", drain.Seconds()/bound.Seconds(), drain.Seconds(), bound.Seconds())
+	if drain == 0 {
+		drainCell = fmt.Sprintf("not drained in %.0fs", (4 * bound).Seconds())
+	}
+	return fmt.Sprintf("| %s (N=%d, %d/s, %d slots, job %v) | %.1f%% | %d (limit %d) | %d | %d ÷ %d | %d | %s |",
+		sc.name, sc.n, sc.qps, sc.slots, sc.jobDur,
+		100*utilization(ok, sc.qps), maxInWindow(arrivals, time.Second), sc.qps, throttled,
+		peakOverlap(jobs.Jobs), sc.slots, duplicates(jobs.Jobs), drainCell), nil
+}
+
+func (e env) runDistq(ctx context.Context, p *procs, sc scenario, distqEnv []string, bound time.Duration) (time.Duration, error) {
+	apiAddr := freePort()
+	if err := p.start(e, sc.name+" api", append(distqEnv, "DISTQ_HTTP_ADDR="+apiAddr), filepath.Join(e.bin, "api")); err != nil {
+		return 0, err
+	}
+	for i := range sc.workers {
+		if err := p.start(e, fmt.Sprintf("%s worker %d", sc.name, i), append(distqEnv, "DISTQ_METRICS_ADDR="+freePort()), filepath.Join(e.bin, "worker")); err != nil {
+			return 0, err
+		}
+	}
+	api := "http://" + apiAddr
+	if err := waitHTTP(ctx, api+"/readyz"); err != nil {
+		return 0, err
+	}
+	items := make([]map[string]string, sc.n)
+	for i := range items {
+		items[i] = map[string]string{"product_key": fmt.Sprintf("a1bench%05d", i)}
+	}
+	body, _ := json.Marshal(map[string]any{"source_instance_id": "iotx-oxssharez200", "target_instance_id": "iot-cn-bench", "items": items})
+	start := time.Now()
+	var created struct {
+		Batch struct{ ID string } `json:"batch"`
+	}
+	if err := doJSON("POST", api+"/v1/batches", body, &created); err != nil {
+		return 0, err
+	}
+	deadline := start.Add(4 * bound)
+	for time.Now().Before(deadline) {
+		var b struct {
+			Done   bool           `json:"done"`
+			Counts map[string]int `json:"counts"`
+		}
+		if err := doJSON("GET", api+"/v1/batches/"+created.Batch.ID, nil, &b); err != nil {
+			return 0, err
+		}
+		if b.Done {
+			if b.Counts["succeeded"] != sc.n {
+				return 0, fmt.Errorf("batch done with counts %v, want %d succeeded", b.Counts, sc.n)
+			}
+			return time.Since(start), nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return 0, nil
+}
+
+func doJSON(method, url string, body []byte, out any) error {
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, raw)
+	}
+	return json.Unmarshal(raw, out)
+}
+
+func getJSON(url string, out any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(url + ": " + resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
