@@ -9,8 +9,10 @@ package alibaba
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
@@ -54,12 +56,26 @@ type Config struct {
 }
 
 // Client calls the distribution APIs of one account. It is safe for
-// concurrent use.
+// concurrent use: the SDK's client is not (it keeps per-call state in its
+// fields, and by default shares one HTTP client per host across the process
+// without locking its reads), so each call takes an SDK client of its own
+// from a pool, and every SDK client sends through one *http.Client of ours.
 type Client struct {
-	sdk     *iot.Client
+	pool    sync.Pool // of *iot.Client
 	codes   Codes
 	runtime *util.RuntimeOptions
 }
+
+// httpDoer is the HTTP client the SDK sends through.
+type httpDoer struct{ c *http.Client }
+
+func (h httpDoer) Call(req *http.Request, _ *http.Transport) (*http.Response, error) {
+	return h.c.Do(req)
+}
+
+func (c *Client) sdk() *iot.Client { return c.pool.Get().(*iot.Client) }
+
+func (c *Client) put(s *iot.Client) { c.pool.Put(s) }
 
 // ValidateEndpoint checks an endpoint URL: http or https, a host, and no real
 // Alibaba host other than the one that serves the distribution APIs.
@@ -112,8 +128,10 @@ func NewClient(cfg Config) (*Client, error) {
 		}
 		oc.Credential = c
 	}
-	sdk, err := iot.NewClient(oc)
-	if err != nil {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	oc.HttpClient = httpDoer{c: &http.Client{Transport: tr, Timeout: timeout}}
+	if _, err := iot.NewClient(oc); err != nil {
 		return nil, fmt.Errorf("new iot client: %w", err)
 	}
 	codes := DefaultCodes
@@ -121,15 +139,23 @@ func NewClient(cfg Config) (*Client, error) {
 		codes = *cfg.Codes
 	}
 	ms := int(timeout / time.Millisecond)
-	return &Client{
-		sdk:   sdk,
+	c := &Client{
 		codes: codes,
 		runtime: &util.RuntimeOptions{
 			ReadTimeout:    tea.Int(ms),
 			ConnectTimeout: tea.Int(min(ms, 5000)),
 			Autoretry:      tea.Bool(false),
 		},
-	}, nil
+	}
+	c.pool.New = func() any {
+		cfg := *oc
+		s, err := iot.NewClient(&cfg)
+		if err != nil {
+			panic(fmt.Sprintf("new iot client: %v", err)) // the same config succeeded above
+		}
+		return s
+	}
+	return c, nil
 }
 
 func cmpOr(a, b string) string {
@@ -170,7 +196,9 @@ func (c *Client) Create(r CreateRequest) (jobID, requestID string, err error) {
 	if r.TargetAliyunID != "" {
 		req.TargetAliyunId = tea.String(r.TargetAliyunID)
 	}
-	resp, err := c.sdk.CreateProductDistributeJobWithOptions(req, c.runtime)
+	sdk := c.sdk()
+	resp, err := sdk.CreateProductDistributeJobWithOptions(req, c.runtime)
+	c.put(sdk)
 	if err != nil {
 		return "", "", c.codes.fromSDK(ActionCreate, err)
 	}
@@ -186,7 +214,9 @@ func (c *Client) Create(r CreateRequest) (jobID, requestID string, err error) {
 
 // Query calls QueryDeviceDistributeJob. Errors are *APIError.
 func (c *Client) Query(jobID string) (Job, error) {
-	resp, err := c.sdk.QueryDeviceDistributeJobWithOptions(&iot.QueryDeviceDistributeJobRequest{JobId: tea.String(jobID)}, c.runtime)
+	sdk := c.sdk()
+	resp, err := sdk.QueryDeviceDistributeJobWithOptions(&iot.QueryDeviceDistributeJobRequest{JobId: tea.String(jobID)}, c.runtime)
+	c.put(sdk)
 	if err != nil {
 		return Job{}, c.codes.fromSDK(ActionQuery, err)
 	}
@@ -248,7 +278,9 @@ func (c *Client) List(f ListFilter) (jobs []Job, nextToken string, err error) {
 	if f.Page > 0 {
 		req.CurrentPage = tea.Int32(int32(f.Page))
 	}
-	resp, err := c.sdk.ListDeviceDistributeJobWithOptions(req, c.runtime)
+	sdk := c.sdk()
+	resp, err := sdk.ListDeviceDistributeJobWithOptions(req, c.runtime)
+	c.put(sdk)
 	if err != nil {
 		return nil, "", c.codes.fromSDK(ActionList, err)
 	}
@@ -286,7 +318,9 @@ func (c *Client) List(f ListFilter) (jobs []Job, nextToken string, err error) {
 
 // Delete calls DeleteDeviceDistributeJob. Errors are *APIError.
 func (c *Client) Delete(jobID string) error {
-	resp, err := c.sdk.DeleteDeviceDistributeJobWithOptions(&iot.DeleteDeviceDistributeJobRequest{JobId: tea.String(jobID)}, c.runtime)
+	sdk := c.sdk()
+	resp, err := sdk.DeleteDeviceDistributeJobWithOptions(&iot.DeleteDeviceDistributeJobRequest{JobId: tea.String(jobID)}, c.runtime)
+	c.put(sdk)
 	if err != nil {
 		return c.codes.fromSDK(ActionDelete, err)
 	}

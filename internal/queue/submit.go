@@ -96,7 +96,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 		}
 		w.metrics.SlotsInUse.WithLabelValues(a.Name).Set(float64(inUse))
 		if !ok {
-			if err := w.limiter.AddWaiter(ctx, a.UID, id); err != nil {
+			if err := w.addWaiter(ctx, a, r); err != nil {
 				return err
 			}
 			w.setWaiting(ctx, id, distribution.WaitJobSlots)
@@ -105,7 +105,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 		if r.WaitReason == distribution.WaitJobSlots {
 			w.metrics.QuotaWait.WithLabelValues(a.Name, "slot").Observe(time.Since(r.UpdatedAt).Seconds())
 		}
-		if err := w.grant(ctx, a, alibaba.ActionCreate, w.opts.MaxRateWait); err != nil {
+		if err := w.grant(ctx, a, alibaba.ActionCreate, w.maxCreateWait(r)); err != nil {
 			w.releaseSlot(ctx, a, id)
 			var tl *quota.TooLongError
 			if errors.As(err, &tl) {
@@ -163,7 +163,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 				return err
 			}
 			w.limiter.ReleaseSlot(ctx, a.UID, id)
-			if err := w.limiter.AddWaiter(ctx, a.UID, id); err != nil {
+			if err := w.addWaiter(ctx, a, r); err != nil {
 				return err
 			}
 			w.requestReconcile()
@@ -189,6 +189,25 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 			return err
 		}
 	}
+}
+
+// addWaiter queues a distribution for a slot: single submissions ahead of
+// batch items (Q7).
+func (w *Worker) addWaiter(ctx context.Context, a *Account, r *store.Record) error {
+	if r.Queue == QueueSingle {
+		return w.limiter.AddPriorityWaiter(ctx, a.UID, r.ID)
+	}
+	return w.limiter.AddWaiter(ctx, a.UID, r.ID)
+}
+
+// maxCreateWait is how far ahead a distribution may reserve a Create
+// grant. Batch items reserve only a little ahead, so that a single
+// submission arriving later finds few grants taken before it (Q7).
+func (w *Worker) maxCreateWait(r *store.Record) time.Duration {
+	if r.Queue == QueueSingle {
+		return w.opts.MaxRateWait
+	}
+	return w.opts.MaxBatchRateWait
 }
 
 // requeue puts a submitting distribution back to queued, clearing the

@@ -143,13 +143,28 @@ func (l *Limiter) External(ctx context.Context, uid string) (int, error) {
 // waiters are kept Options.WaiterTTL after the last AddWaiter. Safe for
 // concurrent use.
 func (l *Limiter) AddWaiter(ctx context.Context, uid, id string) error {
+	return l.addWaiter(ctx, uid, id, false)
+}
+
+// AddPriorityWaiter is AddWaiter for a distribution served ahead of every
+// ordinary waiter (a single submission, not a batch item: Q7); priority
+// waiters keep their first-seen order among themselves.
+func (l *Limiter) AddPriorityWaiter(ctx context.Context, uid, id string) error {
+	return l.addWaiter(ctx, uid, id, true)
+}
+
+func (l *Limiter) addWaiter(ctx context.Context, uid, id string, priority bool) error {
+	flag := "0"
+	if priority {
+		flag = "1"
+	}
 	if err := checkUID(uid); err != nil {
 		return fmt.Errorf("add waiter: %w", err)
 	}
 	if id == "" {
 		return fmt.Errorf("add waiter: empty id: %w", ErrInvalid)
 	}
-	err := addWaiterScript.Run(ctx, l.rdb, []string{key(uid, kindWaiters)}, id, leaseMicros(l.opts.WaiterTTL)).Err()
+	err := addWaiterScript.Run(ctx, l.rdb, []string{key(uid, kindWaiters)}, id, leaseMicros(l.opts.WaiterTTL), flag).Err()
 	if err != nil {
 		return fmt.Errorf("add waiter %s of %s: %w", id, uid, err)
 	}
