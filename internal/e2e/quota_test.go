@@ -133,8 +133,8 @@ func TestSingleOvertakesBatch(t *testing.T) {
 	overtakenBy := countCreates(st.Sim, "a1single") - before
 	// The batch had ~290 items left; the single waited for at most the
 	// grants already reserved and the slots already taken.
-	if overtakenBy > 20 {
-		t.Fatalf("%d batch Creates went before the single submission, want <= 20", overtakenBy)
+	if overtakenBy > 30 {
+		t.Fatalf("%d batch Creates went before the single submission, want <= 30", overtakenBy)
 	}
 	t.Logf("single submission passed after %d batch creates", overtakenBy)
 }

@@ -110,7 +110,10 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 			var tl *quota.TooLongError
 			if errors.As(err, &tl) {
 				w.setWaiting(ctx, id, distribution.WaitRateLimit)
-				return &WaitError{Delay: tl.Wait, Reason: distribution.WaitRateLimit}
+				// Come back while the grants reserved meanwhile still cover
+				// the gap, so the rate never idles for want of a taker (Q6).
+				delay := max(tl.Wait-w.maxCreateWait(r)/2, 100*time.Millisecond)
+				return &WaitError{Delay: delay, Reason: distribution.WaitRateLimit}
 			}
 			return err
 		}

@@ -36,7 +36,7 @@ type Options struct {
 	// MaxRateWait is the longest a task sleeps for a rate grant before it
 	// hands itself back to the queue (default 10s).
 	MaxRateWait time.Duration
-	// MaxBatchRateWait is MaxRateWait for batch items (default 2s).
+	// MaxBatchRateWait is MaxRateWait for batch items (default 4s).
 	MaxBatchRateWait time.Duration
 	// SlotRecheck is how long a distribution waiting for a slot stays
 	// scheduled before it looks again; a freed slot wakes it sooner (default 10s).
@@ -60,7 +60,7 @@ func (o Options) withDefaults() Options {
 		o.MaxRateWait = 10 * time.Second
 	}
 	if o.MaxBatchRateWait <= 0 {
-		o.MaxBatchRateWait = 2 * time.Second
+		o.MaxBatchRateWait = 4 * time.Second
 	}
 	if o.SlotRecheck <= 0 {
 		o.SlotRecheck = 10 * time.Second
