@@ -93,8 +93,8 @@ func TestMargin(t *testing.T) {
 		next     func() time.Duration
 		min, max time.Duration
 	}{
-		{"no observation: initial margin", 0, nil, 200 * ms, 200 * ms},
-		{"one observation: initial margin", 1, constant(ms), 200 * ms, 200 * ms},
+		{"no observation: initial margin", 0, nil, 50 * ms, 50 * ms},
+		{"one observation: initial margin", 1, constant(ms), 50 * ms, 50 * ms},
 		{"loopback, constant 1ms: floor", 200, constant(ms), 5 * ms, 5 * ms},
 		{"loopback, 0.5-2ms", 200, uniform(ms/2, 2*ms), 5 * ms, 5 * ms},
 		{"jitter 0-50ms", 200, uniform(0, 50*ms), 47 * ms, 53 * ms},

@@ -71,7 +71,8 @@ type Options struct {
 	MaxMargin time.Duration
 	// InitialMargin is the margin used while no process has a live latency
 	// estimate for the (account, action), e.g. on a fresh start. Default
-	// MaxMargin: cautious until measured. Clamped to [MinMargin, MaxMargin].
+	// 50ms: enough for a real network's spread, and it lasts only until the
+	// first two calls are measured. Clamped to [MinMargin, MaxMargin].
 	InitialMargin time.Duration
 	// MarginTTL is how long a process's published estimate counts after its
 	// last refresh, so a process that stopped calling (or died) stops holding
@@ -100,7 +101,7 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	o.MinMargin = cmp.Or(o.MinMargin, 5*time.Millisecond)
 	o.MaxMargin = max(cmp.Or(o.MaxMargin, 200*time.Millisecond), o.MinMargin)
-	o.InitialMargin = min(max(cmp.Or(o.InitialMargin, o.MaxMargin), o.MinMargin), o.MaxMargin)
+	o.InitialMargin = min(max(cmp.Or(o.InitialMargin, 50*time.Millisecond), o.MinMargin), o.MaxMargin)
 	o.MarginTTL = cmp.Or(o.MarginTTL, 30*time.Second)
 	o.LatencyWindow = max(cmp.Or(o.LatencyWindow, 256), 2)
 	o.LatencyMaxAge = cmp.Or(o.LatencyMaxAge, 60*time.Second)
