@@ -85,6 +85,9 @@ func run(ctx context.Context) error {
 	bin := flag.String("bin", "bin", "folder of the built binaries (make build)")
 	addr := flag.String("redis", envOr("TEST_REDIS_ADDR", "127.0.0.1:6379"), "Redis address")
 	db := flag.Int("db", 13, "Redis DB number the bench may empty (FLUSHDB) and use")
+	ingest := flag.Bool("ingest", false, "measure intake (batch and single POSTs) against bare asynq enqueues instead")
+	items := flag.Int("items", 5000, "with -ingest: batch size")
+	conc := flag.Int("concurrency", 16, "with -ingest: concurrent single POSTs")
 	flag.Parse()
 	self, err := os.Executable()
 	if err != nil {
@@ -96,6 +99,9 @@ func run(ctx context.Context) error {
 	}
 	e := env{bin: *bin, redis: *addr, db: *db, logs: logs, self: self}
 	fmt.Printf("distqbench: logs in %s\n\n", logs)
+	if *ingest {
+		return e.runIngest(ctx, *items, *conc, 5*time.Second)
+	}
 	fmt.Println("| scenario | Create rate used | max Creates in any 1 s | throttled | peak jobs ÷ limit | duplicate Creates | drain ÷ bound |")
 	fmt.Println("|---|---|---|---|---|---|---|")
 	for _, sc := range scenarios(*set) {

@@ -42,6 +42,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Registry: reg,
 		Log:      log,
 		Ready:    pinger(rdb),
+		TeamRate: float64(cfg.TeamRPS),
 	})
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()

@@ -77,6 +77,8 @@ type Config struct {
 	WorkerConcurrency int
 	// Retention is how long finished records are kept.
 	Retention time.Duration
+	// TeamRPS limits each team's API requests per second (burst twice that).
+	TeamRPS int
 }
 
 // DefaultAccount returns the account a request gets when it names none.
@@ -156,6 +158,9 @@ func FromEnv(getenv Getenv) (*Config, error) {
 		return nil, fmt.Errorf("DISTQ_API_TOKENS: %w", err)
 	}
 	if c.WorkerConcurrency, err = intVar(getenv, "DISTQ_WORKER_CONCURRENCY", 10, 1, 1000); err != nil {
+		return nil, err
+	}
+	if c.TeamRPS, err = intVar(getenv, "DISTQ_TEAM_RPS", 200, 1, 1000000); err != nil {
 		return nil, err
 	}
 	if c.Retention, err = durationVar(getenv, "DISTQ_RETENTION", 30*24*time.Hour); err != nil {

@@ -147,7 +147,8 @@ func (s *Redis) Insert(ctx context.Context, b *distribution.Batch, recs []*Recor
 			claims[i].Record = nil
 		}
 	}
-	// 2. Write the records that won their key, in one transaction.
+	// 2. Write the records that won their key, in one transaction, with
+	// one command per index rather than one per record and index.
 	now := s.now()
 	tx := s.rdb.TxPipeline()
 	if b != nil {
@@ -155,23 +156,44 @@ func (s *Redis) Insert(ctx context.Context, b *distribution.Batch, recs []*Recor
 		tx.Set(ctx, keyBatch(b.ID), raw, 0)
 		tx.ZAdd(ctx, keyTeamBatches(b.Team), redis.Z{Member: b.ID})
 	}
-	written := 0
+	var won []*Record
 	for _, c := range claims {
-		r := c.Record
-		if r == nil {
-			continue
+		if c.Record != nil {
+			won = append(won, c.Record)
 		}
-		written++
-		raw, err := json.Marshal(r)
-		if err != nil {
-			s.releaseActive(ctx, recs, claims)
-			return nil, fmt.Errorf("encode %s: %w", r.ID, err)
-		}
-		tx.Set(ctx, keyRecord(r.ID), raw, 0)
-		s.index(ctx, tx, r, "")
-		tx.ZAdd(ctx, keyOpen, redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
 	}
-	if written > 0 || b != nil {
+	if len(won) > 0 {
+		sets := make([]any, 0, 2*len(won))
+		byKey := map[string][]redis.Z{}
+		open := make([]redis.Z, 0, len(won))
+		batchCounts := map[string]int64{}
+		for _, r := range won {
+			raw, err := json.Marshal(r)
+			if err != nil {
+				s.releaseActive(ctx, recs, claims)
+				return nil, fmt.Errorf("encode %s: %w", r.ID, err)
+			}
+			sets = append(sets, keyRecord(r.ID), raw)
+			m := redis.Z{Member: r.ID}
+			for _, k := range []string{keyTeamAll(r.Team), keyTeamProduct(r.Team, r.ProductKey), keyTeamState(r.Team, string(r.State))} {
+				byKey[k] = append(byKey[k], m)
+			}
+			if r.BatchID != "" {
+				byKey[keyBatchItems(r.BatchID)] = append(byKey[keyBatchItems(r.BatchID)], m)
+				batchCounts[r.BatchID]++
+			}
+			open = append(open, redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
+		}
+		tx.MSet(ctx, sets...)
+		for k, ms := range byKey {
+			tx.ZAdd(ctx, k, ms...)
+		}
+		for id, n := range batchCounts {
+			tx.HIncrBy(ctx, keyBatchCounts(id), string(distribution.StateQueued), n)
+		}
+		tx.ZAdd(ctx, keyOpen, open...)
+	}
+	if len(won) > 0 || b != nil {
 		tx.SAdd(ctx, keyTeams, teamOf(b, recs))
 		if _, err := tx.Exec(ctx); err != nil {
 			s.releaseActive(ctx, recs, claims)

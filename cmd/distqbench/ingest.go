@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// runIngest compares distq's intake with bare asynq enqueues on the same
+// Redis: a 5,000-item batch against 5,000 sequential Enqueue calls, and
+// single POSTs at a fixed concurrency against Enqueue at that concurrency.
+func (e env) runIngest(ctx context.Context, items, conc int, dur time.Duration) error {
+	rdb := redis.NewClient(&redis.Options{Addr: e.redis, DB: e.db})
+	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		return err
+	}
+	var p procs
+	defer p.stop()
+	apiAddr := freePort()
+	envv := []string{
+		fmt.Sprintf("DISTQ_REDIS_URL=redis://%s/%d", e.redis, e.db),
+		"DISTQ_API_TOKENS=bench:" + token, "DISTQ_ALIBABA_UID=" + uid,
+		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + keyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + secret,
+		"DISTQ_ALIBABA_ENDPOINT=http://127.0.0.1:1", "DISTQ_HTTP_ADDR=" + apiAddr, "DISTQ_TEAM_RPS=1000000",
+	}
+	if err := p.start(e, "ingest api", envv, filepath.Join(e.bin, "api")); err != nil {
+		return err
+	}
+	api := "http://" + apiAddr
+	if err := waitHTTP(ctx, api+"/readyz"); err != nil {
+		return err
+	}
+	client := asynq.NewClientFromRedisClient(rdb)
+	defer client.Close()
+
+	// 1. Bare sequential enqueue of `items` tasks.
+	start := time.Now()
+	for i := range items {
+		t := asynq.NewTask("bench:bare", []byte(fmt.Sprintf(`{"id":"bare-%d"}`, i)))
+		if _, err := client.EnqueueContext(ctx, t, asynq.Queue("bare"), asynq.TaskID(fmt.Sprintf("bare-%d", i))); err != nil {
+			return err
+		}
+	}
+	bare := time.Since(start)
+
+	// 2. One batch of `items` items through the api.
+	list := make([]map[string]string, items)
+	for i := range list {
+		list[i] = map[string]string{"product_key": fmt.Sprintf("a1ingest%05d", i)}
+	}
+	body, _ := json.Marshal(map[string]any{"source_instance_id": "iotx-oxssharez200", "target_instance_id": "iot-cn-bench", "items": list})
+	var created struct{ Accepted int }
+	start = time.Now()
+	if err := doJSON("POST", api+"/v1/batches", body, &created); err != nil {
+		return err
+	}
+	batch := time.Since(start)
+	if created.Accepted != items {
+		return fmt.Errorf("batch accepted %d of %d", created.Accepted, items)
+	}
+
+	// 3. Single POSTs at a fixed concurrency, against bare Enqueue at it.
+	var seq atomic.Int64
+	posts, perr := loop(ctx, conc, dur, func() error {
+		n := seq.Add(1)
+		b := fmt.Sprintf(`{"product_key":"a1single%07d","source_instance_id":"iotx-oxssharez200","target_instance_id":"iot-cn-bench"}`, n)
+		req, _ := http.NewRequest("POST", api+"/v1/distributions", bytes.NewReader([]byte(b)))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
+	if perr != nil {
+		return perr
+	}
+	enq, eerr := loop(ctx, conc, dur, func() error {
+		n := seq.Add(1)
+		t := asynq.NewTask("bench:bare", []byte(fmt.Sprintf(`{"id":"c-%d"}`, n)))
+		_, err := client.EnqueueContext(ctx, t, asynq.Queue("bare"), asynq.TaskID(fmt.Sprintf("c-%d", n)))
+		return err
+	})
+	if eerr != nil {
+		return eerr
+	}
+	fmt.Printf("| ingest | value |\n|---|---|\n")
+	fmt.Printf("| bare asynq Enqueue, %d sequential | %v (%.0f/s) |\n", items, bare.Round(time.Millisecond), float64(items)/bare.Seconds())
+	fmt.Printf("| POST /v1/batches with %d items | %v (%.0f items/s) |\n", items, batch.Round(time.Millisecond), float64(items)/batch.Seconds())
+	fmt.Printf("| batch ÷ bare sequential enqueue | **%.2f** |\n", batch.Seconds()/bare.Seconds())
+	fmt.Printf("| single POST /v1/distributions, %d concurrent, %v | %.0f/s |\n", conc, dur, posts)
+	fmt.Printf("| bare asynq Enqueue, %d concurrent, %v | %.0f/s |\n", conc, dur, enq)
+	fmt.Printf("| single POST ÷ bare Enqueue at the same concurrency | **%.2f** |\n", posts/enq)
+	return nil
+}
+
+// loop runs fn from conc goroutines for d and returns calls per second.
+func loop(ctx context.Context, conc int, d time.Duration, fn func() error) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var n atomic.Int64
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if err := fn(); err != nil {
+					if ctx.Err() == nil {
+						once.Do(func() { first = err; cancel() })
+					}
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds(), first
+}
