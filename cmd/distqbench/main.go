@@ -84,10 +84,12 @@ func run(ctx context.Context) error {
 	set := flag.String("scenarios", "all", "all or quick")
 	bin := flag.String("bin", "bin", "folder of the built binaries (make build)")
 	addr := flag.String("redis", envOr("TEST_REDIS_ADDR", "127.0.0.1:6379"), "Redis address")
-	db := flag.Int("db", 13, "Redis DB number the bench may empty (FLUSHDB) and use")
+	db := flag.Int("db", 15, "Redis DB number the bench may empty (FLUSHDB) and use; the tests lease 1–14")
 	ingest := flag.Bool("ingest", false, "measure intake (batch and single POSTs) against bare asynq enqueues instead")
 	items := flag.Int("items", 5000, "with -ingest: batch size")
 	conc := flag.Int("concurrency", 16, "with -ingest: concurrent single POSTs")
+	chaos := flag.Int("chaos", 0, "run the crash scenario with this many distributions instead")
+	faults := flag.Bool("faults", false, "with -chaos: the simulator also injects 5xx, timeouts after create and latency")
 	flag.Parse()
 	self, err := os.Executable()
 	if err != nil {
@@ -99,6 +101,13 @@ func run(ctx context.Context) error {
 	}
 	e := env{bin: *bin, redis: *addr, db: *db, logs: logs, self: self}
 	fmt.Printf("distqbench: logs in %s\n\n", logs)
+	if *chaos > 0 {
+		f := ""
+		if *faults {
+			f = "on"
+		}
+		return e.runChaos(ctx, *chaos, 3, f)
+	}
 	if *ingest {
 		return e.runIngest(ctx, *items, *conc, 5*time.Second)
 	}

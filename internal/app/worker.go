@@ -41,7 +41,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	defer rdb.Close()
 	var accounts []*queue.Account
 	for _, a := range cfg.Accounts {
-		cc := alibaba.Config{Endpoint: a.Endpoint, AccessKeyID: a.AccessKeyID, AccessKeySecret: a.AccessKeySecret}
+		cc := alibaba.Config{Endpoint: a.Endpoint, AccessKeyID: a.AccessKeyID, AccessKeySecret: a.AccessKeySecret, Timeout: cfg.AlibabaTimeout}
 		if a.CredentialsChain {
 			cred, err := credential.NewCredential(nil)
 			if err != nil {
@@ -64,6 +64,9 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
 	client := asynq.NewClientFromRedisClient(rdb)
+	if opts.Queue.SlotLease == 0 {
+		opts.Queue.SlotLease = cfg.SlotLease
+	}
 	w := queue.NewWorker(store.NewRedis(rdb, cfg.Retention), quota.New(rdb, opts.Quota), accounts, m, insp, client, log, opts.Queue)
 
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{

@@ -77,6 +77,11 @@ type Config struct {
 	WorkerConcurrency int
 	// Retention is how long finished records are kept.
 	Retention time.Duration
+	// SlotLease is how long a job slot stays held without renewal: a
+	// crashed worker's slots free after it.
+	SlotLease time.Duration
+	// AlibabaTimeout bounds one call to the endpoint.
+	AlibabaTimeout time.Duration
 	// TeamRPS limits each team's API requests per second (burst twice that).
 	TeamRPS int
 }
@@ -158,6 +163,12 @@ func FromEnv(getenv Getenv) (*Config, error) {
 		return nil, fmt.Errorf("DISTQ_API_TOKENS: %w", err)
 	}
 	if c.WorkerConcurrency, err = intVar(getenv, "DISTQ_WORKER_CONCURRENCY", 10, 1, 1000); err != nil {
+		return nil, err
+	}
+	if c.SlotLease, err = durationVar(getenv, "DISTQ_SLOT_LEASE", 2*time.Minute); err != nil {
+		return nil, err
+	}
+	if c.AlibabaTimeout, err = durationVar(getenv, "DISTQ_ALIBABA_TIMEOUT", 10*time.Second); err != nil {
 		return nil, err
 	}
 	if c.TeamRPS, err = intVar(getenv, "DISTQ_TEAM_RPS", 200, 1, 1000000); err != nil {

@@ -283,7 +283,8 @@ func (s *server) retry(ctx context.Context, r *store.Record) (*store.Record, err
 		return nil, e
 	}
 	var state distribution.State
-	r, err := s.Store.Update(ctx, r.ID, func(r *store.Record) error {
+	id := r.ID
+	r, err := s.Store.Update(ctx, id, func(r *store.Record) error {
 		state = r.State
 		if r.State != distribution.StateFailed {
 			return errNotFailed
@@ -294,7 +295,7 @@ func (s *server) retry(ctx context.Context, r *store.Record) (*store.Record, err
 		return nil
 	})
 	if errors.Is(err, errNotFailed) {
-		return nil, errorf(http.StatusConflict, "invalid_state", "distribution %s is %s; only a failed distribution can be retried", r.ID, state)
+		return nil, errorf(http.StatusConflict, "invalid_state", "distribution %s is %s; only a failed distribution can be retried", id, state)
 	}
 	if err != nil {
 		return nil, err

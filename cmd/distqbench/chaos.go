@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// runChaos submits n distributions to K workers and kills a random worker
+// with SIGKILL every 1–3 s (then starts a new one) until the batch is done;
+// the simulator also answers with faults. It then checks from the outside
+// that every distribution succeeded with exactly one remote job, and that
+// the job slots return to zero.
+func (e env) runChaos(ctx context.Context, n, workers int, faults string) error {
+	rdb := redis.NewClient(&redis.Options{Addr: e.redis, DB: e.db})
+	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		return err
+	}
+	var p procs
+	defer p.stop()
+	simAddr := freePort()
+	simEnv := []string{
+		"ALISIM_ADDR=" + simAddr, "ALISIM_ACCOUNTS=" + uid + ":" + keyID + ":" + secret,
+		"ALISIM_JOB_DURATION=1s", "ALISIM_MAX_JOBS=20",
+		"ALISIM_QPS=CreateProductDistributeJob=10,QueryDeviceDistributeJob=50,ListDeviceDistributeJob=25",
+	}
+	if faults != "" {
+		simEnv = append(simEnv, "ALISIM_ERROR_RATIO=0.2", "ALISIM_TIMEOUT_RATIO=0.1", "ALISIM_LATENCY=0-2s")
+	}
+	if err := p.start(e, "chaos alisim", simEnv, filepath.Join(e.bin, "alisim")); err != nil {
+		return err
+	}
+	simURL := "http://" + simAddr
+	if err := waitHTTP(ctx, simURL+"/healthz"); err != nil {
+		return err
+	}
+	distqEnv := []string{
+		fmt.Sprintf("DISTQ_REDIS_URL=redis://%s/%d", e.redis, e.db),
+		"DISTQ_API_TOKENS=bench:" + token, "DISTQ_ALIBABA_UID=" + uid,
+		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + keyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + secret,
+		"DISTQ_ALIBABA_ENDPOINT=" + simURL, "DISTQ_CREATE_QPS=10", "DISTQ_QUERY_QPS=50", "DISTQ_LIST_QPS=25",
+		"DISTQ_MAX_JOBS=20", "DISTQ_SLOT_LEASE=15s", "DISTQ_ALIBABA_TIMEOUT=3s",
+	}
+	apiAddr := freePort()
+	if err := p.start(e, "chaos api", append(distqEnv, "DISTQ_HTTP_ADDR="+apiAddr), filepath.Join(e.bin, "api")); err != nil {
+		return err
+	}
+	startWorker := func(i int) (*exec.Cmd, error) {
+		if err := p.start(e, fmt.Sprintf("chaos worker %d", i), append(distqEnv, "DISTQ_METRICS_ADDR="+freePort()), filepath.Join(e.bin, "worker")); err != nil {
+			return nil, err
+		}
+		return p.cmds[len(p.cmds)-1], nil
+	}
+	live := make([]*exec.Cmd, workers)
+	for i := range live {
+		c, err := startWorker(i)
+		if err != nil {
+			return err
+		}
+		live[i] = c
+	}
+	api := "http://" + apiAddr
+	if err := waitHTTP(ctx, api+"/readyz"); err != nil {
+		return err
+	}
+	items := make([]map[string]string, n)
+	for i := range items {
+		items[i] = map[string]string{"product_key": fmt.Sprintf("a1chaos%04d", i)}
+	}
+	body, _ := json.Marshal(map[string]any{"source_instance_id": "iotx-oxssharez200", "target_instance_id": "iot-cn-chaos", "items": items})
+	var created struct {
+		Batch struct{ ID string } `json:"batch"`
+	}
+	start := time.Now()
+	if err := doJSON("POST", api+"/v1/batches", body, &created); err != nil {
+		return err
+	}
+	kills, spawned := 0, workers
+	next := time.Now().Add(time.Second)
+	var counts map[string]int
+	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); {
+		var b struct {
+			Done   bool
+			Counts map[string]int
+		}
+		if err := doJSON("GET", api+"/v1/batches/"+created.Batch.ID, nil, &b); err != nil {
+			return err
+		}
+		counts = b.Counts
+		if b.Done {
+			break
+		}
+		if time.Now().After(next) {
+			i := rand.IntN(len(live))
+			live[i].Process.Signal(syscall.SIGKILL)
+			kills++
+			c, err := startWorker(spawned)
+			if err != nil {
+				return err
+			}
+			spawned++
+			live[i] = c
+			next = time.Now().Add(time.Second + rand.N(2*time.Second))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	drain := time.Since(start)
+	var jobs struct{ Jobs []job }
+	if err := getJSON(simURL+"/_alisim/jobs", &jobs); err != nil {
+		return err
+	}
+	perProduct := map[string]int{}
+	for _, j := range jobs.Jobs {
+		perProduct[j.ProductKey]++
+	}
+	missing, dups := 0, 0
+	for _, it := range items {
+		switch c := perProduct[it["product_key"]]; {
+		case c == 0:
+			missing++
+		case c > 1:
+			dups += c - 1
+		}
+	}
+	// Slots: every holder is released by the distribution's end or its lease.
+	slotsKey := "distq:{" + uid + "}:slots"
+	var slots int64
+	for wait := time.Now().Add(30 * time.Second); time.Now().Before(wait); time.Sleep(500 * time.Millisecond) {
+		nowMs := time.Now().UnixMicro()
+		slots, _ = rdb.ZCount(ctx, slotsKey, fmt.Sprint(nowMs), "+inf").Result()
+		if slots == 0 {
+			break
+		}
+	}
+	label := "SIGKILL only"
+	if faults != "" {
+		label = "SIGKILL + 20% 5xx + 10% timeout-after-create + 0–2s latency"
+	}
+	fmt.Printf("| chaos (%s) | value |\n|---|---|\n", label)
+	fmt.Printf("| distributions | %d, %d workers, %d SIGKILLs |\n", n, workers, kills)
+	fmt.Printf("| final states | %v |\n", counts)
+	fmt.Printf("| remote jobs per distribution | %d missing, %d duplicates (of %d jobs) |\n", missing, dups, len(jobs.Jobs))
+	fmt.Printf("| slots held after the run | %d |\n", slots)
+	fmt.Printf("| drain time | %v |\n", drain.Round(100*time.Millisecond))
+	if counts["succeeded"] != n || dups != 0 || missing != 0 || slots != 0 {
+		return fmt.Errorf("chaos run broke an invariant (see the table)")
+	}
+	return nil
+}

@@ -1,0 +1,233 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/distq/distq/internal/config"
+	"github.com/distq/distq/internal/distribution"
+	"github.com/distq/distq/internal/httpapi"
+	"github.com/distq/distq/internal/metrics"
+	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/redistest"
+	"github.com/distq/distq/internal/store"
+)
+
+// The api starts goroutines (the long-poll hub, the HTTP server's
+// connections, redistest's lease renewal): every test must stop them.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// Two teams and one account, as the tests configure the api.
+const (
+	tokenA     = "token-team-a-0123456789"
+	tokenB     = "token-team-b-9876543210"
+	teamA      = "team-a"
+	teamB      = "team-b"
+	accountUID = "1234567890123456"
+)
+
+// apiOptions changes what newAPI builds.
+type apiOptions struct {
+	// rdb, when set, is used instead of leasing a new database.
+	rdb *redis.Client
+	// TeamRate and TeamBurst of the api (0: its defaults).
+	teamRate  float64
+	teamBurst int
+}
+
+// testAPI is the api served over real HTTP on a real Redis database.
+type testAPI struct {
+	URL    string
+	Echo   *echo.Echo
+	Redis  *redis.Client
+	Store  *store.Redis
+	Client *http.Client
+}
+
+// newAPI serves the api of httpapi.New on Redis and stops it, with its
+// long-poll hub, when t ends.
+func newAPI(t *testing.T, o apiOptions) *testAPI {
+	t.Helper()
+	rdb := o.rdb
+	if rdb == nil {
+		rdb = redistest.New(t).Client
+	}
+	cfg := &config.Config{
+		Tokens: map[string]string{tokenA: teamA, tokenB: teamB},
+		Accounts: []config.Account{{
+			Name: "main", UID: accountUID, Endpoint: "https://iot.cn-shanghai.aliyuncs.com",
+			CreateQPS: 2, QueryQPS: 10, MaxJobs: 10, Default: true,
+		}},
+		Retention: time.Hour,
+	}
+	st := store.NewRedis(rdb, cfg.Retention)
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	reg := prometheus.NewRegistry()
+	e, background := httpapi.New(httpapi.Deps{
+		Config:    cfg,
+		Store:     st,
+		Enqueuer:  queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb)),
+		Canceler:  func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
+		Metrics:   metrics.New(reg),
+		Registry:  reg,
+		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Ready:     func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		TeamRate:  o.teamRate,
+		TeamBurst: o.teamBurst,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		background(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-stopped
+	})
+	srv := httptest.NewServer(e)
+	client := &http.Client{Transport: &http.Transport{}, Timeout: time.Minute}
+	t.Cleanup(func() {
+		client.CloseIdleConnections()
+		srv.Close()
+	})
+	return &testAPI{URL: srv.URL, Echo: e, Redis: rdb, Store: st, Client: client}
+}
+
+// downRedis returns a client whose every command fails as when Redis is
+// unreachable.
+func downRedis(t *testing.T) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: redistest.Addr(), DB: 0})
+	if err := rdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return rdb
+}
+
+// request is one HTTP request to the api.
+type request struct {
+	method, path string
+	// token is sent as a bearer token when not empty.
+	token string
+	// contentType defaults to application/json when body is set.
+	contentType string
+	header      map[string]string
+	body        []byte
+}
+
+// httpRequest builds the *http.Request of r against base.
+func (r request) httpRequest(ctx context.Context, base string) (*http.Request, error) {
+	var body io.Reader = http.NoBody
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, base+r.path, body)
+	if err != nil {
+		return nil, err
+	}
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	switch {
+	case r.contentType != "":
+		req.Header.Set("Content-Type", r.contentType)
+	case r.body != nil:
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range r.header {
+		req.Header.Set(k, v)
+	}
+	return req, nil
+}
+
+// response is what the api answered.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends r; it returns an error instead of failing t so that it can run
+// in a goroutine.
+func (a *testAPI) do(ctx context.Context, r request) (*response, error) {
+	req, err := r.httpRequest(ctx, a.URL)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := a.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &response{status: resp.StatusCode, header: resp.Header, body: raw}, nil
+}
+
+// mustJSON encodes v, failing t on error.
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// dreq is a valid request body for product pk.
+func dreq(pk string) distribution.Request {
+	return distribution.Request{ProductKey: pk, SourceInstanceID: "iotx-oxssharez200", TargetInstanceID: "iot-cn-6ja1a2b3c4d"}
+}
+
+// createDistribution submits a valid distribution of pk for token and
+// returns it.
+func (a *testAPI) createDistribution(ctx context.Context, t *testing.T, token, pk string) distribution.Distribution {
+	t.Helper()
+	resp, err := a.do(ctx, request{method: http.MethodPost, path: "/v1/distributions", token: token, body: mustJSON(t, dreq(pk))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.status != http.StatusAccepted {
+		t.Fatalf("create %s: status %d %s, want 202", pk, resp.status, resp.body)
+	}
+	var d distribution.Distribution
+	if err := json.Unmarshal(resp.body, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// fail marks the distribution id failed, as a worker would after the remote
+// refused it.
+func (a *testAPI) fail(ctx context.Context, t *testing.T, id string) {
+	t.Helper()
+	now := time.Now().UTC()
+	_, err := a.Store.Update(ctx, id, func(r *store.Record) error {
+		r.State = distribution.StateFailed
+		r.Error = &distribution.Error{Code: "iot.prod.NotExistedProduct", Message: "The product does not exist.", RequestID: "E2A1B3C4"}
+		r.FinishedAt = &now
+		r.Attempts = 1
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("fail %s: %v", id, err)
+	}
+}
