@@ -136,9 +136,9 @@ func (w *Worker) reconcileSlots(ctx context.Context, a *Account) error {
 }
 
 // reconcileOpen re-enqueues the task of every open distribution older than
-// a minute whose task is missing, and refreshes the waiting gauges.
+// OrphanAge whose task is missing, and refreshes the waiting gauges.
 func (w *Worker) reconcileOpen(ctx context.Context) error {
-	ids, err := w.store.Open(ctx, w.now().Add(-time.Minute), 5000)
+	ids, err := w.store.Open(ctx, w.now().Add(-w.opts.OrphanAge), 5000)
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,9 @@ type Options struct {
 	// MaxAttempts bounds Create attempts that failed for a transient reason
 	// (default 8). Waits and throttling never count.
 	MaxAttempts int
+	// OrphanAge is how old an open distribution must be before the
+	// reconciler checks that its task exists (default 1m).
+	OrphanAge time.Duration
 	// ThrottlePause is the first shared back-off after a Throttling answer
 	// (default 1s), doubled per repeat up to 30s.
 	ThrottlePause time.Duration
@@ -67,6 +70,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 8
+	}
+	if o.OrphanAge <= 0 {
+		o.OrphanAge = time.Minute
 	}
 	if o.ThrottlePause <= 0 {
 		o.ThrottlePause = time.Second

@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distq/distq/internal/app"
+	"github.com/distq/distq/internal/devstack"
+	"github.com/distq/distq/internal/distribution"
+	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/redistest"
+	"github.com/distq/distq/internal/store"
+)
+
+// An api that crashed between writing a record and enqueueing its task
+// leaves a queued record without a task: the reconciler enqueues it.
+func TestReconcilerEnqueuesOrphans(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	rec := &store.Record{
+		Distribution: distribution.Distribution{
+			ID: store.NewDistributionID(now), Team: devstack.DevTeam, Account: "default", ProductKey: "a1orphan",
+			SourceInstanceID: "iotx-oxssharez200", TargetInstanceID: "iot-cn-6ja0000e2e", TargetUID: devstack.DevUID,
+			State: distribution.StateQueued, CreatedAt: now, UpdatedAt: now,
+		},
+		UID: devstack.DevUID, Queue: queue.QueueSingle,
+	}
+	if _, err := store.NewRedis(redis.NewClient(db.Options()), time.Hour).Insert(ctx, nil, []*store.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := devstack.Start(ctx, devstack.Options{RedisURL: db.URL(), Sim: fastSim(),
+		Worker: app.WorkerOptions{ReconcileInterval: 200 * time.Millisecond, Queue: queue.Options{OrphanAge: 100 * time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Stop)
+	c := &client{t: t, base: st.APIURL, token: st.Token}
+	if d := c.waitFinal(rec.ID, 30*time.Second); d.State != distribution.StateSucceeded {
+		t.Fatalf("orphan: %+v", d)
+	}
+}
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// Secrets (the AccessKey secret, API tokens) never appear in logs, metrics,
+// errors or responses — also when the endpoint refuses the signature.
+func TestSecretsNeverLeak(t *testing.T) {
+	t.Parallel()
+	const secret = "wrong-secret-0123456789"
+	logs := &syncBuffer{}
+	st := startStack(t, devstack.Options{
+		Sim: fastSim(),
+		Env: map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret},
+		Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	c := &client{t: t, base: st.APIURL, token: st.Token}
+	d := c.submit(req("a1secret"))
+	got := c.waitFinal(d.ID, 20*time.Second)
+	if got.State != distribution.StateFailed {
+		t.Fatalf("%+v", got)
+	}
+	var bodies strings.Builder
+	for _, path := range []string{"/v1/distributions/" + d.ID, "/v1/distributions", "/metrics", "/openapi.yaml", "/readyz"} {
+		_, raw, _ := c.raw("GET", path, nil, nil)
+		bodies.Write(raw)
+	}
+	_, raw, _ := c.raw("GET", "/metrics", nil, nil)
+	bodies.Write(raw)
+	for _, u := range st.MetricsURLs {
+		_, raw, _ := (&client{t: t, base: u}).raw("GET", "/metrics", nil, nil)
+		bodies.Write(raw)
+	}
+	_, raw, _ = (&client{t: t, base: st.APIURL, token: "wrong-token-xyz"}).raw("GET", "/v1/distributions", nil, nil)
+	bodies.Write(raw)
+	for what, text := range map[string]string{"logs": logs.String(), "responses": bodies.String()} {
+		for _, s := range []string{secret, st.Token, "wrong-token-xyz"} {
+			if strings.Contains(text, s) {
+				t.Errorf("%s contain a secret (%q)", what, s[:6]+"…")
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), "SignatureDoesNotMatch") {
+		t.Error("the logs do not say why the distribution failed")
+	}
+}
