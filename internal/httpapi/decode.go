@@ -38,7 +38,7 @@ func readJSON(c echo.Context, dst any) ([]byte, error) {
 	if err := dec.Decode(dst); err != nil {
 		return nil, decodeError(err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, errorf(http.StatusBadRequest, "malformed_json", "unexpected data after the JSON object")
 	}
 	return raw, nil

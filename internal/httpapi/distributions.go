@@ -202,7 +202,7 @@ func longPollParams(c echo.Context, maxWait time.Duration) (time.Duration, distr
 	if w := c.QueryParam("wait"); w != "" {
 		d, err := time.ParseDuration(w)
 		if err != nil {
-			if n, nerr := strconv.Atoi(w); nerr == nil {
+			if n, nerr := strconv.Atoi(w); nerr == nil && n >= 0 && n <= int(maxWait/time.Second) {
 				d, err = time.Duration(n)*time.Second, nil
 			}
 		}

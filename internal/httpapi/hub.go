@@ -84,6 +84,9 @@ func (h *hub) run(ctx context.Context) {
 			continue
 		}
 		h.notifyAll()
+		// go-redis does not interrupt a blocked read when ctx ends: closing
+		// the subscription does.
+		stop := context.AfterFunc(ctx, func() { _ = sub.Close() })
 		for {
 			msg, err := sub.ReceiveMessage(ctx)
 			if err != nil {
@@ -91,6 +94,7 @@ func (h *hub) run(ctx context.Context) {
 			}
 			h.notify(msg.Payload)
 		}
+		stop()
 		sub.Close()
 		h.notifyAll()
 	}

@@ -43,8 +43,10 @@ const (
 
 // apiOptions changes what newAPI builds.
 type apiOptions struct {
-	// rdb, when set, is used instead of leasing a new database.
-	rdb *redis.Client
+	// redis, when set, names the database to use instead of leasing a new one.
+	redis *redis.Options
+	// down makes every Redis command fail as when Redis is unreachable.
+	down bool
 	// TeamRate and TeamBurst of the api (0: its defaults).
 	teamRate  float64
 	teamBurst int
@@ -52,20 +54,30 @@ type apiOptions struct {
 
 // testAPI is the api served over real HTTP on a real Redis database.
 type testAPI struct {
-	URL    string
-	Echo   *echo.Echo
-	Redis  *redis.Client
-	Store  *store.Redis
-	Client *http.Client
+	URL   string
+	Echo  *echo.Echo
+	Redis *redis.Client
+	// RedisOptions names the database, for another api on it.
+	RedisOptions *redis.Options
+	Store        *store.Redis
+	Client       *http.Client
 }
 
 // newAPI serves the api of httpapi.New on Redis and stops it, with its
 // long-poll hub, when t ends.
 func newAPI(t *testing.T, o apiOptions) *testAPI {
 	t.Helper()
-	rdb := o.rdb
-	if rdb == nil {
-		rdb = redistest.New(t).Client
+	opts := o.redis
+	if opts == nil {
+		opts = redistest.New(t).Options()
+	}
+	// A client of its own: closing it is what ends the hub's subscription
+	// (see the cleanup below).
+	rdb := redis.NewClient(opts)
+	if o.down {
+		if err := rdb.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfg := &config.Config{
 		Tokens: map[string]string{tokenA: teamA, tokenB: teamB},
@@ -98,6 +110,13 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 	}()
 	t.Cleanup(func() {
 		cancel()
+		// The hub blocks in a read of its subscription that ctx does not
+		// interrupt; closing the client closes that connection.
+		if !o.down {
+			if err := rdb.Close(); err != nil {
+				t.Errorf("close redis: %v", err)
+			}
+		}
 		<-stopped
 	})
 	srv := httptest.NewServer(e)
@@ -106,18 +125,7 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 		client.CloseIdleConnections()
 		srv.Close()
 	})
-	return &testAPI{URL: srv.URL, Echo: e, Redis: rdb, Store: st, Client: client}
-}
-
-// downRedis returns a client whose every command fails as when Redis is
-// unreachable.
-func downRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: redistest.Addr(), DB: 0})
-	if err := rdb.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return rdb
+	return &testAPI{URL: srv.URL, Echo: e, Redis: rdb, RedisOptions: opts, Store: st, Client: client}
 }
 
 // request is one HTTP request to the api.
@@ -125,16 +133,22 @@ type request struct {
 	method, path string
 	// token is sent as a bearer token when not empty.
 	token string
-	// contentType defaults to application/json when body is set.
+	// contentType defaults to application/json when body is set; "-"
+	// sends none.
 	contentType string
 	header      map[string]string
 	body        []byte
+	// stream, when set, is sent instead of body, without Content-Length.
+	stream io.Reader
 }
 
 // httpRequest builds the *http.Request of r against base.
 func (r request) httpRequest(ctx context.Context, base string) (*http.Request, error) {
 	var body io.Reader = http.NoBody
-	if r.body != nil {
+	switch {
+	case r.stream != nil:
+		body = r.stream
+	case r.body != nil:
 		body = bytes.NewReader(r.body)
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, base+r.path, body)
@@ -145,9 +159,10 @@ func (r request) httpRequest(ctx context.Context, base string) (*http.Request, e
 		req.Header.Set("Authorization", "Bearer "+r.token)
 	}
 	switch {
+	case r.contentType == "-":
 	case r.contentType != "":
 		req.Header.Set("Content-Type", r.contentType)
-	case r.body != nil:
+	case r.body != nil || r.stream != nil:
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range r.header {

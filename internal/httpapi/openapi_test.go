@@ -547,8 +547,7 @@ func TestOpenAPIContract(t *testing.T) {
 				t.Errorf("retried %+v: want queued, no error, 0 attempts", d)
 			}
 		}})
-		c.run(t, a, exchange{name: "not failed", request: A(post("/v1/distributions/"+d2.ID+"/retry", nil)), want: 409,
-			knownBug: "retry of a distribution that is not failed dereferences a nil record (distributions.go, retry)"})
+		c.run(t, a, exchange{name: "not failed", request: A(post("/v1/distributions/"+d2.ID+"/retry", nil)), want: 409, check: wantCode("invalid_state")})
 		d4 := a.createDistribution(ctx, t, tokenA, "a1Retry2")
 		a.fail(ctx, t, d4.ID)
 		d5 := a.createDistribution(ctx, t, tokenA, "a1Retry2")
@@ -583,7 +582,7 @@ func TestOpenAPIContract(t *testing.T) {
 
 	t.Run("rate limited", func(t *testing.T) {
 		// The same Redis, with a team limit of one request and no refill to speak of.
-		limited := newAPI(t, apiOptions{rdb: a.Redis, teamRate: 0.001, teamBurst: 1})
+		limited := newAPI(t, apiOptions{redis: a.RedisOptions, teamRate: 0.001, teamBurst: 1})
 		c.run(t, limited, exchange{name: "first", request: A(get("/v1/distributions?limit=1")), want: 200})
 		for _, r := range v1Routes(t, d1.ID, b1.Batch.ID) {
 			c.run(t, limited, exchange{name: r.method + " " + r.path, request: A(r), want: 429, check: func(t *testing.T, r *response) {
@@ -596,7 +595,7 @@ func TestOpenAPIContract(t *testing.T) {
 	})
 
 	t.Run("redis down", func(t *testing.T) {
-		down := newAPI(t, apiOptions{rdb: downRedis(t)})
+		down := newAPI(t, apiOptions{redis: a.RedisOptions, down: true})
 		c.run(t, down, exchange{name: "readyz", request: get("/readyz"), want: 503})
 		for _, r := range v1Routes(t, d1.ID, b1.Batch.ID) {
 			c.run(t, down, exchange{name: r.method + " " + r.path, request: A(r), want: 503, check: wantCode("unavailable")})
