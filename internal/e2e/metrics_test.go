@@ -3,6 +3,8 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +142,68 @@ func TestMetricsMatchARun(t *testing.T) {
 				if strings.HasPrefix(v, "a1met") || strings.HasPrefix(v, "d_") {
 					t.Errorf("%s has an unbounded label value %q", name, v)
 				}
+			}
+		}
+	}
+}
+
+// Every metric the dashboard and the alert rules use (listed in
+// deployments/k8scheck/metrics_known.txt, which the deployments check keeps
+// in step with them) is exported by the api or the worker, and both pages
+// pass `promtool check metrics` where promtool is installed.
+func TestExportsWhatDeploymentsUse(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../deployments/k8scheck/metrics_known.txt")
+	if err != nil {
+		t.Skipf("no metrics list: %v", err)
+	}
+	st := startStack(t, devstack.Options{Sim: fastSim()})
+	c := &client{t: t, base: st.APIURL, token: st.Token}
+	// Queues exist (and asynq reports them) once a task went through.
+	if d := c.waitFinal(c.submit(req("a1dash")).ID, 30*time.Second); d.State != distribution.StateSucceeded {
+		t.Fatalf("%+v", d)
+	}
+	c.do("GET", "/v1/distributions/nope", nil, nil)
+	pages := map[string]string{"api": st.APIURL + "/metrics", "worker": st.MetricsURLs[0] + "/metrics"}
+	exported := map[string]bool{}
+	for _, url := range pages {
+		for name := range scrape(t, url) {
+			exported[name] = true
+		}
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		name := strings.TrimSpace(line)
+		if name == "" || strings.HasPrefix(name, "#") {
+			continue
+		}
+		if !exported[name] {
+			t.Errorf("%s is used by the deployments but exported by neither binary", name)
+		}
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Log("promtool not installed: skipping `promtool check metrics`")
+		return
+	}
+	for what, url := range pages {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(string(body))
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			continue
+		}
+		// asynq's collector names two gauges with _total
+		// (asynq_queue_paused_total, asynq_tasks_enqueued_total): not ours.
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if line != "" && !strings.HasPrefix(line, "asynq_") {
+				t.Errorf("promtool check metrics on the %s: %v\n%s", what, err, out)
+				break
 			}
 		}
 	}

@@ -98,6 +98,9 @@ func (m *Metrics) InitAccount(account string, actions []string, rates map[string
 	for _, r := range []string{"rate_limit", "job_slots", "backoff"} {
 		m.Waiting.WithLabelValues(account, r)
 	}
+	for _, what := range []string{"adopted_job", "released_slot", "requeued_task"} {
+		m.Reconciled.WithLabelValues(account, what)
+	}
 	m.SlotsInUse.WithLabelValues(account)
 	m.SlotsLimit.WithLabelValues(account).Set(float64(maxJobs))
 	m.Duration.WithLabelValues(account)

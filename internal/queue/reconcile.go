@@ -138,7 +138,8 @@ func (w *Worker) reconcileSlots(ctx context.Context, a *Account) error {
 // reconcileOpen re-enqueues the task of every open distribution older than
 // OrphanAge whose task is missing, and refreshes the waiting gauges.
 func (w *Worker) reconcileOpen(ctx context.Context) error {
-	ids, err := w.store.Open(ctx, w.now().Add(-w.opts.OrphanAge), 5000)
+	cutoff := w.now().Add(-w.opts.OrphanAge)
+	ids, err := w.store.Open(ctx, w.now(), 5000)
 	if err != nil {
 		return err
 	}
@@ -154,6 +155,9 @@ func (w *Worker) reconcileOpen(ctx context.Context) error {
 			}
 			if r.WaitReason != "" {
 				waiting[[2]string{r.Account, string(r.WaitReason)}]++
+			}
+			if !r.UpdatedAt.Before(cutoff) {
+				continue // young: its task is surely still there
 			}
 			var task *asynq.Task
 			var opts []asynq.Option

@@ -1,0 +1,3 @@
+module github.com/distq/distq/deployments/docker/healthcheck
+
+go 1.26
