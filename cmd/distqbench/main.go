@@ -50,8 +50,11 @@ func scenarios(set string) []scenario {
 		{name: "distq K=3 scaled 50/s jitter 0-50ms", workers: 3, n: 500, qps: 50, slots: 100, jobDur: time.Second, latency: "0-50ms"},
 		{name: "naive x/time/rate K=3", naive: true, workers: 3, n: 40, qps: 2, slots: 10, jobDur: 2 * time.Second},
 	}
-	if set == "quick" {
+	switch set {
+	case "quick":
 		return []scenario{base[1], base[5], base[7]}
+	case "distq":
+		return base[:7]
 	}
 	return base
 }
@@ -81,7 +84,7 @@ type env struct {
 }
 
 func run(ctx context.Context) error {
-	set := flag.String("scenarios", "all", "all or quick")
+	set := flag.String("scenarios", "all", "all, distq (without the naive contrast) or quick")
 	bin := flag.String("bin", "bin", "folder of the built binaries (make build)")
 	addr := flag.String("redis", envOr("TEST_REDIS_ADDR", "127.0.0.1:6379"), "Redis address")
 	db := flag.Int("db", 15, "Redis DB number the bench may empty (FLUSHDB) and use; the tests lease 1–14")

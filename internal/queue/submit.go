@@ -117,6 +117,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 			}
 			return err
 		}
+		granted := time.Now()
 		// Mark the Create as sent before sending it: a crash from here on
 		// leaves a marker that makes the next run look before creating (Q5).
 		now := w.now()
@@ -135,7 +136,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 			return err
 		}
 		var jobID, requestID string
-		err = w.do(ctx, a, alibaba.ActionCreate, func() error {
+		err = w.doSince(ctx, a, alibaba.ActionCreate, granted, func() error {
 			var err error
 			jobID, requestID, err = a.Client.Create(alibaba.CreateRequest{
 				ProductKey: r.ProductKey, SourceInstanceID: r.SourceInstanceID, TargetInstanceID: r.TargetInstanceID,

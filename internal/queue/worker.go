@@ -169,16 +169,22 @@ func (w *Worker) grant(ctx context.Context, a *Account, action string, maxWait t
 // do runs one remote call, granted before, and records its metrics and
 // latency; a Throttling answer pauses the whole account.
 func (w *Worker) do(ctx context.Context, a *Account, action string, fn func() error) error {
+	return w.doSince(ctx, a, action, time.Now(), fn)
+}
+
+// doSince is do for a call whose grant came at granted: the work between
+// the grant and the call is part of the delay the rate margin must cover.
+func (w *Worker) doSince(ctx context.Context, a *Account, action string, granted time.Time, fn func() error) error {
 	start := time.Now()
 	err := fn()
-	d := time.Since(start)
+	d := time.Since(granted)
 	e := alibaba.AsAPIError(err)
 	if e == nil || e.HTTPStatus != 0 {
 		// Only calls that reached the endpoint tell the spread of delays
 		// between grant and arrival that the rate margin must cover.
 		w.limiter.ObserveLatency(ctx, a.UID, action, d)
 	}
-	w.metrics.RequestDuration.WithLabelValues(action).Observe(d.Seconds())
+	w.metrics.RequestDuration.WithLabelValues(action).Observe(time.Since(start).Seconds())
 	code := "OK"
 	if e != nil {
 		code = e.Code
