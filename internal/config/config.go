@@ -71,8 +71,11 @@ type Config struct {
 	RedisSentinelMaster string
 	HTTPAddr            string
 	MetricsAddr         string
-	// Tokens maps a bearer token to its team.
-	Tokens            map[string]string
+	// Tokens maps a bearer token to its team (from DISTQ_API_TOKENS).
+	Tokens map[string]string
+	// TokenHashes maps the hex SHA-256 of a bearer token to its team (from
+	// DISTQ_API_TOKENS_FILE, which holds only hashes).
+	TokenHashes       map[string]string
 	Accounts          []Account
 	WorkerConcurrency int
 	// Retention is how long finished records are kept.
@@ -161,6 +164,11 @@ func FromEnv(getenv Getenv) (*Config, error) {
 	var err error
 	if c.Tokens, err = parseTokens(getenv("DISTQ_API_TOKENS")); err != nil {
 		return nil, fmt.Errorf("DISTQ_API_TOKENS: %w", err)
+	}
+	if path := getenv("DISTQ_API_TOKENS_FILE"); path != "" {
+		if c.TokenHashes, err = tokenFile(path); err != nil {
+			return nil, fmt.Errorf("DISTQ_API_TOKENS_FILE %s: %w", path, err)
+		}
 	}
 	if c.WorkerConcurrency, err = intVar(getenv, "DISTQ_WORKER_CONCURRENCY", 10, 1, 1000); err != nil {
 		return nil, err
@@ -323,6 +331,29 @@ func parseTokens(s string) (map[string]string, error) {
 			return nil, fmt.Errorf("a token is given twice")
 		}
 		out[token] = team
+	}
+	return out, nil
+}
+
+// tokenFile reads lines "team sha256-hex-of-token" ('#' starts a comment),
+// so the file never holds a usable token. `printf %s "$TOKEN" | sha256sum`
+// gives the hash.
+func tokenFile(path string) (map[string]string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for i, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 || len(f[1]) != 64 || strings.Trim(strings.ToLower(f[1]), "0123456789abcdef") != "" {
+			return nil, fmt.Errorf("line %d: want \"team sha256-hex\"", i+1)
+		}
+		out[strings.ToLower(f[1])] = f[0]
 	}
 	return out, nil
 }

@@ -98,3 +98,23 @@ func TestAccountsFile(t *testing.T) {
 		t.Fatalf("unknown field: %v", err)
 	}
 }
+
+func TestTokenFileHoldsHashes(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tokens")
+	// sha256("token-aaaa")
+	os.WriteFile(path, []byte("# team hash\nteam-c 6b6a4b8a2d1e1f1b1d8b9ac16ba3c6e1a6c7d1e4c9e8a1a1d2b3c4d5e6f70819\n"), 0o600)
+	m := base()
+	m["DISTQ_API_TOKENS_FILE"] = path
+	c, err := FromEnv(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TokenHashes["6b6a4b8a2d1e1f1b1d8b9ac16ba3c6e1a6c7d1e4c9e8a1a1d2b3c4d5e6f70819"] != "team-c" {
+		t.Fatalf("hashes %v", c.TokenHashes)
+	}
+	os.WriteFile(path, []byte("team-c not-a-hash\n"), 0o600)
+	if _, err := FromEnv(env(m)); err == nil || !strings.HasPrefix(err.Error(), "DISTQ_API_TOKENS_FILE") || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("bad file: %v", err)
+	}
+}

@@ -3,7 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -101,5 +106,29 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "SignatureDoesNotMatch") {
 		t.Error("the logs do not say why the distribution failed")
+	}
+}
+
+// A token from DISTQ_API_TOKENS_FILE, which holds only its SHA-256, signs
+// in as its team, and sees only that team's work.
+func TestHashedTokenFile(t *testing.T) {
+	t.Parallel()
+	const token = "file-token-0123456789"
+	sum := sha256.Sum256([]byte(token))
+	path := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(path, []byte("# team sha256\nops "+hex.EncodeToString(sum[:])+"\n"), 0o600)
+	st := startStack(t, devstack.Options{Sim: fastSim(), Env: map[string]string{"DISTQ_API_TOKENS_FILE": path}})
+	dev := &client{t: t, base: st.APIURL, token: st.Token}
+	ops := &client{t: t, base: st.APIURL, token: token}
+	d := dev.submit(req("a1hashed"))
+	var p page
+	if code := ops.do("GET", "/v1/distributions", nil, &p); code != http.StatusOK || len(p.Items) != 0 {
+		t.Fatalf("ops list: %d %+v, want 200 and none of dev's", code, p)
+	}
+	if code := ops.do("GET", "/v1/distributions/"+d.ID, nil, nil); code != http.StatusNotFound {
+		t.Fatalf("ops reading dev's distribution: %d, want 404", code)
+	}
+	if code := (&client{t: t, base: st.APIURL, token: hex.EncodeToString(sum[:])}).do("GET", "/v1/distributions", nil, nil); code != http.StatusUnauthorized {
+		t.Fatalf("the hash itself as a token: %d, want 401", code)
 	}
 }

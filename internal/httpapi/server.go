@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	_ "embed"
 	"log/slog"
 	"math"
@@ -94,6 +95,13 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	for token, team := range d.Config.Tokens {
 		// Tokens are kept only as hashes, compared in constant time.
 		s.tokens = append(s.tokens, tokenEntry{hash: sha256.Sum256([]byte(token)), team: team})
+	}
+	for hexHash, team := range d.Config.TokenHashes {
+		var e tokenEntry
+		if n, err := hex.Decode(e.hash[:], []byte(hexHash)); err == nil && n == len(e.hash) {
+			e.team = team
+			s.tokens = append(s.tokens, e)
+		}
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
