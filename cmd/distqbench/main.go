@@ -91,6 +91,7 @@ func run(ctx context.Context) error {
 	ingest := flag.Bool("ingest", false, "measure intake (batch and single POSTs) against bare asynq enqueues instead")
 	items := flag.Int("items", 5000, "with -ingest: batch size")
 	conc := flag.Int("concurrency", 16, "with -ingest: concurrent single POSTs")
+	load := flag.Duration("load", 0, "run the intake load scenario for this long instead (e.g. 60s)")
 	chaos := flag.Int("chaos", 0, "run the crash scenario with this many distributions instead")
 	faults := flag.Bool("faults", false, "with -chaos: the simulator also injects 5xx, timeouts after create and latency")
 	flag.Parse()
@@ -104,6 +105,9 @@ func run(ctx context.Context) error {
 	}
 	e := env{bin: *bin, redis: *addr, db: *db, logs: logs, self: self}
 	fmt.Printf("distqbench: logs in %s\n\n", logs)
+	if *load > 0 {
+		return e.runLoad(ctx, *conc, *load)
+	}
 	if *chaos > 0 {
 		f := ""
 		if *faults {
