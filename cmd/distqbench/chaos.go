@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // runChaos submits n distributions to K workers and kills a random worker
@@ -19,42 +16,26 @@ import (
 // that every distribution succeeded with exactly one remote job, and that
 // the job slots return to zero.
 func (e env) runChaos(ctx context.Context, n, workers int, faults string) error {
-	rdb := redis.NewClient(&redis.Options{Addr: e.redis, DB: e.db})
-	defer rdb.Close()
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
+	rdb, err := e.emptyDB(ctx)
+	if err != nil {
 		return err
 	}
+	defer rdb.Close()
 	var p procs
 	defer p.stop()
-	simAddr := freePort()
-	simEnv := []string{
-		"ALISIM_ADDR=" + simAddr, "ALISIM_ACCOUNTS=" + uid + ":" + keyID + ":" + secret,
-		"ALISIM_JOB_DURATION=1s", "ALISIM_MAX_JOBS=20",
-		"ALISIM_QPS=CreateProductDistributeJob=10,QueryDeviceDistributeJob=50,ListDeviceDistributeJob=25",
-	}
+	simEnv := []string{"ALISIM_JOB_DURATION=1s", "ALISIM_MAX_JOBS=20",
+		"ALISIM_QPS=CreateProductDistributeJob=10,QueryDeviceDistributeJob=50,ListDeviceDistributeJob=25"}
 	if faults != "" {
 		simEnv = append(simEnv, "ALISIM_ERROR_RATIO=0.2", "ALISIM_TIMEOUT_RATIO=0.1", "ALISIM_LATENCY=0-2s")
 	}
-	if err := p.start(e, "chaos alisim", simEnv, filepath.Join(e.bin, "alisim")); err != nil {
+	simURL, err := e.startSim(ctx, &p, "chaos", simEnv...)
+	if err != nil {
 		return err
 	}
-	simURL := "http://" + simAddr
-	if err := waitHTTP(ctx, simURL+"/healthz"); err != nil {
-		return err
-	}
-	distqEnv := []string{
-		fmt.Sprintf("DISTQ_REDIS_URL=redis://%s/%d", e.redis, e.db),
-		"DISTQ_API_TOKENS=bench:" + token, "DISTQ_ALIBABA_UID=" + uid,
-		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + keyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + secret,
-		"DISTQ_ALIBABA_ENDPOINT=" + simURL, "DISTQ_CREATE_QPS=10", "DISTQ_QUERY_QPS=50", "DISTQ_LIST_QPS=25",
-		"DISTQ_MAX_JOBS=20", "DISTQ_SLOT_LEASE=15s", "DISTQ_ALIBABA_TIMEOUT=3s",
-	}
-	apiAddr := freePort()
-	if err := p.start(e, "chaos api", append(distqEnv, "DISTQ_HTTP_ADDR="+apiAddr), filepath.Join(e.bin, "api")); err != nil {
-		return err
-	}
+	distqEnv := e.distqEnv(simURL, "DISTQ_CREATE_QPS=10", "DISTQ_QUERY_QPS=50", "DISTQ_LIST_QPS=25",
+		"DISTQ_MAX_JOBS=20", "DISTQ_SLOT_LEASE=15s", "DISTQ_ALIBABA_TIMEOUT=3s")
 	startWorker := func(i int) (*exec.Cmd, error) {
-		if err := p.start(e, fmt.Sprintf("chaos worker %d", i), append(distqEnv, "DISTQ_METRICS_ADDR="+freePort()), filepath.Join(e.bin, "worker")); err != nil {
+		if err := e.startWorker(&p, "chaos", i, distqEnv); err != nil {
 			return nil, err
 		}
 		return p.cmds[len(p.cmds)-1], nil
@@ -67,8 +48,8 @@ func (e env) runChaos(ctx context.Context, n, workers int, faults string) error 
 		}
 		live[i] = c
 	}
-	api := "http://" + apiAddr
-	if err := waitHTTP(ctx, api+"/readyz"); err != nil {
+	api, err := e.startAPI(ctx, &p, "chaos", distqEnv)
+	if err != nil {
 		return err
 	}
 	items := make([]map[string]string, n)

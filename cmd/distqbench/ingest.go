@@ -6,38 +6,27 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 )
 
 // runIngest compares distq's intake with bare asynq enqueues on the same
 // Redis: a 5,000-item batch against 5,000 sequential Enqueue calls, and
 // single POSTs at a fixed concurrency against Enqueue at that concurrency.
 func (e env) runIngest(ctx context.Context, items, conc int, dur time.Duration) error {
-	rdb := redis.NewClient(&redis.Options{Addr: e.redis, DB: e.db})
-	defer rdb.Close()
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
+	rdb, err := e.emptyDB(ctx)
+	if err != nil {
 		return err
 	}
+	defer rdb.Close()
 	var p procs
 	defer p.stop()
-	apiAddr := freePort()
-	envv := []string{
-		fmt.Sprintf("DISTQ_REDIS_URL=redis://%s/%d", e.redis, e.db),
-		"DISTQ_API_TOKENS=bench:" + token, "DISTQ_ALIBABA_UID=" + uid,
-		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + keyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + secret,
-		"DISTQ_ALIBABA_ENDPOINT=http://127.0.0.1:1", "DISTQ_HTTP_ADDR=" + apiAddr, "DISTQ_TEAM_RPS=1000000",
-	}
-	if err := p.start(e, "ingest api", envv, filepath.Join(e.bin, "api")); err != nil {
-		return err
-	}
-	api := "http://" + apiAddr
-	if err := waitHTTP(ctx, api+"/readyz"); err != nil {
+	// No worker runs: the endpoint is never called.
+	api, err := e.startAPI(ctx, &p, "ingest", e.distqEnv("http://127.0.0.1:1", "DISTQ_TEAM_RPS=1000000"))
+	if err != nil {
 		return err
 	}
 	client := asynq.NewClientFromRedisClient(rdb)

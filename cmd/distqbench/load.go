@@ -6,13 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // runLoad drives single POSTs at a fixed concurrency for d against a full
@@ -20,40 +17,27 @@ import (
 // records every latency and every accepted id, then waits until every
 // accepted distribution is final and checks each one succeeded.
 func (e env) runLoad(ctx context.Context, conc int, d time.Duration) error {
-	rdb := redis.NewClient(&redis.Options{Addr: e.redis, DB: e.db})
-	defer rdb.Close()
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
+	rdb, err := e.emptyDB(ctx)
+	if err != nil {
 		return err
 	}
+	defer rdb.Close()
 	var p procs
 	defer p.stop()
-	simAddr := freePort()
-	if err := p.start(e, "load alisim", []string{"ALISIM_ADDR=" + simAddr, "ALISIM_ACCOUNTS=" + uid + ":" + keyID + ":" + secret,
-		"ALISIM_JOB_DURATION=200ms", "ALISIM_MAX_JOBS=100000",
-		"ALISIM_QPS=CreateProductDistributeJob=5000,QueryDeviceDistributeJob=10000,ListDeviceDistributeJob=1000"}, filepath.Join(e.bin, "alisim")); err != nil {
+	simURL, err := e.startSim(ctx, &p, "load", "ALISIM_JOB_DURATION=200ms", "ALISIM_MAX_JOBS=100000",
+		"ALISIM_QPS=CreateProductDistributeJob=5000,QueryDeviceDistributeJob=10000,ListDeviceDistributeJob=1000")
+	if err != nil {
 		return err
 	}
-	simURL := "http://" + simAddr
-	if err := waitHTTP(ctx, simURL+"/healthz"); err != nil {
-		return err
-	}
-	distqEnv := []string{
-		fmt.Sprintf("DISTQ_REDIS_URL=redis://%s/%d", e.redis, e.db), "DISTQ_API_TOKENS=bench:" + token,
-		"DISTQ_ALIBABA_UID=" + uid, "ALIBABA_CLOUD_ACCESS_KEY_ID=" + keyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + secret,
-		"DISTQ_ALIBABA_ENDPOINT=" + simURL, "DISTQ_CREATE_QPS=5000", "DISTQ_QUERY_QPS=10000", "DISTQ_LIST_QPS=1000",
-		"DISTQ_MAX_JOBS=100000", "DISTQ_TEAM_RPS=1000000", "DISTQ_WORKER_CONCURRENCY=50",
-	}
-	apiAddr := freePort()
-	if err := p.start(e, "load api", append(distqEnv, "DISTQ_HTTP_ADDR="+apiAddr), filepath.Join(e.bin, "api")); err != nil {
-		return err
-	}
+	distqEnv := e.distqEnv(simURL, "DISTQ_CREATE_QPS=5000", "DISTQ_QUERY_QPS=10000", "DISTQ_LIST_QPS=1000",
+		"DISTQ_MAX_JOBS=100000", "DISTQ_TEAM_RPS=1000000", "DISTQ_WORKER_CONCURRENCY=50")
 	for i := range 3 {
-		if err := p.start(e, fmt.Sprintf("load worker %d", i), append(distqEnv, "DISTQ_METRICS_ADDR="+freePort()), filepath.Join(e.bin, "worker")); err != nil {
+		if err := e.startWorker(&p, "load", i, distqEnv); err != nil {
 			return err
 		}
 	}
-	api := "http://" + apiAddr
-	if err := waitHTTP(ctx, api+"/readyz"); err != nil {
+	api, err := e.startAPI(ctx, &p, "load", distqEnv)
+	if err != nil {
 		return err
 	}
 	var (

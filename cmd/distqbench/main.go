@@ -24,8 +24,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 type scenario struct {
@@ -212,46 +210,29 @@ const (
 )
 
 func (e env) runScenario(ctx context.Context, sc scenario) (string, error) {
-	rdb := redis.NewClient(&redis.Options{Addr: e.redis, DB: e.db})
-	defer rdb.Close()
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		return "", fmt.Errorf("flush bench db %d: %w", e.db, err)
+	rdb, err := e.emptyDB(ctx)
+	if err != nil {
+		return "", err
 	}
+	defer rdb.Close()
 	var p procs
 	defer p.stop()
-	simAddr := freePort()
-	simEnv := []string{
-		"ALISIM_ADDR=" + simAddr,
-		"ALISIM_ACCOUNTS=" + uid + ":" + keyID + ":" + secret,
-		"ALISIM_JOB_DURATION=" + sc.jobDur.String(),
-		"ALISIM_MAX_JOBS=" + fmt.Sprint(sc.slots),
+	simURL, err := e.startSim(ctx, &p, sc.name,
+		"ALISIM_JOB_DURATION="+sc.jobDur.String(),
+		"ALISIM_MAX_JOBS="+fmt.Sprint(sc.slots),
 		fmt.Sprintf("ALISIM_QPS=CreateProductDistributeJob=%d,QueryDeviceDistributeJob=%d,ListDeviceDistributeJob=%d", sc.qps, sc.qps*5, sc.qps*5/2),
-		"ALISIM_LATENCY=" + sc.latency,
-	}
-	if err := p.start(e, sc.name+" alisim", simEnv, filepath.Join(e.bin, "alisim")); err != nil {
+		"ALISIM_LATENCY="+sc.latency)
+	if err != nil {
 		return "", err
 	}
-	simURL := "http://" + simAddr
-	if err := waitHTTP(ctx, simURL+"/healthz"); err != nil {
-		return "", err
-	}
-	redisURL := fmt.Sprintf("redis://%s/%d", e.redis, e.db)
-	distqEnv := []string{
-		"DISTQ_REDIS_URL=" + redisURL,
-		"DISTQ_API_TOKENS=bench:" + token,
-		"DISTQ_ALIBABA_UID=" + uid,
-		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + keyID,
-		"ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + secret,
-		"DISTQ_ALIBABA_ENDPOINT=" + simURL,
+	distqEnv := e.distqEnv(simURL,
 		fmt.Sprintf("DISTQ_CREATE_QPS=%d", sc.qps),
 		fmt.Sprintf("DISTQ_QUERY_QPS=%d", sc.qps*5),
 		fmt.Sprintf("DISTQ_LIST_QPS=%d", sc.qps*5/2),
 		fmt.Sprintf("DISTQ_MAX_JOBS=%d", sc.slots),
-		"DISTQ_WORKER_CONCURRENCY=10",
-	}
+		"DISTQ_WORKER_CONCURRENCY=10")
 	bound := max(time.Duration(float64(sc.n)/float64(sc.qps)*float64(time.Second)), time.Duration(sc.n)*sc.jobDur/time.Duration(sc.slots))
 	var drain time.Duration
-	var err error
 	if sc.naive {
 		drain, err = e.runNaive(ctx, &p, sc, simURL, distqEnv, bound)
 	} else {
@@ -293,17 +274,13 @@ func (e env) runScenario(ctx context.Context, sc scenario) (string, error) {
 }
 
 func (e env) runDistq(ctx context.Context, p *procs, sc scenario, distqEnv []string, bound time.Duration) (time.Duration, error) {
-	apiAddr := freePort()
-	if err := p.start(e, sc.name+" api", append(distqEnv, "DISTQ_HTTP_ADDR="+apiAddr), filepath.Join(e.bin, "api")); err != nil {
-		return 0, err
-	}
 	for i := range sc.workers {
-		if err := p.start(e, fmt.Sprintf("%s worker %d", sc.name, i), append(distqEnv, "DISTQ_METRICS_ADDR="+freePort()), filepath.Join(e.bin, "worker")); err != nil {
+		if err := e.startWorker(p, sc.name, i, distqEnv); err != nil {
 			return 0, err
 		}
 	}
-	api := "http://" + apiAddr
-	if err := waitHTTP(ctx, api+"/readyz"); err != nil {
+	api, err := e.startAPI(ctx, p, sc.name, distqEnv)
+	if err != nil {
 		return 0, err
 	}
 	items := make([]map[string]string, sc.n)
