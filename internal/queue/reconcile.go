@@ -48,8 +48,14 @@ func (w *Worker) RunReconciler(ctx context.Context, interval time.Duration) {
 func (w *Worker) Reconcile(ctx context.Context, minGap time.Duration) error {
 	rdb := w.store.Client()
 	ok, err := rdb.SetNX(ctx, reconcileLockKey, "1", max(minGap/2, time.Second)).Result()
-	if err != nil || !ok {
+	if err != nil {
 		return err
+	}
+	if !ok {
+		// Another worker repairs; this one still refreshes its gauges, which
+		// dashboards and alerts read with max() across workers: a stale one
+		// would show slots or waits long gone.
+		return w.reconcileOpen(ctx, false)
 	}
 	seen := map[string]bool{}
 	var errs []error
@@ -62,7 +68,7 @@ func (w *Worker) Reconcile(ctx context.Context, minGap time.Duration) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := w.reconcileOpen(ctx); err != nil {
+	if err := w.reconcileOpen(ctx, true); err != nil {
 		errs = append(errs, err)
 	}
 	if w.passes.Add(1)%100 == 1 {
@@ -128,16 +134,16 @@ func (w *Worker) reconcileSlots(ctx context.Context, a *Account) error {
 		}
 		token = next
 	}
-	if err := w.limiter.SetExternal(ctx, a.UID, external); err != nil {
-		return err
-	}
-	w.refreshSlotGauge(ctx, a)
-	return nil
+	return w.limiter.SetExternal(ctx, a.UID, external)
 }
 
-// reconcileOpen re-enqueues the task of every open distribution older than
-// OrphanAge whose task is missing, and refreshes the waiting gauges.
-func (w *Worker) reconcileOpen(ctx context.Context) error {
+// reconcileOpen refreshes the slot and waiting gauges and, with repair,
+// re-enqueues the task of every open distribution older than OrphanAge
+// whose task is missing.
+func (w *Worker) reconcileOpen(ctx context.Context, repair bool) error {
+	for _, a := range w.accounts {
+		w.refreshSlotGauge(ctx, a)
+	}
 	cutoff := w.now().Add(-w.opts.OrphanAge)
 	ids, err := w.store.Open(ctx, w.now(), 5000)
 	if err != nil {
@@ -156,7 +162,7 @@ func (w *Worker) reconcileOpen(ctx context.Context) error {
 			if r.WaitReason != "" {
 				waiting[[2]string{r.Account, string(r.WaitReason)}]++
 			}
-			if !r.UpdatedAt.Before(cutoff) {
+			if !repair || !r.UpdatedAt.Before(cutoff) {
 				continue // young: its task is surely still there
 			}
 			var task *asynq.Task
