@@ -25,7 +25,7 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	cfg, err := config.FromEnv(os.Getenv)
+	cfg, err := config.ForAPI(os.Getenv)
 	if err != nil {
 		return err
 	}

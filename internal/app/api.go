@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -20,9 +19,6 @@ import (
 // taking requests, lets those in flight finish, and closes Redis. ready, if
 // not nil, is called with the listening address.
 func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(addr string)) error {
-	if len(cfg.Tokens) == 0 && len(cfg.TokenHashes) == 0 {
-		return errors.New("DISTQ_API_TOKENS: required: at least one team:token (or DISTQ_API_TOKENS_FILE)")
-	}
 	rdb, err := Redis(cfg)
 	if err != nil {
 		return err

@@ -1,13 +1,13 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
-	credential "github.com/aliyun/credentials-go/credentials"
 	"github.com/hibiken/asynq"
 	asynqmetrics "github.com/hibiken/asynq/x/metrics"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -39,24 +39,9 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 		return err
 	}
 	defer rdb.Close()
-	var accounts []*queue.Account
-	for _, a := range cfg.Accounts {
-		cc := alibaba.Config{Endpoint: a.Endpoint, AccessKeyID: a.AccessKeyID, AccessKeySecret: a.AccessKeySecret, Timeout: cfg.AlibabaTimeout}
-		if a.CredentialsChain {
-			cred, err := credential.NewCredential(nil)
-			if err != nil {
-				return fmt.Errorf("account %s: credentials chain: %w", a.Name, err)
-			}
-			cc.Credential = cred
-		}
-		if opts.Client != nil {
-			opts.Client(a, &cc)
-		}
-		c, err := alibaba.NewClient(cc)
-		if err != nil {
-			return fmt.Errorf("account %s: %w", a.Name, err)
-		}
-		accounts = append(accounts, &queue.Account{Account: a, Client: c})
+	accounts, err := alibabaClients(cfg, opts.Client)
+	if err != nil {
+		return err
 	}
 	reg := newRegistry()
 	m := metrics.New(reg)
@@ -95,7 +80,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.RunReconciler(rctx, cmpDur(opts.ReconcileInterval, 10*time.Second))
+		w.RunReconciler(rctx, cmp.Or(opts.ReconcileInterval, 10*time.Second))
 	}()
 
 	httpMux := http.NewServeMux()
@@ -137,13 +122,6 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	err = <-herr
 	log.Info("worker stopped")
 	return err
-}
-
-func cmpDur(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // asynqLogger sends asynq's logs to slog.
