@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -63,6 +64,9 @@ func banner(out io.Writer, st *devstack.Stack, opts devstack.Options, took, igno
 	redis := st.RedisURL + " (embedded; set DISTQ_REDIS_URL to use your own)"
 	if opts.RedisURL != "" {
 		redis = "DISTQ_REDIS_URL's"
+		if u, err := url.Parse(opts.RedisURL); err == nil {
+			redis = u.Redacted() // no password
+		}
 	}
 	token, bearer := st.Token+" (team "+devstack.DevTeam+")", st.Token
 	if _, own := opts.Env["DISTQ_API_TOKENS"]; own {
