@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +14,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv("DEVSTACK_TEST_MAIN") == "1" {
+		main() // the test binary playing the command, for TestInterruptExitsZero
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -81,5 +88,35 @@ func TestRunRefusesABadSetting(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), name+":") {
 			t.Errorf("%s=%q: %v, want an error naming it", name, value, err)
 		}
+	}
+}
+
+// Ctrl-C (SIGINT) on the running command stops it cleanly with exit status 0,
+// so `make run` ends without an error.
+func TestInterruptExitsZero(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "DEVSTACK_TEST_MAIN=1", "DISTQ_DEV_QUIET=1",
+		"DISTQ_HTTP_ADDR=127.0.0.1:0", "DISTQ_METRICS_ADDR=127.0.0.1:0", "ALISIM_ADDR=127.0.0.1:0")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "Ctrl-C stops everything.") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner: %s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGINT: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "stopping…") {
+		t.Errorf("no clean stop: %s", out)
 	}
 }
