@@ -16,6 +16,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/store"
 )
 
@@ -29,8 +30,8 @@ const (
 // single submissions (Q7: never stuck behind a batch), then batch items.
 const (
 	QueuePoll   = "poll"
-	QueueSingle = "single"
-	QueueBatch  = "batch"
+	QueueSingle = distribution.QueueSingle
+	QueueBatch  = distribution.QueueBatch
 )
 
 // Queues maps each queue to its priority for asynq.
