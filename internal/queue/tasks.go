@@ -1,8 +1,8 @@
 // Package queue carries distributions through asynq: the task types and
 // payloads, the api's enqueuing, the worker's handlers that submit a
 // distribution to the endpoint and poll its job, and the reconciler that
-// repairs what a crash left behind. It is where the quota rules (Q1–Q7)
-// meet the remote: every call goes through a shared rate grant, every
+// repairs what a crash left behind. It is where the quota rules (Q1–Q7,
+// defined in docs/QUOTA.md) meet the remote: every call goes through a shared rate grant, every
 // Create through a leased job slot, and every wait is a wait, not a failure.
 package queue
 
