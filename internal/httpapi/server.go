@@ -47,10 +47,11 @@ const (
 type Deps struct {
 	// Service runs every use case of the /v1 routes.
 	Service *service.Service
-	// Tokens maps bearer tokens to teams; TokenHashes maps the hex SHA-256
-	// of tokens to teams.
-	Tokens, TokenHashes map[string]string
-	Registry            interface {
+	// Tokens maps bearer tokens to teams.
+	Tokens map[string]string
+	// TokenHashes maps the hex SHA-256 of bearer tokens to teams.
+	TokenHashes map[string]string
+	Registry    interface {
 		prometheus.Registerer
 		prometheus.Gatherer
 	}

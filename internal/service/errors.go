@@ -38,7 +38,8 @@ const (
 	CodeUnavailable Code = "unavailable"
 )
 
-// Error is a use case's refusal. Error() is its message, for people.
+// Error is a use case's refusal. Message is for the caller; Error() adds
+// the cause, for logs.
 type Error struct {
 	Code    Code
 	Message string
@@ -52,7 +53,12 @@ type Error struct {
 	Err error
 }
 
-func (e *Error) Error() string { return e.Message }
+func (e *Error) Error() string {
+	if e.Err != nil && e.Err.Error() != e.Message {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
 func (e *Error) Unwrap() error { return e.Err }
 
 func errorf(code Code, format string, args ...any) *Error {
