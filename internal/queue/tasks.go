@@ -2,8 +2,10 @@
 // payloads, the api's enqueuing, the worker's handlers that submit a
 // distribution to the endpoint and poll its job, and the reconciler that
 // repairs what a crash left behind. It is where the quota rules (Q1–Q7,
-// defined in docs/QUOTA.md) meet the remote: every call goes through a shared rate grant, every
-// Create through a leased job slot, and every wait is a wait, not a failure.
+// defined in docs/QUOTA.md) meet the remote: every call goes through a
+// shared rate grant, every Create through a leased job slot, and every wait
+// is a wait, not a failure. Records change only through the domain's named
+// transitions (distribution.Record's StartSubmit, Started, Finish…).
 package queue
 
 import (
