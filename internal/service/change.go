@@ -23,14 +23,14 @@ func (s *Service) Cancel(ctx context.Context, team, id string) (*distribution.Di
 }
 
 func (s *Service) cancel(ctx context.Context, id string) (*distribution.Record, error) {
-	now := s.Now()
-	r, err := s.Store.Update(ctx, id, func(r *distribution.Record) error { return r.Cancel(now) })
+	now := s.d.Now()
+	r, err := s.d.Store.Update(ctx, id, func(r *distribution.Record) error { return r.Cancel(now) })
 	if err != nil {
 		return nil, s.updateError(err, id)
 	}
-	s.Metrics.Finished.WithLabelValues(r.Account, string(distribution.StateCanceled)).Inc()
-	if s.Canceler != nil {
-		_ = s.Canceler(ctx, r.Queue, r.ID) // best effort: the worker skips a canceled record anyway
+	s.d.Metrics.Finished.WithLabelValues(r.Account, string(distribution.StateCanceled)).Inc()
+	if s.d.Canceler != nil {
+		_ = s.d.Canceler(ctx, r.Queue, r.ID) // best effort: the worker skips a canceled record anyway
 	}
 	return r, nil
 }
@@ -59,7 +59,7 @@ func (s *Service) Retry(ctx context.Context, team, id string) (*distribution.Dis
 }
 
 func (s *Service) retry(ctx context.Context, r *distribution.Record) (*distribution.Record, error) {
-	if owner, err := s.Store.ActiveOwner(ctx, r.UID, r.ProductKey, r.TargetInstanceID); err != nil {
+	if owner, err := s.d.Store.ActiveOwner(ctx, r.UID, r.ProductKey, r.TargetInstanceID); err != nil {
 		return nil, err
 	} else if owner != "" && owner != r.ID {
 		e := errorf(CodeDuplicate, "distribution %s of the same product to the same instance is active", owner)
@@ -67,11 +67,11 @@ func (s *Service) retry(ctx context.Context, r *distribution.Record) (*distribut
 		return nil, e
 	}
 	id := r.ID
-	r, err := s.Store.Update(ctx, id, func(r *distribution.Record) error { return r.Retry() })
+	r, err := s.d.Store.Update(ctx, id, func(r *distribution.Record) error { return r.Retry() })
 	if err != nil {
 		return nil, s.updateError(err, id)
 	}
-	if err := s.Enqueuer.Submit(ctx, []*distribution.Record{r}); err != nil {
+	if err := s.d.Enqueuer.Submit(ctx, []*distribution.Record{r}); err != nil {
 		return nil, err // the reconciler enqueues it later: it is open
 	}
 	return r, nil
@@ -114,13 +114,13 @@ func (s *Service) batchAction(ctx context.Context, team, id string, from distrib
 	if err != nil {
 		return nil, err
 	}
-	ids, err := s.Store.BatchItemIDs(ctx, b.ID)
+	ids, err := s.d.Store.BatchItemIDs(ctx, b.ID)
 	if err != nil {
 		return nil, err
 	}
 	res := &BatchActionResult{BatchID: b.ID, Affected: []string{}}
 	for start := 0; start < len(ids); start += 500 {
-		recs, err := s.Store.GetMany(ctx, ids[start:min(start+500, len(ids))])
+		recs, err := s.d.Store.GetMany(ctx, ids[start:min(start+500, len(ids))])
 		if err != nil {
 			return nil, err
 		}

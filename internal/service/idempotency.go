@@ -48,7 +48,7 @@ func (s *Service) Once(ctx context.Context, team, key string, request []byte, do
 	hash := hex.EncodeToString(sum[:])
 	deadline := time.Now().Add(idempotencyWait)
 	for {
-		prev, err := s.Idempotency.ClaimIdempotency(ctx, team, key, hash)
+		prev, err := s.d.Idempotency.ClaimIdempotency(ctx, team, key, hash)
 		switch {
 		case errors.Is(err, distribution.ErrIdempotencyInFlight):
 			if time.Now().After(deadline) {
@@ -71,13 +71,13 @@ func (s *Service) Once(ctx context.Context, team, key string, request []byte, do
 	}
 	a, err = do()
 	if err != nil {
-		if aerr := s.Idempotency.AbandonIdempotency(context.WithoutCancel(ctx), team, key); aerr != nil {
-			s.Log.Warn("abandon idempotency key", "err", aerr)
+		if aerr := s.d.Idempotency.AbandonIdempotency(context.WithoutCancel(ctx), team, key); aerr != nil {
+			s.d.Log.Warn("abandon idempotency key", "err", aerr)
 		}
 		return Answer{}, false, err
 	}
-	if err := s.Idempotency.CompleteIdempotency(context.WithoutCancel(ctx), team, key, hash, a.Status, a.Body); err != nil {
-		s.Log.Warn("store idempotency answer", "err", err)
+	if err := s.d.Idempotency.CompleteIdempotency(context.WithoutCancel(ctx), team, key, hash, a.Status, a.Body); err != nil {
+		s.d.Log.Warn("store idempotency answer", "err", err)
 	}
 	return a, false, nil
 }

@@ -14,7 +14,7 @@ func (s *Service) load(ctx context.Context, team, id string) (*distribution.Reco
 	if !distribution.ValidID(distribution.KindDistribution, id) {
 		return nil, notFound("distribution", id)
 	}
-	r, err := s.Store.Get(ctx, id)
+	r, err := s.d.Store.Get(ctx, id)
 	if errors.Is(err, distribution.ErrNotFound) || err == nil && r.Team != team {
 		return nil, notFound("distribution", id)
 	}
@@ -46,7 +46,7 @@ func (s *Service) Await(ctx context.Context, team, id string, state distribution
 		state = r.State
 	}
 	// Watch first, then re-read: a change between the two is not missed.
-	changed, stop := s.Changes.Watch(r.ID)
+	changed, stop := s.d.Changes.Watch(r.ID)
 	defer stop()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
@@ -72,7 +72,7 @@ func (s *Service) Await(ctx context.Context, team, id string, state distribution
 // and the cursor of the next page ("" at the end).
 func (s *Service) List(ctx context.Context, team string, f distribution.Filter) ([]distribution.Distribution, string, error) {
 	f.Team = team
-	recs, next, err := s.Store.List(ctx, f)
+	recs, next, err := s.d.Store.List(ctx, f)
 	if err != nil {
 		return nil, "", err
 	}
@@ -108,7 +108,7 @@ func (s *Service) loadBatch(ctx context.Context, team, id string) (*distribution
 	if !distribution.ValidID(distribution.KindBatch, id) {
 		return nil, notFound("batch", id)
 	}
-	b, err := s.Store.GetBatch(ctx, id)
+	b, err := s.d.Store.GetBatch(ctx, id)
 	if errors.Is(err, distribution.ErrNotFound) || err == nil && b.Team != team {
 		return nil, notFound("batch", id)
 	}
@@ -125,7 +125,7 @@ func (s *Service) Batch(ctx context.Context, team, id string) (*BatchView, error
 }
 
 func (s *Service) batchView(ctx context.Context, id string) (*BatchView, error) {
-	b, err := s.Store.GetBatch(ctx, id)
+	b, err := s.d.Store.GetBatch(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -149,12 +149,12 @@ func (s *Service) view(ctx context.Context, b *distribution.BatchStatus) (*Batch
 	if v.Done {
 		return v, nil
 	}
-	ahead, err := s.Store.CountOpenBefore(ctx, b.CreatedAt)
+	ahead, err := s.d.Store.CountOpenBefore(ctx, b.CreatedAt)
 	if err != nil {
 		return nil, err
 	}
 	acct, _ := s.account(b.Account)
-	jobDur, err := s.Store.JobDuration(ctx, acct.UID)
+	jobDur, err := s.d.Store.JobDuration(ctx, acct.UID)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (s *Service) view(ctx context.Context, b *distribution.BatchStatus) (*Batch
 	if acct.MaxJobs > 0 {
 		secs = math.Max(secs, n*jobDur.Seconds()/float64(acct.MaxJobs))
 	}
-	eta := s.Now().Add(time.Duration(secs * float64(time.Second))).Truncate(time.Second)
+	eta := s.d.Now().Add(time.Duration(secs * float64(time.Second))).Truncate(time.Second)
 	v.ETA = &eta
 	return v, nil
 }

@@ -84,9 +84,11 @@ type Deps struct {
 	Now func() time.Time
 }
 
-// Service runs the use cases. It is safe for concurrent use.
+// Service runs the use cases. It is safe for concurrent use. Its
+// dependencies stay private: a front door reaches the store only through a
+// use case.
 type Service struct {
-	Deps
+	d Deps
 }
 
 // New returns a Service on d.
@@ -94,24 +96,24 @@ func New(d Deps) *Service {
 	if d.Now == nil {
 		d.Now = func() time.Time { return time.Now().UTC() }
 	}
-	return &Service{Deps: d}
+	return &Service{d: d}
 }
 
 // Run follows the store's changes for Await until ctx ends.
-func (s *Service) Run(ctx context.Context) { s.Changes.Run(ctx) }
+func (s *Service) Run(ctx context.Context) { s.d.Changes.Run(ctx) }
 
 // account returns the named account, or the default one for "".
 func (s *Service) account(name string) (Account, bool) {
-	if len(s.Accounts) == 0 {
+	if len(s.d.Accounts) == 0 {
 		return Account{}, false
 	}
-	for _, a := range s.Accounts {
+	for _, a := range s.d.Accounts {
 		if name == "" && a.Default || name != "" && a.Name == name {
 			return a, true
 		}
 	}
 	if name == "" {
-		return s.Accounts[0], true
+		return s.d.Accounts[0], true
 	}
 	return Account{}, false
 }

@@ -38,11 +38,11 @@ func (s *Service) newRecord(team string, req distribution.Request, batchID, queu
 // CodeDuplicate (naming the active distribution of the same product to the
 // same target) or CodeUnavailable (the queue did not take it).
 func (s *Service) Submit(ctx context.Context, team string, req distribution.Request) (*distribution.Distribution, error) {
-	rec, err := s.newRecord(team, req, "", distribution.QueueSingle, s.Now())
+	rec, err := s.newRecord(team, req, "", distribution.QueueSingle, s.d.Now())
 	if err != nil {
 		return nil, err
 	}
-	claims, err := s.Store.Insert(ctx, nil, []*distribution.Record{rec})
+	claims, err := s.d.Store.Insert(ctx, nil, []*distribution.Record{rec})
 	if err != nil {
 		return nil, err
 	}
@@ -51,14 +51,14 @@ func (s *Service) Submit(ctx context.Context, team string, req distribution.Requ
 		e.ExistingID = id
 		return nil, e
 	}
-	if err := s.Enqueuer.Submit(ctx, []*distribution.Record{rec}); err != nil {
+	if err := s.d.Enqueuer.Submit(ctx, []*distribution.Record{rec}); err != nil {
 		// No half-written record: undo, and tell the caller to retry.
-		if derr := s.Store.Delete(context.WithoutCancel(ctx), []*distribution.Record{rec}); derr != nil {
-			s.Log.Error("undo record after failed enqueue", "distribution_id", rec.ID, "err", derr)
+		if derr := s.d.Store.Delete(context.WithoutCancel(ctx), []*distribution.Record{rec}); derr != nil {
+			s.d.Log.Error("undo record after failed enqueue", "distribution_id", rec.ID, "err", derr)
 		}
 		return nil, unavailable(err)
 	}
-	s.Metrics.Submitted.WithLabelValues(rec.Account).Inc()
+	s.d.Metrics.Submitted.WithLabelValues(rec.Account).Inc()
 	return &rec.Distribution, nil
 }
 
@@ -121,7 +121,7 @@ func (s *Service) SubmitBatch(ctx context.Context, team string, req BatchRequest
 	if err := CheckBatchSize(len(req.Items)); err != nil {
 		return nil, err
 	}
-	now := s.Now()
+	now := s.d.Now()
 	acct, ok := s.account(req.Defaults.Account)
 	if !ok {
 		return nil, domainError(&distribution.ValidationError{Fields: []distribution.FieldError{{Field: "account", Message: "unknown account"}}})
@@ -151,7 +151,7 @@ func (s *Service) SubmitBatch(ctx context.Context, team string, req BatchRequest
 		e.Items = results
 		return nil, e
 	}
-	claims, err := s.Store.Insert(ctx, b, recs)
+	claims, err := s.d.Store.Insert(ctx, b, recs)
 	if err != nil {
 		return nil, err
 	}
@@ -167,14 +167,14 @@ func (s *Service) SubmitBatch(ctx context.Context, team string, req BatchRequest
 		results[i].ID = cl.Record.ID
 		accepted = append(accepted, cl.Record)
 	}
-	if err := s.Enqueuer.Submit(ctx, accepted); err != nil {
+	if err := s.d.Enqueuer.Submit(ctx, accepted); err != nil {
 		undo := context.WithoutCancel(ctx)
-		if derr := errors.Join(s.Store.Delete(undo, accepted), s.Store.DeleteBatch(undo, b)); derr != nil {
-			s.Log.Error("undo batch after failed enqueue", "batch_id", b.ID, "err", derr)
+		if derr := errors.Join(s.d.Store.Delete(undo, accepted), s.d.Store.DeleteBatch(undo, b)); derr != nil {
+			s.d.Log.Error("undo batch after failed enqueue", "batch_id", b.ID, "err", derr)
 		}
 		return nil, unavailable(err)
 	}
-	s.Metrics.Submitted.WithLabelValues(acct.Name).Add(float64(len(accepted)))
+	s.d.Metrics.Submitted.WithLabelValues(acct.Name).Add(float64(len(accepted)))
 	// The batch record was written with Size 0; its size is what the
 	// counts say, so the view derives it.
 	view, err := s.batchView(ctx, b.ID)
