@@ -51,6 +51,12 @@ func (noChanges) Run(context.Context)                    {}
 
 func newService(t *testing.T) (*service.Service, *store.Redis, *enqueuer) {
 	t.Helper()
+	return newServiceAt(t, nil)
+}
+
+// newServiceAt is newService on the clock now (nil: the real one).
+func newServiceAt(t *testing.T, now func() time.Time) (*service.Service, *store.Redis, *enqueuer) {
+	t.Helper()
 	st := store.NewRedis(redistest.New(t).Client, time.Hour)
 	enq := &enqueuer{}
 	return service.New(service.Deps{
@@ -58,7 +64,54 @@ func newService(t *testing.T) (*service.Service, *store.Redis, *enqueuer) {
 		Accounts: []service.Account{{Name: "main", UID: uid, CreateQPS: 2, MaxJobs: 10, Default: true}},
 		Metrics:  metrics.New(prometheus.NewRegistry()),
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:      now,
 	}), st, enq
+}
+
+// A batch's ETA is its open items at the account's Create rate, or
+// through its job slots at the recent job duration, whichever is slower;
+// a done batch has none.
+func TestBatchETA(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// An hour ago: nothing the store holds was accepted before the batch,
+	// so only the batch's own 4 items count.
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	svc, st, _ := newServiceAt(t, func() time.Time { return at })
+	items := make([]service.BatchItem, 4)
+	for i := range items {
+		items[i].Request.ProductKey = fmt.Sprintf("a1Eta%d", i)
+	}
+	res, err := svc.SubmitBatch(ctx, team, service.BatchRequest{
+		Defaults: distribution.Request{SourceInstanceID: "iotx-src", TargetInstanceID: "iotx-dst"}, Items: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No job duration seen yet: the rate decides, 4 items at 2/s.
+	if res.Batch.ETA == nil || !res.Batch.ETA.Equal(at.Add(2*time.Second)) || res.Batch.Done || res.Batch.Size != 4 {
+		t.Fatalf("batch %+v: want 4 items, not done, ETA %v", res.Batch, at.Add(2*time.Second))
+	}
+	// Jobs take 30 s: 4 items through 10 slots take 12 s, longer than the rate's 2 s.
+	if err := st.ObserveJobDuration(ctx, uid, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	v, err := svc.Batch(ctx, team, res.Batch.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.ETA == nil || !v.ETA.Equal(at.Add(12*time.Second)) {
+		t.Fatalf("ETA %v, want %v", v.ETA, at.Add(12*time.Second))
+	}
+	if got, err := svc.CancelBatch(ctx, team, res.Batch.ID); err != nil || got.Changed != 4 {
+		t.Fatalf("CancelBatch: %+v, %v", got, err)
+	}
+	v, err = svc.Batch(ctx, team, res.Batch.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Done || v.ETA != nil || v.Counts[distribution.StateCanceled] != 4 {
+		t.Fatalf("after cancel: %+v, want done, no ETA, 4 canceled", v)
+	}
 }
 
 func request(pk string) distribution.Request {
