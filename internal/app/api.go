@@ -12,6 +12,7 @@ import (
 	"github.com/distq/distq/internal/httpapi"
 	"github.com/distq/distq/internal/metrics"
 	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/service"
 	"github.com/distq/distq/internal/store"
 )
 
@@ -29,16 +30,25 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	reg := newRegistry()
 	m := metrics.New(reg)
 	initMetrics(m, cfg)
+	st := store.NewRedis(rdb, cfg.Retention)
+	svc := service.New(service.Deps{
+		Store:       st,
+		Idempotency: st,
+		Enqueuer:    queue.NewEnqueuer(client),
+		Changes:     store.NewChanges(rdb, log),
+		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
+		Accounts:    serviceAccounts(cfg),
+		Metrics:     m,
+		Log:         log,
+	})
 	e, background := httpapi.New(httpapi.Deps{
-		Config:   cfg,
-		Store:    store.NewRedis(rdb, cfg.Retention),
-		Enqueuer: queue.NewEnqueuer(client),
-		Canceler: func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
-		Metrics:  m,
-		Registry: reg,
-		Log:      log,
-		Ready:    pinger(rdb),
-		TeamRate: float64(cfg.TeamRPS),
+		Service:     svc,
+		Tokens:      cfg.Tokens,
+		TokenHashes: cfg.TokenHashes,
+		Registry:    reg,
+		Log:         log,
+		Ready:       pinger(rdb),
+		TeamRate:    float64(cfg.TeamRPS),
 	})
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
@@ -55,4 +65,13 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	err = serve(ctx, srv, ln, 75*time.Second)
 	log.Info("api stopped")
 	return err
+}
+
+// serviceAccounts is what the use cases need of each configured account.
+func serviceAccounts(cfg *config.Config) []service.Account {
+	out := make([]service.Account, len(cfg.Accounts))
+	for i, a := range cfg.Accounts {
+		out[i] = service.Account{Name: a.Name, UID: a.UID, CreateQPS: a.CreateQPS, MaxJobs: a.MaxJobs, Default: a.Default}
+	}
+	return out
 }

@@ -1,7 +1,9 @@
 // Package distribution holds distq's domain: what a distribution and a batch
-// are, the states a distribution moves through, and how a request for one is
-// validated. It imports no adapter; the Redis store, the Alibaba client, the
-// queue and the HTTP API all speak in its terms.
+// are, the states a distribution moves through and the named transitions
+// between them, ids, and how a request for one is validated. It imports no
+// adapter; the Redis store, the Alibaba client, the queue, the use cases
+// and the HTTP API all speak in its terms. The quota invariants its
+// comments tag (Q1…Q7) are defined in docs/QUOTA.md.
 package distribution
 
 import (

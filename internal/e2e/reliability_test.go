@@ -33,7 +33,7 @@ func TestReconcilerEnqueuesOrphans(t *testing.T) {
 	now := time.Now().UTC()
 	rec := &store.Record{
 		Distribution: distribution.Distribution{
-			ID: store.NewDistributionID(now), Team: devstack.DevTeam, Account: "default", ProductKey: "a1orphan",
+			ID: distribution.NewID(now), Team: devstack.DevTeam, Account: "default", ProductKey: "a1orphan",
 			SourceInstanceID: "iotx-oxssharez200", TargetInstanceID: "iot-cn-6ja0000e2e", TargetUID: devstack.DevUID,
 			State: distribution.StateQueued, CreatedAt: now, UpdatedAt: now,
 		},

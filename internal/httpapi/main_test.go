@@ -17,12 +17,12 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/distq/distq/internal/config"
 	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/httpapi"
 	"github.com/distq/distq/internal/metrics"
 	"github.com/distq/distq/internal/queue"
 	"github.com/distq/distq/internal/redistest"
+	"github.com/distq/distq/internal/service"
 	"github.com/distq/distq/internal/store"
 )
 
@@ -79,25 +79,25 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 			t.Fatal(err)
 		}
 	}
-	cfg := &config.Config{
-		Tokens: map[string]string{tokenA: teamA, tokenB: teamB},
-		Accounts: []config.Account{{
-			Name: "main", UID: accountUID, Endpoint: "https://iot.cn-shanghai.aliyuncs.com",
-			CreateQPS: 2, QueryQPS: 10, MaxJobs: 10, Default: true,
-		}},
-		Retention: time.Hour,
-	}
-	st := store.NewRedis(rdb, cfg.Retention)
+	st := store.NewRedis(rdb, time.Hour)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	reg := prometheus.NewRegistry()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := service.New(service.Deps{
+		Store:       st,
+		Idempotency: st,
+		Enqueuer:    queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb)),
+		Changes:     store.NewChanges(rdb, log),
+		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
+		Accounts:    []service.Account{{Name: "main", UID: accountUID, CreateQPS: 2, MaxJobs: 10, Default: true}},
+		Metrics:     metrics.New(reg),
+		Log:         log,
+	})
 	e, background := httpapi.New(httpapi.Deps{
-		Config:    cfg,
-		Store:     st,
-		Enqueuer:  queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb)),
-		Canceler:  func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
-		Metrics:   metrics.New(reg),
+		Service:   svc,
+		Tokens:    map[string]string{tokenA: teamA, tokenB: teamB},
 		Registry:  reg,
-		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:       log,
 		Ready:     func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		TeamRate:  o.teamRate,
 		TeamBurst: o.teamBurst,

@@ -58,14 +58,7 @@ func (w *Worker) HandleSubmit(ctx context.Context, t *asynq.Task) error {
 		if adopted {
 			return nil
 		}
-		if r, err = w.store.Update(ctx, id, func(r *store.Record) error {
-			if r.JobID != "" || r.State.Terminal() {
-				return store.ErrNoChange
-			}
-			r.CreateSentAt = nil
-			r.State = distribution.StateQueued
-			return nil
-		}); err != nil {
+		if r, _, err = w.apply(ctx, id, func(r *store.Record) error { return r.ForgetCreate() }); err != nil {
 			return err
 		}
 		if r.JobID != "" || r.State.Terminal() {
@@ -121,17 +114,9 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 		// Mark the Create as sent before sending it: a crash from here on
 		// leaves a marker that makes the next run look before creating (Q5).
 		now := w.now()
-		canceled := false
-		r, err = w.store.Update(ctx, id, func(r *store.Record) error {
-			if r.State != distribution.StateQueued && r.State != distribution.StateSubmitting || r.JobID != "" {
-				canceled = true
-				return store.ErrNoChange
-			}
-			r.State, r.WaitReason, r.CreateSentAt = distribution.StateSubmitting, "", &now
-			r.Attempts++
-			return nil
-		})
-		if err != nil || canceled {
+		var started bool
+		r, started, err = w.apply(ctx, id, func(r *store.Record) error { return r.StartSubmit(now) })
+		if err != nil || !started { // canceled meanwhile, or another run has its job
 			w.releaseSlot(ctx, a, id)
 			return err
 		}
@@ -218,29 +203,14 @@ func (w *Worker) maxCreateWait(r *store.Record) time.Duration {
 // Create marker (its outcome is known: not executed). uncount takes back the
 // attempt when the refusal was not the distribution's failure.
 func (w *Worker) requeue(ctx context.Context, id string, reason distribution.WaitReason, uncount bool) error {
-	_, err := w.store.Update(ctx, id, func(r *store.Record) error {
-		if r.State != distribution.StateSubmitting {
-			return store.ErrNoChange
-		}
-		r.State, r.WaitReason, r.CreateSentAt = distribution.StateQueued, reason, nil
-		if uncount && r.Attempts > 0 {
-			r.Attempts--
-		}
-		return nil
-	})
+	_, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.Requeue(reason, uncount) })
 	return err
 }
 
 // setWaiting shows why a queued distribution waits (Q3), without a write
 // when it already says so.
 func (w *Worker) setWaiting(ctx context.Context, id string, reason distribution.WaitReason) {
-	_, err := w.store.Update(ctx, id, func(r *store.Record) error {
-		if r.State != distribution.StateQueued || r.WaitReason == reason {
-			return store.ErrNoChange
-		}
-		r.WaitReason = reason
-		return nil
-	})
+	_, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.Wait(reason) })
 	if err != nil {
 		w.log.Warn("set wait reason", "distribution_id", id, "err", err)
 	}
@@ -249,15 +219,7 @@ func (w *Worker) setWaiting(ctx context.Context, id string, reason distribution.
 // started records the remote job of a distribution and schedules its poll.
 func (w *Worker) started(ctx context.Context, a *Account, id, jobID, requestID string, status *int) error {
 	now := w.now()
-	_, err := w.store.Update(ctx, id, func(r *store.Record) error {
-		if r.JobID != "" {
-			return store.ErrNoChange
-		}
-		r.State, r.WaitReason, r.JobID, r.CreateSentAt = distribution.StateRunning, "", jobID, nil
-		r.SubmittedAt = &now
-		r.RemoteStatus = status
-		return nil
-	})
+	_, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.Started(now, jobID, status) })
 	if err != nil {
 		// The job exists but is not recorded: the marker stays, so the next
 		// run adopts it through the List.

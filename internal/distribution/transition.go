@@ -1,0 +1,157 @@
+package distribution
+
+import (
+	"fmt"
+	"time"
+)
+
+// Every change of a distribution's state is one of the named transitions
+// below, called by the use cases (cancel, retry) and by the worker (the
+// rest), each inside the store's compare-and-set Update: the transition
+// sees the current record, so a cancel and a worker's StartSubmit racing on
+// one queued record cannot both win.
+//
+//	queued ──StartSubmit──▶ submitting ──Started──▶ running ──Finish──▶ succeeded | failed
+//	  ▲  │                    │  │
+//	  │  └──Cancel──▶ canceled │  └──Finish(failed)
+//	  └──────Requeue───────────┘
+//	failed ──Retry──▶ queued
+//
+// A transition the record's state does not allow returns a
+// *TransitionError and leaves the record untouched; one with nothing to do
+// returns ErrNoChange.
+
+// TransitionError is a transition the record's current state does not allow.
+type TransitionError struct {
+	ID string
+	// Op is the transition, as a past participle: "canceled", "retried"…
+	Op string
+	// From is the state the record was in.
+	From State
+	// Allowed says which distributions Op applies to: "a queued distribution".
+	Allowed string
+}
+
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("distribution %s is %s; only %s can be %s", e.ID, e.From, e.Allowed, e.Op)
+}
+
+func (r *Record) refuse(op, allowed string) error {
+	return &TransitionError{ID: r.ID, Op: op, From: r.State, Allowed: allowed}
+}
+
+// Cancel moves a queued distribution to canceled at now. No Create is ever
+// sent for a canceled distribution: the worker's StartSubmit of the same
+// record is refused once Cancel won.
+func (r *Record) Cancel(now time.Time) error {
+	if r.State != StateQueued {
+		return r.refuse("canceled", "a queued distribution")
+	}
+	r.State, r.WaitReason, r.FinishedAt = StateCanceled, WaitNone, &now
+	return nil
+}
+
+// Retry puts a failed distribution back in the queue as new: no job, no
+// error, no attempts.
+func (r *Record) Retry() error {
+	if r.State != StateFailed {
+		return r.refuse("retried", "a failed distribution")
+	}
+	r.State, r.WaitReason, r.Error = StateQueued, WaitNone, nil
+	r.JobID, r.RemoteStatus, r.SubmittedAt, r.FinishedAt, r.CreateSentAt = "", nil, nil, nil, nil
+	r.Attempts = 0
+	return nil
+}
+
+// StartSubmit moves a queued distribution (or a submitting one whose
+// Create was refused and is being retried in the same run) to submitting,
+// marks its Create as sent at now and counts an attempt. The mark is made
+// before the Create is sent: a crash after it makes the next run look the
+// job up before creating another (Q5).
+func (r *Record) StartSubmit(now time.Time) error {
+	if r.State != StateQueued && r.State != StateSubmitting || r.JobID != "" {
+		return r.refuse("submitted", "a queued distribution without a job")
+	}
+	r.State, r.WaitReason, r.CreateSentAt = StateSubmitting, WaitNone, &now
+	r.Attempts++
+	return nil
+}
+
+// Started records the remote job of a distribution, created (or adopted)
+// at now: it runs, its Create mark is cleared. status is the job's remote
+// status when known (an adopted job), else nil.
+func (r *Record) Started(now time.Time, jobID string, status *int) error {
+	if r.JobID != "" || r.State.Terminal() {
+		return r.refuse("started", "an unfinished distribution without a job")
+	}
+	r.State, r.WaitReason, r.JobID, r.CreateSentAt = StateRunning, WaitNone, jobID, nil
+	r.SubmittedAt = &now
+	r.RemoteStatus = status
+	return nil
+}
+
+// Requeue puts a submitting distribution back to queued, waiting for
+// reason, and clears its Create mark: the remote refused without executing.
+// uncount takes back the attempt when the refusal was not the
+// distribution's failure (throttling, a full quota).
+func (r *Record) Requeue(reason WaitReason, uncount bool) error {
+	if r.State != StateSubmitting {
+		return r.refuse("requeued", "a submitting distribution")
+	}
+	r.State, r.WaitReason, r.CreateSentAt = StateQueued, reason, nil
+	if uncount && r.Attempts > 0 {
+		r.Attempts--
+	}
+	return nil
+}
+
+// ForgetCreate records that a Create of unknown outcome made no job (the
+// remote list shows none): the mark is cleared and the distribution is
+// queued for a new Create.
+func (r *Record) ForgetCreate() error {
+	if r.JobID != "" || r.State.Terminal() {
+		return r.refuse("resubmitted", "an unfinished distribution without a job")
+	}
+	r.CreateSentAt = nil
+	r.State = StateQueued
+	return nil
+}
+
+// Wait shows why a queued distribution waits (Q3). It returns ErrNoChange
+// when the record already says so, to spare a write.
+func (r *Record) Wait(reason WaitReason) error {
+	if r.State != StateQueued {
+		return r.refuse("waiting", "a queued distribution")
+	}
+	if r.WaitReason == reason {
+		return ErrNoChange
+	}
+	r.WaitReason = reason
+	return nil
+}
+
+// ObserveRemote records the remote status of a running distribution's job.
+func (r *Record) ObserveRemote(status int) error {
+	if r.State.Terminal() {
+		return r.refuse("observed", "an unfinished distribution")
+	}
+	r.RemoteStatus = &status
+	return nil
+}
+
+// Finish ends an unfinished distribution at now in outcome (StateSucceeded
+// or StateFailed), with the error that failed it and the job's last remote
+// status when known.
+func (r *Record) Finish(now time.Time, outcome State, e *Error, remoteStatus *int) error {
+	if outcome != StateSucceeded && outcome != StateFailed {
+		return fmt.Errorf("finish %s: outcome %q is not succeeded or failed", r.ID, outcome)
+	}
+	if r.State.Terminal() {
+		return r.refuse("finished", "an unfinished distribution")
+	}
+	r.State, r.WaitReason, r.Error, r.FinishedAt, r.CreateSentAt = outcome, WaitNone, e, &now, nil
+	if remoteStatus != nil {
+		r.RemoteStatus = remoteStatus
+	}
+	return nil
+}

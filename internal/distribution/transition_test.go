@@ -1,0 +1,142 @@
+package distribution
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Every transition, from every state: allowed ones change the record as
+// the life of a distribution says; the others leave it untouched and
+// return a *TransitionError naming the operation and the state.
+func TestTransitions(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	now := t0.Add(time.Minute)
+	two, one := 2, 1
+	rec := func(st State, f ...func(r *Record)) Record {
+		r := Record{Distribution: Distribution{ID: "d_1", State: st, CreatedAt: t0, UpdatedAt: t0}, UID: "1", Queue: QueueSingle}
+		for _, fn := range f {
+			fn(&r)
+		}
+		return r
+	}
+	sent := func(r *Record) { r.CreateSentAt = &t0; r.Attempts = 1 }
+	withJob := func(r *Record) { r.JobID = "job1"; r.SubmittedAt = &t0 }
+	failedOnce := func(r *Record) {
+		r.Error, r.FinishedAt, r.JobID, r.RemoteStatus, r.SubmittedAt, r.Attempts = &Error{Code: "X"}, &t0, "job1", &one, &t0, 3
+	}
+	type op struct {
+		name string
+		do   func(r *Record) error
+	}
+	var (
+		cancel      = op{"Cancel", func(r *Record) error { return r.Cancel(now) }}
+		retry       = op{"Retry", func(r *Record) error { return r.Retry() }}
+		startSubmit = op{"StartSubmit", func(r *Record) error { return r.StartSubmit(now) }}
+		started     = op{"Started", func(r *Record) error { return r.Started(now, "job9", &one) }}
+		requeue     = op{"Requeue", func(r *Record) error { return r.Requeue(WaitBackoff, true) }}
+		forget      = op{"ForgetCreate", func(r *Record) error { return r.ForgetCreate() }}
+		wait        = op{"Wait", func(r *Record) error { return r.Wait(WaitJobSlots) }}
+		observe     = op{"ObserveRemote", func(r *Record) error { return r.ObserveRemote(2) }}
+		succeed     = op{"Finish(succeeded)", func(r *Record) error { return r.Finish(now, StateSucceeded, nil, &two) }}
+		fail        = op{"Finish(failed)", func(r *Record) error { return r.Finish(now, StateFailed, &Error{Code: "E"}, nil) }}
+	)
+	tests := []struct {
+		op   op
+		from Record
+		// want is the record after an allowed transition; nil when refused.
+		want *Record
+	}{
+		{cancel, rec(StateQueued, func(r *Record) { r.WaitReason = WaitRateLimit }),
+			new(rec(StateCanceled, func(r *Record) { r.FinishedAt = &now }))},
+		{retry, rec(StateFailed, failedOnce), new(rec(StateQueued))},
+		{startSubmit, rec(StateQueued, func(r *Record) { r.WaitReason = WaitJobSlots }),
+			new(rec(StateSubmitting, func(r *Record) { r.CreateSentAt = &now; r.Attempts = 1 }))},
+		{startSubmit, rec(StateSubmitting, sent),
+			new(rec(StateSubmitting, func(r *Record) { r.CreateSentAt = &now; r.Attempts = 2 }))},
+		{started, rec(StateSubmitting, sent),
+			new(rec(StateRunning, func(r *Record) { r.JobID, r.SubmittedAt, r.RemoteStatus, r.Attempts = "job9", &now, &one, 1 }))},
+		{started, rec(StateQueued, func(r *Record) { r.CreateSentAt = &t0 }), // adopted after a lookup
+			new(rec(StateRunning, func(r *Record) { r.JobID, r.SubmittedAt, r.RemoteStatus = "job9", &now, &one }))},
+		{requeue, rec(StateSubmitting, sent), new(rec(StateQueued, func(r *Record) { r.WaitReason = WaitBackoff }))},
+		{forget, rec(StateSubmitting, sent), new(rec(StateQueued, func(r *Record) { r.Attempts = 1 }))},
+		{wait, rec(StateQueued), new(rec(StateQueued, func(r *Record) { r.WaitReason = WaitJobSlots }))},
+		{observe, rec(StateRunning, withJob), new(rec(StateRunning, withJob, func(r *Record) { r.RemoteStatus = new(2) }))},
+		{succeed, rec(StateRunning, withJob),
+			new(rec(StateSucceeded, withJob, func(r *Record) { r.FinishedAt, r.RemoteStatus = &now, &two }))},
+		{fail, rec(StateSubmitting, sent),
+			new(rec(StateFailed, func(r *Record) { r.FinishedAt, r.Error, r.Attempts = &now, &Error{Code: "E"}, 1 }))},
+
+		{cancel, rec(StateSubmitting, sent), nil},
+		{cancel, rec(StateRunning, withJob), nil},
+		{cancel, rec(StateCanceled), nil},
+		{retry, rec(StateQueued), nil},
+		{retry, rec(StateSucceeded, withJob), nil},
+		{retry, rec(StateCanceled), nil},
+		{startSubmit, rec(StateCanceled), nil}, // a cancel won the race: no Create
+		{startSubmit, rec(StateSubmitting, sent, withJob), nil},
+		{startSubmit, rec(StateRunning, withJob), nil},
+		{started, rec(StateRunning, withJob), nil},
+		{started, rec(StateCanceled), nil},
+		{requeue, rec(StateQueued), nil},
+		{requeue, rec(StateRunning, withJob), nil},
+		{forget, rec(StateRunning, withJob), nil},
+		{forget, rec(StateFailed), nil},
+		{wait, rec(StateSubmitting, sent), nil},
+		{wait, rec(StateCanceled), nil},
+		{observe, rec(StateSucceeded, withJob), nil},
+		{succeed, rec(StateSucceeded, withJob), nil},
+		{fail, rec(StateCanceled), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.op.name+" from "+string(tt.from.State), func(t *testing.T) {
+			got := tt.from
+			err := tt.op.do(&got)
+			if tt.want != nil {
+				if err != nil {
+					t.Fatalf("%s: %v, want it allowed", tt.op.name, err)
+				}
+				if diff := cmp.Diff(*tt.want, got); diff != "" {
+					t.Errorf("record after %s (-want +got):\n%s", tt.op.name, diff)
+				}
+				return
+			}
+			var te *TransitionError
+			if !errors.As(err, &te) || te.From != tt.from.State || te.ID != tt.from.ID {
+				t.Fatalf("%s: %v, want a *TransitionError from %s", tt.op.name, err, tt.from.State)
+			}
+			if diff := cmp.Diff(tt.from, got); diff != "" {
+				t.Errorf("a refused %s changed the record (-before +after):\n%s", tt.op.name, diff)
+			}
+		})
+	}
+}
+
+// Wait on a record that already says so is no change (no write); Finish
+// takes only an outcome.
+func TestTransitionEdges(t *testing.T) {
+	t.Parallel()
+	r := Record{Distribution: Distribution{ID: "d_1", State: StateQueued, WaitReason: WaitRateLimit}}
+	if err := r.Wait(WaitRateLimit); !errors.Is(err, ErrNoChange) {
+		t.Errorf("Wait(same reason) = %v, want ErrNoChange", err)
+	}
+	r = Record{Distribution: Distribution{ID: "d_1", State: StateRunning}}
+	if err := r.Finish(time.Now(), StateCanceled, nil, nil); err == nil || r.State != StateRunning {
+		t.Errorf("Finish(canceled) = %v, state %s: want an error and no change", err, r.State)
+	}
+}
+
+// The messages of refused cancels and retries are the API's.
+func TestTransitionErrorMessages(t *testing.T) {
+	t.Parallel()
+	r := Record{Distribution: Distribution{ID: "d_1", State: StateRunning}}
+	if got, want := r.Cancel(time.Now()).Error(), "distribution d_1 is running; only a queued distribution can be canceled"; got != want {
+		t.Errorf("Cancel: %q, want %q", got, want)
+	}
+	if got, want := r.Retry().Error(), "distribution d_1 is running; only a failed distribution can be retried"; got != want {
+		t.Errorf("Retry: %q, want %q", got, want)
+	}
+}
