@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/distq/distq/internal/distribution"
+	"github.com/distq/distq/client"
 )
 
 func (a *app) getCmd() *cobra.Command {
@@ -24,36 +21,36 @@ func (a *app) getCmd() *cobra.Command {
 			if err := checkID(id); err != nil {
 				return err
 			}
-			c, err := a.client()
+			c, err := a.api()
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
 			if strings.HasPrefix(id, "b_") {
-				var b batchView
-				if err := c.getJSON(ctx, "/v1/batches/"+url.PathEscape(id), &b); err != nil {
-					return err
+				b, err := c.GetBatch(ctx, id)
+				if err != nil {
+					return apiError(err)
 				}
 				if a.jsonOutput() {
 					return a.printJSON(b)
 				}
-				a.printBatch(b)
+				a.printBatch(*b)
 				return nil
 			}
-			var d distribution.Distribution
-			if err := c.getJSON(ctx, "/v1/distributions/"+url.PathEscape(id), &d); err != nil {
-				return err
+			d, err := c.Get(ctx, id)
+			if err != nil {
+				return apiError(err)
 			}
 			if a.jsonOutput() {
 				return a.printJSON(d)
 			}
-			a.printDistribution(d)
+			a.printDistribution(*d)
 			return nil
 		},
 	}
 }
 
-func (a *app) printBatch(b batchView) {
+func (a *app) printBatch(b client.Batch) {
 	tw := newTable(a.stdout)
 	fmt.Fprintf(tw, "id:\t%s\n", b.ID)
 	fmt.Fprintf(tw, "account:\t%s\n", b.Account)
@@ -63,13 +60,13 @@ func (a *app) printBatch(b batchView) {
 	if b.ETA != nil {
 		fmt.Fprintf(tw, "eta:\t%s (in %s)\n", b.ETA.Format(time.RFC3339), time.Until(*b.ETA).Round(time.Second))
 	}
-	for _, st := range distribution.States {
+	for _, st := range client.States {
 		fmt.Fprintf(tw, "%s:\t%d\n", st, b.Counts[st])
 	}
 	tw.Flush()
 }
 
-func (a *app) printDistribution(d distribution.Distribution) {
+func (a *app) printDistribution(d client.Distribution) {
 	tw := newTable(a.stdout)
 	row := func(k, v string) {
 		if v != "" {
@@ -109,7 +106,7 @@ func (a *app) printDistribution(d distribution.Distribution) {
 }
 
 type listOptions struct {
-	listQuery
+	client.ListOptions
 	max int
 }
 
@@ -120,30 +117,28 @@ func (a *app) listCmd() *cobra.Command {
 		Short: "List distributions, following the pages to the end",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.State != "" && !distribution.State(o.State).Valid() {
-				return usagef("--state must be one of %v, got %q", distribution.States, o.State)
+			if o.State != "" && !o.State.Valid() {
+				return usagef("--state must be one of %v, got %q", client.States, o.State)
 			}
 			if o.BatchID != "" && (checkID(o.BatchID) != nil || !strings.HasPrefix(o.BatchID, "b_")) {
 				return usagef("--batch %q is not a batch id (b_…)", o.BatchID)
 			}
-			if o.PageSize < 1 || o.PageSize > 1000 {
-				return usagef("--page-size must be from 1 to 1000, got %d", o.PageSize)
+			if o.Limit < 1 || o.Limit > 1000 {
+				return usagef("--page-size must be from 1 to 1000, got %d", o.Limit)
 			}
-			c, err := a.client()
+			c, err := a.api()
 			if err != nil {
 				return err
 			}
-			var all []distribution.Distribution
-			err = c.list(cmd.Context(), o.listQuery, func(ds []distribution.Distribution) bool {
-				all = append(all, ds...)
-				if o.max > 0 && len(all) >= o.max {
-					all = all[:o.max]
-					return false
+			var all []client.Distribution
+			for d, err := range c.All(cmd.Context(), o.ListOptions) {
+				if err != nil {
+					return apiError(err)
 				}
-				return true
-			})
-			if err != nil {
-				return err
+				all = append(all, d)
+				if o.max > 0 && len(all) >= o.max {
+					break
+				}
 			}
 			if a.jsonOutput() {
 				return a.printJSON(orEmpty(all))
@@ -168,11 +163,11 @@ func (a *app) listCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.State, "state", "", "only this state: "+strings.Trim(fmt.Sprint(distribution.States), "[]"))
+	f.StringVar((*string)(&o.State), "state", "", "only this state: "+strings.Trim(fmt.Sprint(client.States), "[]"))
 	f.StringVar(&o.BatchID, "batch", "", "only this batch's distributions")
 	f.StringVar(&o.ProductKey, "product-key", "", "only this product")
 	f.IntVar(&o.max, "max", 0, "stop after this many (0: all)")
-	f.IntVar(&o.PageSize, "page-size", 500, "distributions per request (1 to 1000)")
+	f.IntVar(&o.Limit, "page-size", 500, "distributions per request (1 to 1000)")
 	return cmd
 }
 
@@ -210,13 +205,13 @@ func (a *app) actionCmd(action, short string) *cobra.Command {
 					return err
 				}
 			}
-			c, err := a.client()
+			c, err := a.api()
 			if err != nil {
 				return err
 			}
 			var (
 				firstErr error
-				results  []json.RawMessage
+				results  []any
 			)
 			for _, id := range ids {
 				r, err := a.action(cmd.Context(), c, action, id)
@@ -251,33 +246,28 @@ type reportedError struct{ err error }
 func (e *reportedError) Error() string { return e.err.Error() }
 func (e *reportedError) Unwrap() error { return e.err }
 
-func (a *app) action(ctx context.Context, c *client, action, id string) (json.RawMessage, error) {
-	kind := "distributions"
+// action cancels or retries one distribution or every item of a batch,
+// prints what changed (table output) and returns the API's answer.
+func (a *app) action(ctx context.Context, c *client.Client, action, id string) (any, error) {
 	if strings.HasPrefix(id, "b_") {
-		kind = "batches"
-	}
-	// Both actions are idempotent in effect (a second cancel or retry
-	// answers 409), so a transport error may be retried.
-	resp, err := c.do(ctx, http.MethodPost, "/v1/"+kind+"/"+url.PathEscape(id)+"/"+action, nil, nil, true)
-	if err != nil {
-		return nil, err
-	}
-	if a.jsonOutput() {
-		return resp.Body, nil
-	}
-	if kind == "batches" {
-		var r batchActionResult
-		if err := decode(resp, &r); err != nil {
-			return nil, err
+		do := map[string]func(context.Context, string) (*client.BatchActionResult, error){"cancel": c.CancelBatch, "retry": c.RetryBatch}[action]
+		r, err := do(ctx, id)
+		if err != nil {
+			return nil, apiError(err)
 		}
-		verb := map[string]string{"cancel": "canceled", "retry": "queued again"}[action]
-		fmt.Fprintf(a.stdout, "batch %s: %d %s, %d skipped (changed state meanwhile)\n", r.BatchID, r.Changed, verb, r.Skipped)
-		return resp.Body, nil
+		if !a.jsonOutput() {
+			verb := map[string]string{"cancel": "canceled", "retry": "queued again"}[action]
+			fmt.Fprintf(a.stdout, "batch %s: %d %s, %d skipped (changed state meanwhile)\n", r.BatchID, r.Changed, verb, r.Skipped)
+		}
+		return r, nil
 	}
-	var d distribution.Distribution
-	if err := decode(resp, &d); err != nil {
-		return nil, err
+	do := map[string]func(context.Context, string) (*client.Distribution, error){"cancel": c.Cancel, "retry": c.Retry}[action]
+	d, err := do(ctx, id)
+	if err != nil {
+		return nil, apiError(err)
 	}
-	fmt.Fprintf(a.stdout, "distribution %s: %s\n", d.ID, d.State)
-	return resp.Body, nil
+	if !a.jsonOutput() {
+		fmt.Fprintf(a.stdout, "distribution %s: %s\n", d.ID, d.State)
+	}
+	return d, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -17,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/distq/distq/internal/distribution"
+	"github.com/distq/distq/client"
 )
 
 // Progress display modes.
@@ -90,7 +89,7 @@ Exit code 0 when every item succeeded, 2 when some failed or were canceled,
 			if err := o.validate(); err != nil {
 				return err
 			}
-			c, err := a.client()
+			c, err := a.api()
 			if err != nil {
 				return err
 			}
@@ -115,7 +114,7 @@ Exit code 0 when every item succeeded, 2 when some failed or were canceled,
 
 // snapshot is the state of the followed work at one moment.
 type snapshot struct {
-	Counts map[distribution.State]int
+	Counts map[client.State]int
 	Total  int
 	Done   int
 	// ServerETA is the latest ETA the API gave (zero if none).
@@ -135,34 +134,34 @@ type failure struct {
 
 // watchResult is the end of a watch.
 type watchResult struct {
-	IDs      []string                   `json:"ids"`
-	Total    int                        `json:"total"`
-	Counts   map[distribution.State]int `json:"counts"`
-	Elapsed  float64                    `json:"elapsed_seconds"`
-	Failures []failure                  `json:"failures"`
+	IDs      []string             `json:"ids"`
+	Total    int                  `json:"total"`
+	Counts   map[client.State]int `json:"counts"`
+	Elapsed  float64              `json:"elapsed_seconds"`
+	Failures []failure            `json:"failures"`
 	// FailuresListed is false when the failures were too many to list.
 	FailuresListed bool `json:"failures_listed"`
 }
 
 func (r *watchResult) allSucceeded() bool {
-	return r.Counts[distribution.StateSucceeded] == r.Total
+	return r.Counts[client.StateSucceeded] == r.Total
 }
 
 // poll reads the state of every id.
-func poll(ctx context.Context, c *client, ids []string) (snapshot, error) {
-	s := snapshot{Counts: map[distribution.State]int{}}
+func poll(ctx context.Context, c *client.Client, ids []string) (snapshot, error) {
+	s := snapshot{Counts: map[client.State]int{}}
 	for _, id := range ids {
 		if strings.HasPrefix(id, "d_") {
-			var d distribution.Distribution
-			if err := c.getJSON(ctx, "/v1/distributions/"+url.PathEscape(id), &d); err != nil {
-				return s, err
+			d, err := c.Get(ctx, id)
+			if err != nil {
+				return s, apiError(err)
 			}
 			s.Counts[d.State]++
 			continue
 		}
-		var b batchView
-		if err := c.getJSON(ctx, "/v1/batches/"+url.PathEscape(id), &b); err != nil {
-			return s, err
+		b, err := c.GetBatch(ctx, id)
+		if err != nil {
+			return s, apiError(err)
 		}
 		for st, n := range b.Counts {
 			s.Counts[st] += n
@@ -183,7 +182,7 @@ func poll(ctx context.Context, c *client, ids []string) (snapshot, error) {
 // follow polls ids until every item is finished, showing progress on
 // stderr, and returns the result with its failures. lineOf maps
 // distribution ids to input lines, for the summary (may be nil).
-func (a *app) follow(ctx context.Context, c *client, ids []string, o *watchOptions, lineOf map[string]int) (*watchResult, error) {
+func (a *app) follow(ctx context.Context, c *client.Client, ids []string, o *watchOptions, lineOf map[string]int) (*watchResult, error) {
 	mode := o.progress
 	if mode == progressAuto {
 		mode = progressLines
@@ -249,14 +248,14 @@ func (a *app) follow(ctx context.Context, c *client, ids []string, o *watchOptio
 // unavailable for a moment.
 func transient(err error) bool {
 	var ue *unreachableError
-	var ae *APIError
+	var ae *client.Error
 	return errors.As(err, &ue) || errors.As(err, &ae) && ae.Unavailable()
 }
 
 // result builds the end of a watch, listing the failures.
-func (a *app) result(ctx context.Context, c *client, ids []string, s snapshot, elapsed time.Duration, lineOf map[string]int) (*watchResult, error) {
+func (a *app) result(ctx context.Context, c *client.Client, ids []string, s snapshot, elapsed time.Duration, lineOf map[string]int) (*watchResult, error) {
 	res := &watchResult{IDs: ids, Total: s.Total, Counts: s.Counts, Elapsed: elapsed.Seconds(), Failures: []failure{}, FailuresListed: true}
-	add := func(d distribution.Distribution) bool {
+	add := func(d client.Distribution) bool {
 		if len(res.Failures) >= maxFailuresShown {
 			res.FailuresListed = false
 			return false
@@ -268,30 +267,27 @@ func (a *app) result(ctx context.Context, c *client, ids []string, s snapshot, e
 		res.Failures = append(res.Failures, f)
 		return true
 	}
-	if s.Counts[distribution.StateFailed] == 0 {
+	if s.Counts[client.StateFailed] == 0 {
 		return res, nil
 	}
 	for _, id := range ids {
 		if strings.HasPrefix(id, "d_") {
-			var d distribution.Distribution
-			if err := c.getJSON(ctx, "/v1/distributions/"+url.PathEscape(id), &d); err != nil {
-				return nil, err
+			d, err := c.Get(ctx, id)
+			if err != nil {
+				return nil, apiError(err)
 			}
-			if d.State == distribution.StateFailed {
-				add(d)
+			if d.State == client.StateFailed {
+				add(*d)
 			}
 			continue
 		}
-		err := c.list(ctx, listQuery{BatchID: id, State: string(distribution.StateFailed), PageSize: 1000}, func(ds []distribution.Distribution) bool {
-			for _, d := range ds {
-				if !add(d) {
-					return false
-				}
+		for d, err := range c.All(ctx, client.ListOptions{BatchID: id, State: client.StateFailed, Limit: 1000}) {
+			if err != nil {
+				return nil, fmt.Errorf("list the failures of %s: %w", id, apiError(err))
 			}
-			return true
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list the failures of %s: %w", id, err)
+			if !add(d) {
+				break
+			}
 		}
 	}
 	slices.SortStableFunc(res.Failures, func(x, y failure) int {
@@ -304,7 +300,7 @@ func (a *app) result(ctx context.Context, c *client, ids []string, s snapshot, e
 func (a *app) printWatchSummary(r *watchResult) {
 	w := a.stdout
 	fmt.Fprintf(w, "finished %s in %s: %s\n", plural(r.Total, "item"), time.Duration(r.Elapsed*float64(time.Second)).Round(100*time.Millisecond), countsText(r.Counts, true))
-	failed := r.Counts[distribution.StateFailed]
+	failed := r.Counts[client.StateFailed]
 	if failed == 0 {
 		return
 	}
@@ -334,13 +330,13 @@ func (a *app) printWatchSummary(r *watchResult) {
 }
 
 // countsText is "succeeded 118 · failed 2 · running 10 · queued 67".
-func countsText(counts map[distribution.State]int, finalOnly bool) string {
-	order := []distribution.State{distribution.StateSucceeded, distribution.StateFailed, distribution.StateCanceled,
-		distribution.StateRunning, distribution.StateSubmitting, distribution.StateQueued}
+func countsText(counts map[client.State]int, finalOnly bool) string {
+	order := []client.State{client.StateSucceeded, client.StateFailed, client.StateCanceled,
+		client.StateRunning, client.StateSubmitting, client.StateQueued}
 	var parts []string
 	for _, st := range order {
 		n := counts[st]
-		always := st == distribution.StateSucceeded || !finalOnly && st == distribution.StateFailed
+		always := st == client.StateSucceeded || !finalOnly && st == client.StateFailed
 		if n == 0 && !always {
 			continue
 		}
