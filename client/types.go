@@ -110,7 +110,7 @@ func (r *DistributionRequest) FillFrom(d DistributionRequest) {
 // the batch's top level.
 type BatchItem struct {
 	Account          string `json:"account,omitempty"`
-	ProductKey       string `json:"product_key"`
+	ProductKey       string `json:"product_key,omitempty"`
 	SourceInstanceID string `json:"source_instance_id,omitempty"`
 	TargetInstanceID string `json:"target_instance_id,omitempty"`
 	TargetUID        string `json:"target_uid,omitempty"`
@@ -120,8 +120,13 @@ type BatchItem struct {
 // BatchRequest is the body of a batch submission: 1 to 10,000 items, and
 // top-level fields that fill every field an item leaves out.
 type BatchRequest struct {
-	DistributionRequest
-	Items []BatchItem `json:"items"`
+	Items            []BatchItem `json:"items"`
+	Account          string      `json:"account,omitempty"`
+	ProductKey       string      `json:"product_key,omitempty"`
+	SourceInstanceID string      `json:"source_instance_id,omitempty"`
+	TargetInstanceID string      `json:"target_instance_id,omitempty"`
+	TargetUID        string      `json:"target_uid,omitempty"`
+	TargetAliyunID   string      `json:"target_aliyun_id,omitempty"`
 }
 
 // Batch is a batch as the API shows it: its items' counts per state,

@@ -61,10 +61,7 @@ func apiClient(url string) *client.Client { return client.New(url, token) }
 // benchBatch is a batch of n products, named by keyFormat and their index,
 // from the bench's source instance to target.
 func benchBatch(target, keyFormat string, n int) client.BatchRequest {
-	b := client.BatchRequest{
-		DistributionRequest: client.DistributionRequest{SourceInstanceID: "iotx-oxssharez200", TargetInstanceID: target},
-		Items:               make([]client.BatchItem, n),
-	}
+	b := client.BatchRequest{Items: make([]client.BatchItem, n), SourceInstanceID: "iotx-oxssharez200", TargetInstanceID: target}
 	for i := range b.Items {
 		b.Items[i].ProductKey = fmt.Sprintf(keyFormat, i)
 	}

@@ -32,7 +32,8 @@ type rejection struct {
 // sendBatch posts one batch. It returns nil and the rejections when the API
 // refused every item; lineOf learns the line of every accepted item's id.
 func (a *app) sendBatch(ctx context.Context, c *client.Client, shared client.DistributionRequest, chunk []item, key string, lineOf map[string]int) (*submittedBatch, []rejection, error) {
-	body := client.BatchRequest{DistributionRequest: shared, Items: make([]client.BatchItem, len(chunk))}
+	body := client.BatchRequest{Items: make([]client.BatchItem, len(chunk)), Account: shared.Account, ProductKey: shared.ProductKey,
+		SourceInstanceID: shared.SourceInstanceID, TargetInstanceID: shared.TargetInstanceID, TargetUID: shared.TargetUID, TargetAliyunID: shared.TargetAliyunID}
 	for i, it := range chunk {
 		r := it.Req
 		body.Items[i] = client.BatchItem{Account: r.Account, ProductKey: r.ProductKey, SourceInstanceID: r.SourceInstanceID,
