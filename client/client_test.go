@@ -74,7 +74,10 @@ func TestQueries(t *testing.T) {
 			_, err := c.List(ctx, client.ListOptions{State: client.StateFailed, BatchID: "b_1", ProductKey: "p", Limit: 7, Cursor: "d_9"})
 			return err
 		},
-		func() error { _, err := c.BatchDistributions(ctx, "b_1", client.ListOptions{BatchID: "ignored", Limit: 3}); return err },
+		func() error {
+			_, err := c.BatchDistributions(ctx, "b_1", client.ListOptions{BatchID: "ignored", Limit: 3})
+			return err
+		},
 		func() error { _, err := c.Cancel(ctx, "d_1"); return err },
 		func() error { _, err := c.Retry(ctx, "d_1"); return err },
 		func() error { _, err := c.GetBatch(ctx, "b_1"); return err },
