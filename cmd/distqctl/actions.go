@@ -10,18 +10,29 @@ import (
 	"github.com/distq/distq/client"
 )
 
+// action is cancel or retry, of one distribution and of a batch.
+type action struct {
+	name string
+	// verb says what a batch's changed items became.
+	verb  string
+	one   func(*client.Client, context.Context, string) (*client.Distribution, error)
+	batch func(*client.Client, context.Context, string) (*client.BatchActionResult, error)
+}
+
 func (a *app) cancelCmd() *cobra.Command {
-	return a.actionCmd("cancel", "Cancel queued distributions: one (d_…) or every queued one of a batch (b_…)")
+	return a.actionCmd(action{"cancel", "canceled", (*client.Client).Cancel, (*client.Client).CancelBatch},
+		"Cancel queued distributions: one (d_…) or every queued one of a batch (b_…)")
 }
 
 func (a *app) retryCmd() *cobra.Command {
-	return a.actionCmd("retry", "Retry failed distributions: one (d_…) or every failed one of a batch (b_…)")
+	return a.actionCmd(action{"retry", "queued again", (*client.Client).Retry, (*client.Client).RetryBatch},
+		"Retry failed distributions: one (d_…) or every failed one of a batch (b_…)")
 }
 
 // actionCmd is cancel or retry: POST /v1/{distributions|batches}/{id}/{action}.
-func (a *app) actionCmd(action, short string) *cobra.Command {
+func (a *app) actionCmd(act action, short string) *cobra.Command {
 	return &cobra.Command{
-		Use:   action + " ID...",
+		Use:   act.name + " ID...",
 		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, ids []string) error {
@@ -39,12 +50,12 @@ func (a *app) actionCmd(action, short string) *cobra.Command {
 				results  []any
 			)
 			for _, id := range ids {
-				r, err := a.action(cmd.Context(), c, action, id)
+				r, err := a.act(cmd.Context(), c, act, id)
 				if err != nil {
 					if cmd.Context().Err() != nil {
 						return err
 					}
-					fmt.Fprintf(a.stderr, "distqctl: %s %s: %v\n", action, id, err)
+					fmt.Fprintf(a.stderr, "distqctl: %s %s: %v\n", act.name, id, err)
 					if firstErr == nil {
 						firstErr = err
 					}
@@ -71,23 +82,20 @@ type reportedError struct{ err error }
 func (e *reportedError) Error() string { return e.err.Error() }
 func (e *reportedError) Unwrap() error { return e.err }
 
-// action cancels or retries one distribution or every item of a batch,
-// prints what changed (table output) and returns the API's answer.
-func (a *app) action(ctx context.Context, c *client.Client, action, id string) (any, error) {
+// act applies act to one distribution or every item of a batch, prints
+// what changed (table output) and returns the API's answer.
+func (a *app) act(ctx context.Context, c *client.Client, act action, id string) (any, error) {
 	if strings.HasPrefix(id, "b_") {
-		do := map[string]func(context.Context, string) (*client.BatchActionResult, error){"cancel": c.CancelBatch, "retry": c.RetryBatch}[action]
-		r, err := do(ctx, id)
+		r, err := act.batch(c, ctx, id)
 		if err != nil {
 			return nil, apiError(err)
 		}
 		if !a.jsonOutput() {
-			verb := map[string]string{"cancel": "canceled", "retry": "queued again"}[action]
-			fmt.Fprintf(a.stdout, "batch %s: %d %s, %d skipped (changed state meanwhile)\n", r.BatchID, r.Changed, verb, r.Skipped)
+			fmt.Fprintf(a.stdout, "batch %s: %d %s, %d skipped (changed state meanwhile)\n", r.BatchID, r.Changed, act.verb, r.Skipped)
 		}
 		return r, nil
 	}
-	do := map[string]func(context.Context, string) (*client.Distribution, error){"cancel": c.Cancel, "retry": c.Retry}[action]
-	d, err := do(ctx, id)
+	d, err := act.one(c, ctx, id)
 	if err != nil {
 		return nil, apiError(err)
 	}

@@ -283,6 +283,16 @@ func (c *clientCheck) exchange(t *testing.T, status int, got any, err error) {
 	}
 	if diff := cmp.Diff(want, have); diff != "" {
 		t.Errorf("%s %s: the client's value does not encode back to the answer (-answer +client):\n%s", req.Method, req.URL.Path, diff)
+		return
+	}
+	// Byte for byte, field order included: distqctl prints the client's
+	// values where it used to print the api's answers.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, resp.body); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(compact.Bytes(), re) {
+		t.Errorf("%s %s: the client's value encodes as\n%s\nthe answer is\n%s", req.Method, req.URL.Path, re, compact.Bytes())
 	}
 }
 
