@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distq/distq/client"
 	"github.com/distq/distq/internal/alisim"
 	"github.com/distq/distq/internal/devstack"
-	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/redistest"
 )
 
@@ -88,13 +88,13 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 // listAll lists distributions through the CLI's own pagination, as JSON.
-func listAll(t *testing.T, c *cli, args ...string) []distribution.Distribution {
+func listAll(t *testing.T, c *cli, args ...string) []client.Distribution {
 	t.Helper()
 	r := c.run(append([]string{"list", "-o", "json", "--page-size", "50"}, args...)...)
 	if r.code != 0 {
 		t.Fatalf("list: exit %d: %s", r.code, r.stderr)
 	}
-	var ds []distribution.Distribution
+	var ds []client.Distribution
 	if err := json.Unmarshal([]byte(r.stdout), &ds); err != nil {
 		t.Fatalf("list -o json: %v", err)
 	}
@@ -154,7 +154,7 @@ func TestSubmitFileWithBadLines(t *testing.T) {
 		t.Fatalf("%d distributions after the first run, want 197", len(all))
 	}
 	for _, d := range all {
-		if d.State != distribution.StateSucceeded {
+		if d.State != client.StateSucceeded {
 			t.Fatalf("%s is %s, want succeeded", d.ID, d.State)
 		}
 	}
@@ -181,7 +181,7 @@ func TestSubmitFileWithBadLines(t *testing.T) {
 		t.Fatalf("submit -o json: %v", err)
 	}
 	if r.code != ExitItems || len(res.Batches) != 2 || !res.Batches[0].Replayed || !res.Batches[1].Replayed ||
-		len(res.BadLines) != 3 || res.BadLines[0].Line != 11 || res.Result == nil || res.Result.Counts[distribution.StateSucceeded] != 197 {
+		len(res.BadLines) != 3 || res.BadLines[0].Line != 11 || res.Result == nil || res.Result.Counts[client.StateSucceeded] != 197 {
 		t.Errorf("submit -o json: exit %d, %+v", r.code, res)
 	}
 
