@@ -151,17 +151,17 @@ func (a *Allowlist) CheckURL(raw string) (Destination, error) {
 var refusedPrefixes = func() []netip.Prefix {
 	var out []netip.Prefix
 	for _, s := range []string{
-		"0.0.0.0/8",       // "this network"
-		"100.64.0.0/10",   // carrier-grade NAT
-		"192.0.0.0/24",    // IETF protocol assignments
-		"198.18.0.0/15",   // benchmarking
-		"240.0.0.0/4",     // reserved, and broadcast
-		"64:ff9b::/96",    // NAT64: may reach any IPv4 address
-		"64:ff9b:1::/48",  // local-use NAT64
-		"2001:db8::/32",   // documentation
-		"100::/64",        // discard
-		"fec0::/10",       // site-local (deprecated)
-		"2002::/16",       // 6to4: may embed a private IPv4 address
+		"0.0.0.0/8",      // "this network"
+		"100.64.0.0/10",  // carrier-grade NAT
+		"192.0.0.0/24",   // IETF protocol assignments
+		"198.18.0.0/15",  // benchmarking
+		"240.0.0.0/4",    // reserved, and broadcast
+		"64:ff9b::/96",   // NAT64: may reach any IPv4 address
+		"64:ff9b:1::/48", // local-use NAT64
+		"2001:db8::/32",  // documentation
+		"100::/64",       // discard
+		"fec0::/10",      // site-local (deprecated)
+		"2002::/16",      // 6to4: may embed a private IPv4 address
 		"::/128", "::1/128",
 	} {
 		out = append(out, netip.MustParsePrefix(s))
