@@ -80,6 +80,7 @@ func readWorker(c *Config, e *vars) error {
 	c.WorkerConcurrency = e.int("DISTQ_WORKER_CONCURRENCY", "10", 1, 1000)
 	c.SlotLease = e.duration("DISTQ_SLOT_LEASE", "2m")
 	c.AlibabaTimeout = e.duration("DISTQ_ALIBABA_TIMEOUT", "10s")
+	c.Webhooks.Concurrency = e.int("DISTQ_WEBHOOK_CONCURRENCY", "4", 1, 1000)
 	return e.err
 }
 

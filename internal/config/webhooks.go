@@ -53,9 +53,8 @@ func readWebhooks(c *Config, e *vars) error {
 	if err != nil {
 		return fmt.Errorf("DISTQ_WEBHOOK_ALLOWED_HOSTS: %w", err)
 	}
-	c.Webhooks = Webhooks{Secrets: secrets, Allowed: allowed}
-	c.Webhooks.Concurrency = e.int("DISTQ_WEBHOOK_CONCURRENCY", "4", 1, 1000)
-	return e.err
+	c.Webhooks.Secrets, c.Webhooks.Allowed = secrets, allowed
+	return nil
 }
 
 // parseSecrets reads "team:whsec_…" entries separated by any of seps ('#'

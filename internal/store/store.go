@@ -312,7 +312,7 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 					p.ZAdd(ctx, keyOpen, redis.Z{Score: float64(s.now().UnixMilli()), Member: r.ID})
 					p.SetNX(ctx, keyActive(r.UID, r.ProductKey, r.TargetInstanceID), r.ID, 0)
 				}
-				if r.State.Terminal() {
+				if r.State.Terminal() && !old.Terminal() {
 					s.announce(ctx, p, &r) // in this MULTI: see webhooks.go
 				}
 				if r.BatchID != "" {
