@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -120,6 +121,16 @@ type snapshot struct {
 	Done   int
 	// ServerETA is the latest ETA the API gave (zero if none).
 	ServerETA time.Time
+	// etag names the counts of a lone batch, for the next long poll.
+	etag string
+}
+
+// longPoll asks poll to wait on the server, for one batch, until its counts
+// differ from those etag names (a batch long poll), instead of the caller
+// sleeping between polls.
+type longPoll struct {
+	wait time.Duration
+	etag string
 }
 
 // failure is a distribution that failed.
@@ -148,8 +159,9 @@ func (r *watchResult) allSucceeded() bool {
 	return r.Counts[distribution.StateSucceeded] == r.Total
 }
 
-// poll reads the state of every id.
-func poll(ctx context.Context, c *client, ids []string) (snapshot, error) {
+// poll reads the state of every id; with lp set and a lone batch, it
+// long-polls that batch.
+func poll(ctx context.Context, c *client, ids []string, lp *longPoll) (snapshot, error) {
 	s := snapshot{Counts: map[distribution.State]int{}}
 	for _, id := range ids {
 		if strings.HasPrefix(id, "d_") {
@@ -161,9 +173,19 @@ func poll(ctx context.Context, c *client, ids []string) (snapshot, error) {
 			continue
 		}
 		var b batchView
-		if err := c.getJSON(ctx, "/v1/batches/"+url.PathEscape(id), &b); err != nil {
+		path, header := "/v1/batches/"+url.PathEscape(id), http.Header(nil)
+		if lp != nil && len(ids) == 1 && lp.etag != "" {
+			path += "?wait=" + lp.wait.String()
+			header = http.Header{"If-None-Match": {lp.etag}}
+		}
+		resp, err := c.do(ctx, http.MethodGet, path, nil, header, true)
+		if err == nil {
+			err = decode(resp, &b)
+		}
+		if err != nil {
 			return s, err
 		}
+		s.etag = resp.Header.Get("ETag")
 		for st, n := range b.Counts {
 			s.Counts[st] += n
 		}
@@ -203,9 +225,21 @@ func (a *app) follow(ctx context.Context, c *client, ids []string, o *watchOptio
 			disp.close()
 		}
 	}()
+	// A lone batch is followed by long poll (the server answers as soon as
+	// its counts change), at most one request per --interval.
+	var lp *longPoll
+	lastPoll := time.Time{}
 	for {
 		var err error
-		s, err = poll(ctx, c, ids)
+		if lp != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Until(lastPoll.Add(o.interval))):
+			}
+		}
+		lastPoll = time.Now()
+		s, err = poll(ctx, c, ids, lp)
+		lp = nil
 		switch {
 		case ctx.Err() != nil:
 			return nil, &interruptedError{Hint: "the server goes on; follow it again with: distqctl watch " + strings.Join(ids, " ")}
@@ -235,6 +269,13 @@ func (a *app) follow(ctx context.Context, c *client, ids []string, o *watchOptio
 				disp.close()
 				disp = nil
 				return a.result(ctx, c, ids, s, time.Since(start), lineOf)
+			}
+			if s.etag != "" && len(ids) == 1 {
+				lp = &longPoll{wait: 30 * time.Second, etag: s.etag}
+				if mode == progressLines {
+					lp.wait = linesEvery
+				}
+				continue
 			}
 		}
 		select {
