@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -165,7 +166,10 @@ func (c *client) submitBatch(notifyURL string, pks ...string) string {
 	var out struct {
 		Batch struct{ ID string } `json:"batch"`
 	}
-	body := map[string]any{"source_instance_id": "iotx-oxssharez200", "target_instance_id": "iot-cn-6ja0000e2e", "notify_url": notifyURL, "items": items}
+	body := map[string]any{"source_instance_id": "iotx-oxssharez200", "target_instance_id": "iot-cn-6ja0000e2e", "items": items}
+	if notifyURL != "" {
+		body["notify_url"] = notifyURL
+	}
 	if code := c.do("POST", "/v1/batches", body, &out); code != http.StatusAccepted {
 		c.t.Fatalf("submit batch: status %d", code)
 	}
@@ -392,5 +396,36 @@ func TestWebhookDestinationsRefused(t *testing.T) {
 	m := scrape(t, st.MetricsURLs[0]+"/metrics")
 	if f := m["distq_webhook_deliveries_total"]; f == nil || f.sum(map[string]string{"outcome": "refused"}) < 1 {
 		t.Errorf("distq_webhook_deliveries_total: want refused ≥ 1")
+	}
+}
+
+// Deliveries have their own asynq server and queue: a single
+// distribution's event is delivered while a batch backlog, accepted
+// before it, still waits on the Alibaba quota in a worker of one
+// concurrent task.
+func TestWebhookNotDelayedByTheQuotaBacklog(t *testing.T) {
+	t.Parallel()
+	rcv := newHookReceiver(t, always(http.StatusOK))
+	rcv.start()
+	env := hookEnv(rcv.addr)
+	env["DISTQ_WORKER_CONCURRENCY"] = "1"
+	st := startStack(t, devstack.Options{Sim: fastSim(), Env: env, Worker: app.WorkerOptions{Webhooks: fastHooks()}})
+	c := &client{t: t, base: st.APIURL, token: st.Token}
+	pks := make([]string, 40)
+	for i := range pks {
+		pks[i] = fmt.Sprintf("a1Backlog%02d", i)
+	}
+	backlog := c.submitBatch("", pks...)
+	r := req("a1Urgent")
+	r.NotifyURL = rcv.url()
+	d := c.submit(r)
+	got := rcv.waitFor(30*time.Second, "want the single distribution's event", func(d []delivery) bool { return len(d) >= 1 })
+	var b batchWithNotification
+	c.do("GET", "/v1/batches/"+backlog, nil, &b)
+	if data, _ := got[0].Body["data"].(map[string]any); data["id"] != d.ID {
+		t.Fatalf("event %+v, want %s's", got[0], d.ID)
+	}
+	if b.Done || b.Counts[distribution.StateQueued] < 10 {
+		t.Fatalf("the backlog is nearly through (%+v) by the time the event came: the test shows nothing", b.Counts)
 	}
 }
