@@ -25,10 +25,9 @@ import (
 // internal/notify moves it onto its asynq queue (TaskID = event id) until it
 // is delivered or given up.
 
-func keyEvent(id string) string        { return prefix + "wh:e:" + id }
-func keyBatchEvent(id string) string   { return prefix + "b:" + id + ":event" }
-func keyRecordEvent(id string) string  { return prefix + "d:" + id + ":event" }
-func keyOutboxMember(id string) string { return id }
+func keyEvent(id string) string       { return prefix + "wh:e:" + id }
+func keyBatchEvent(id string) string  { return prefix + "b:" + id + ":event" }
+func keyRecordEvent(id string) string { return prefix + "d:" + id + ":event" }
 
 // keyOutbox is a sorted set of event ids not yet delivered (nor given up),
 // scored by when the outbox should look at them again (ms).
@@ -170,7 +169,7 @@ func (s *Redis) BatchEvent(ctx context.Context, batchID string) (*webhook.Event,
 	return ev, err
 }
 
-// saveDeliverySrc updates an event's delivery state if the event still
+// saveDelivery updates an event's delivery state if the event still
 // exists (an expired one is not brought back half-written).
 var saveDelivery = redis.NewScript(`
 if redis.call("EXISTS", KEYS[1]) == 0 then return 0 end
@@ -188,7 +187,7 @@ func (s *Redis) SaveDelivery(ctx context.Context, id string, d webhook.Delivery,
 		out = strconv.FormatInt(recheck.UnixMilli(), 10)
 	}
 	return saveDelivery.Run(ctx, s.rdb, []string{keyEvent(id), keyOutbox}, d.State, d.Attempts, msOf(d.LastAttemptAt),
-		d.LastStatus, d.LastError, msOf(d.NextRetryAt), msOf(d.DeliveredAt), out, keyOutboxMember(id)).Err()
+		d.LastStatus, d.LastError, msOf(d.NextRetryAt), msOf(d.DeliveredAt), out, id).Err()
 }
 
 // resend puts an event back to pending with a fresh window of attempts.
@@ -202,7 +201,7 @@ return 1`)
 // retries; its id (the webhook-id) stays the same. ErrNotFound when it
 // expired.
 func (s *Redis) Resend(ctx context.Context, id string) error {
-	n, err := resend.Run(ctx, s.rdb, []string{keyEvent(id), keyOutbox}, s.now().UnixMilli(), keyOutboxMember(id)).Int()
+	n, err := resend.Run(ctx, s.rdb, []string{keyEvent(id), keyOutbox}, s.now().UnixMilli(), id).Int()
 	if err != nil {
 		return fmt.Errorf("resend %s: %w", id, err)
 	}
@@ -231,5 +230,5 @@ func (s *Redis) DueEvents(ctx context.Context, now time.Time, recheck time.Durat
 
 // DropEvent removes an event that no longer exists from the outbox.
 func (s *Redis) DropEvent(ctx context.Context, id string) error {
-	return s.rdb.ZRem(ctx, keyOutbox, keyOutboxMember(id)).Err()
+	return s.rdb.ZRem(ctx, keyOutbox, id).Err()
 }
