@@ -104,7 +104,8 @@ type BatchView struct {
 	// the account's rate and its job slots; nil when done.
 	ETA *time.Time
 	// Notification is the batch's latest batch.finished event and its
-	// delivery state; nil without a notify_url or before the batch is done.
+	// delivery state (also while retried items run again); nil without a
+	// notify_url or before the batch first finished.
 	Notification *webhook.Event
 }
 
@@ -150,12 +151,12 @@ func (s *Service) view(ctx context.Context, b *distribution.BatchStatus) (*Batch
 	}
 	v.Size = size
 	v.Done = open == 0
+	ev, err := s.notification(ctx, &b.Batch)
+	if err != nil {
+		return nil, err
+	}
+	v.Notification = ev
 	if v.Done {
-		ev, err := s.notification(ctx, &b.Batch)
-		if err != nil {
-			return nil, err
-		}
-		v.Notification = ev
 		return v, nil
 	}
 	ahead, err := s.d.Store.CountOpenBefore(ctx, b.CreatedAt)
