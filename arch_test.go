@@ -26,6 +26,7 @@ func TestLayering(t *testing.T) {
 		forbidden []string
 	}{
 		{pkg: "internal/distribution", forbidden: []string{module + "/"}},
+		{pkg: "internal/webhook", forbidden: append([]string{module + "/"}, adapters...)},
 		{pkg: "internal/service", forbidden: append([]string{module + "/internal/httpapi", "github.com/labstack/echo"}, adapters...)},
 		{pkg: "internal/httpapi", forbidden: adapters[:5]},
 	}

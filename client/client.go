@@ -88,7 +88,7 @@ func New(baseURL, token string, opts ...Option) *Client {
 // duplicate_active (see Error.ExistingID).
 func (c *Client) Submit(ctx context.Context, req DistributionRequest, idempotencyKey string) (d *Distribution, replayed bool, err error) {
 	d = new(Distribution)
-	resp, err := c.do(ctx, http.MethodPost, "/v1/distributions", req, idempotencyKey, idempotencyKey != "", d)
+	resp, err := c.do(ctx, http.MethodPost, "/v1/distributions", req, idemHeader(idempotencyKey), idempotencyKey != "", d)
 	if err != nil {
 		return nil, false, err
 	}
@@ -102,7 +102,7 @@ func (c *Client) Submit(ctx context.Context, req DistributionRequest, idempotenc
 // for Submit.
 func (c *Client) SubmitBatch(ctx context.Context, req BatchRequest, idempotencyKey string) (b *BatchCreated, replayed bool, err error) {
 	b = new(BatchCreated)
-	resp, err := c.do(ctx, http.MethodPost, "/v1/batches", req, idempotencyKey, idempotencyKey != "", b)
+	resp, err := c.do(ctx, http.MethodPost, "/v1/batches", req, idemHeader(idempotencyKey), idempotencyKey != "", b)
 	if err != nil {
 		return nil, false, err
 	}
@@ -117,7 +117,7 @@ func isReplay(resp *http.Response) bool {
 // unknown one.
 func (c *Client) Get(ctx context.Context, id string) (*Distribution, error) {
 	var d Distribution
-	_, err := c.do(ctx, http.MethodGet, "/v1/distributions/"+url.PathEscape(id), nil, "", true, &d)
+	_, err := c.do(ctx, http.MethodGet, "/v1/distributions/"+url.PathEscape(id), nil, nil, true, &d)
 	return ptr(&d, err)
 }
 
@@ -131,7 +131,7 @@ func (c *Client) Poll(ctx context.Context, id string, known State, wait time.Dur
 		q.Set("state", string(known))
 	}
 	var d Distribution
-	_, err := c.do(ctx, http.MethodGet, "/v1/distributions/"+url.PathEscape(id)+"?"+q.Encode(), nil, "", true, &d)
+	_, err := c.do(ctx, http.MethodGet, "/v1/distributions/"+url.PathEscape(id)+"?"+q.Encode(), nil, nil, true, &d)
 	return ptr(&d, err)
 }
 
@@ -151,14 +151,42 @@ func (c *Client) action(ctx context.Context, kind, id, action string) (*Distribu
 	var d Distribution
 	// Both actions are idempotent in effect (a second one answers 409), so
 	// a request without answer may be repeated.
-	_, err := c.do(ctx, http.MethodPost, "/v1/"+kind+"/"+url.PathEscape(id)+"/"+action, nil, "", true, &d)
+	_, err := c.do(ctx, http.MethodPost, "/v1/"+kind+"/"+url.PathEscape(id)+"/"+action, nil, nil, true, &d)
 	return ptr(&d, err)
 }
 
 // GetBatch returns a batch with its counts per state, done flag and ETA.
 func (c *Client) GetBatch(ctx context.Context, id string) (*Batch, error) {
 	var b Batch
-	_, err := c.do(ctx, http.MethodGet, "/v1/batches/"+url.PathEscape(id), nil, "", true, &b)
+	_, err := c.do(ctx, http.MethodGet, "/v1/batches/"+url.PathEscape(id), nil, nil, true, &b)
+	return ptr(&b, err)
+}
+
+// PollBatch long-polls a batch: it answers as soon as the batch's counts
+// differ from those the revision names (the ETag of an earlier answer), or
+// after wait. With an empty revision it answers at once. It returns the batch
+// and the revision to pass next time.
+func (c *Client) PollBatch(ctx context.Context, id, revision string, wait time.Duration) (*Batch, string, error) {
+	var b Batch
+	path := "/v1/batches/" + url.PathEscape(id)
+	var hdr http.Header
+	if revision != "" {
+		path += "?wait=" + url.QueryEscape(wait.String())
+		hdr = http.Header{"If-None-Match": {`"` + revision + `"`}}
+	}
+	resp, err := c.do(ctx, http.MethodGet, path, nil, hdr, true, &b)
+	if err != nil {
+		return nil, "", err
+	}
+	return &b, strings.Trim(strings.TrimPrefix(resp.Header.Get("ETag"), "W/"), `"`), nil
+}
+
+// Notify sends a finished batch's completion event again (the same event
+// id, so a receiver can deduplicate) and returns the batch with the
+// event's delivery state.
+func (c *Client) Notify(ctx context.Context, id string) (*Batch, error) {
+	var b Batch
+	_, err := c.do(ctx, http.MethodPost, "/v1/batches/"+url.PathEscape(id)+"/notify", nil, nil, false, &b)
 	return ptr(&b, err)
 }
 
@@ -176,7 +204,7 @@ func (c *Client) RetryBatch(ctx context.Context, id string) (*BatchActionResult,
 
 func (c *Client) batchAction(ctx context.Context, id, action string) (*BatchActionResult, error) {
 	var r BatchActionResult
-	_, err := c.do(ctx, http.MethodPost, "/v1/batches/"+url.PathEscape(id)+"/"+action, nil, "", true, &r)
+	_, err := c.do(ctx, http.MethodPost, "/v1/batches/"+url.PathEscape(id)+"/"+action, nil, nil, true, &r)
 	return ptr(&r, err)
 }
 
@@ -230,7 +258,7 @@ func (c *Client) page(ctx context.Context, path string, o ListOptions) (*Page, e
 	if q := o.query().Encode(); q != "" {
 		path += "?" + q
 	}
-	_, err := c.do(ctx, http.MethodGet, path, nil, "", true, &p)
+	_, err := c.do(ctx, http.MethodGet, path, nil, nil, true, &p)
 	return ptr(&p, err)
 }
 
@@ -270,7 +298,7 @@ func ptr[T any](v *T, err error) (*T, error) {
 // *Error for an error answer, a *TransportError when the server did not
 // answer, or ctx's error. retrySafe says whether a request without answer
 // may be sent again.
-func (c *Client) do(ctx context.Context, method, path string, body any, idempotencyKey string, retrySafe bool, out any) (*http.Response, error) {
+func (c *Client) do(ctx context.Context, method, path string, body any, hdr http.Header, retrySafe bool, out any) (*http.Response, error) {
 	var raw []byte
 	if body != nil {
 		var err error
@@ -279,7 +307,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, idempote
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		resp, data, err := c.once(ctx, method, path, raw, idempotencyKey)
+		resp, data, err := c.once(ctx, method, path, raw, hdr)
 		if err == nil {
 			if err := json.Unmarshal(data, out); err != nil {
 				return nil, fmt.Errorf("decode the API's answer (HTTP %d): %w", resp.StatusCode, err)
@@ -310,8 +338,16 @@ func (c *Client) do(ctx context.Context, method, path string, body any, idempote
 	}
 }
 
+// idemHeader is the Idempotency-Key header, or none for an empty key.
+func idemHeader(key string) http.Header {
+	if key == "" {
+		return nil
+	}
+	return http.Header{"Idempotency-Key": {key}}
+}
+
 // once sends one request and reads its answer.
-func (c *Client) once(ctx context.Context, method, path string, raw []byte, idempotencyKey string) (*http.Response, []byte, error) {
+func (c *Client) once(ctx context.Context, method, path string, raw []byte, hdr http.Header) (*http.Response, []byte, error) {
 	var rd io.Reader
 	if raw != nil {
 		rd = bytes.NewReader(raw)
@@ -326,8 +362,8 @@ func (c *Client) once(ctx context.Context, method, path string, raw []byte, idem
 	if raw != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if idempotencyKey != "" {
-		req.Header.Set("Idempotency-Key", idempotencyKey)
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -76,6 +76,9 @@ type Distribution struct {
 	SubmittedAt  *time.Time         `json:"submitted_at,omitempty"`
 	FinishedAt   *time.Time         `json:"finished_at,omitempty"`
 	UpdatedAt    time.Time          `json:"updated_at"`
+	// NotifyURL receives a signed distribution.finished event when this
+	// single distribution ends.
+	NotifyURL string `json:"notify_url,omitempty"`
 }
 
 // DistributionRequest is the body of a single submission: the product, the
@@ -88,6 +91,9 @@ type DistributionRequest struct {
 	TargetInstanceID string `json:"target_instance_id"`
 	TargetUID        string `json:"target_uid,omitempty"`
 	TargetAliyunID   string `json:"target_aliyun_id,omitempty"`
+	// NotifyURL receives a signed distribution.finished event when the
+	// distribution ends (single submissions only; a batch has its own).
+	NotifyURL string `json:"notify_url,omitempty"`
 }
 
 // FillFrom sets every empty field of r from d: what the server does with a
@@ -127,6 +133,9 @@ type BatchRequest struct {
 	TargetInstanceID string      `json:"target_instance_id,omitempty"`
 	TargetUID        string      `json:"target_uid,omitempty"`
 	TargetAliyunID   string      `json:"target_aliyun_id,omitempty"`
+	// NotifyURL receives a signed batch.finished event once every item is
+	// final.
+	NotifyURL string `json:"notify_url,omitempty"`
 }
 
 // Batch is a batch as the API shows it: its items' counts per state,
@@ -139,6 +148,8 @@ type Batch struct {
 	// submission are not counted).
 	Size      int       `json:"size"`
 	CreatedAt time.Time `json:"created_at"`
+	// NotifyURL receives the batch's batch.finished event.
+	NotifyURL string `json:"notify_url,omitempty"`
 	// Counts holds every state, zero or not.
 	Counts map[State]int `json:"counts"`
 	// Done: every item is in a final state.
@@ -146,6 +157,23 @@ type Batch struct {
 	// ETA is when the batch should be done, from the backlog ahead of it
 	// and the account's limits; nil when done.
 	ETA *time.Time `json:"eta,omitempty"`
+	// Notification is the batch.finished event and its delivery state,
+	// once the batch is done (with a notify_url).
+	Notification *Notification `json:"notification,omitempty"`
+}
+
+// Notification is a completion event's delivery state.
+type Notification struct {
+	EventID       string     `json:"event_id"`
+	Type          string     `json:"type"`
+	State         string     `json:"state"`
+	Attempts      int        `json:"attempts"`
+	CreatedAt     time.Time  `json:"created_at"`
+	LastAttemptAt *time.Time `json:"last_attempt_at,omitempty"`
+	LastStatus    int        `json:"last_status,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	NextRetryAt   *time.Time `json:"next_retry_at,omitempty"`
+	DeliveredAt   *time.Time `json:"delivered_at,omitempty"`
 }
 
 // ItemResult is the outcome of one batch item: ID when it was accepted,

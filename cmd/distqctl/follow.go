@@ -26,6 +26,9 @@ type snapshot struct {
 	Done   int
 	// ServerETA is the latest ETA the API gave (zero if none).
 	ServerETA time.Time
+	// revision names the counts of a lone batch (its ETag), for the next
+	// long poll.
+	revision string
 }
 
 // failure is a distribution that failed.
@@ -54,8 +57,10 @@ func (r *watchResult) allSucceeded() bool {
 	return r.Counts[client.StateSucceeded] == r.Total
 }
 
-// poll reads the state of every id.
-func poll(ctx context.Context, c *client.Client, ids []string) (snapshot, error) {
+// poll reads the state of every id. Given a lone batch and the revision
+// of its last answer, it long-polls that batch for up to wait: the server
+// answers as soon as the batch's counts change.
+func poll(ctx context.Context, c *client.Client, ids []string, revision string, wait time.Duration) (snapshot, error) {
 	s := snapshot{Counts: map[client.State]int{}}
 	for _, id := range ids {
 		if strings.HasPrefix(id, "d_") {
@@ -66,10 +71,14 @@ func poll(ctx context.Context, c *client.Client, ids []string) (snapshot, error)
 			s.Counts[d.State]++
 			continue
 		}
-		b, err := c.GetBatch(ctx, id)
+		if len(ids) > 1 {
+			revision = ""
+		}
+		b, rev, err := c.PollBatch(ctx, id, revision, wait)
 		if err != nil {
 			return s, apiError(err)
 		}
+		s.revision = rev
 		for st, n := range b.Counts {
 			s.Counts[st] += n
 		}
@@ -109,9 +118,27 @@ func (a *app) follow(ctx context.Context, c *client.Client, ids []string, o *wat
 			disp.close()
 		}
 	}()
+	// A lone batch is followed by long poll (the server answers as soon as
+	// its counts change), at most one request per --interval.
+	var (
+		revision string
+		lastPoll time.Time
+	)
+	longWait := 30 * time.Second
+	if mode == progressLines {
+		longWait = linesEvery
+	}
 	for {
+		if revision != "" {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Until(lastPoll.Add(o.interval))):
+			}
+		}
+		lastPoll = time.Now()
 		var err error
-		s, err = poll(ctx, c, ids)
+		s, err = poll(ctx, c, ids, revision, longWait)
+		revision = ""
 		switch {
 		case ctx.Err() != nil:
 			return nil, &interruptedError{Hint: "the server goes on; follow it again with: distqctl watch " + strings.Join(ids, " ")}
@@ -141,6 +168,10 @@ func (a *app) follow(ctx context.Context, c *client.Client, ids []string, o *wat
 				disp.close()
 				disp = nil
 				return a.result(ctx, c, ids, s, time.Since(start), lineOf)
+			}
+			if s.revision != "" && len(ids) == 1 {
+				revision = s.revision
+				continue
 			}
 		}
 		select {

@@ -60,6 +60,7 @@ server's memory of keys).`,
 	f.StringVar(&o.shared.Account, "account", "", "distq account name (default: the config file's, else the server's default)")
 	f.StringVar(&o.shared.TargetUID, "target-uid", "", "target UID (must be the account's own)")
 	f.StringVar(&o.shared.TargetAliyunID, "target-aliyun-id", "", "target Alibaba Cloud account name")
+	f.StringVar(&o.shared.NotifyURL, "notify-url", "", "where distq sends the signed completion event of each batch (or of the one distribution): see docs/WEBHOOKS.md")
 	f.StringVar(&o.idempotencyKey, "idempotency-key", "", "Idempotency-Key (default: derived from the file's content and the flags; with several batches, -1, -2, … is appended)")
 	f.BoolVar(&o.noIdempotencyKey, "no-idempotency-key", false, "send no Idempotency-Key: every run submits anew")
 	f.IntVar(&o.batchSize, "batch-size", maxBatch, "items per batch (1 to 10000)")
@@ -102,7 +103,11 @@ func deriveKey(parts ...string) string {
 }
 
 func sharedParts(r client.DistributionRequest) []string {
-	return []string{r.Account, r.ProductKey, r.SourceInstanceID, r.TargetInstanceID, r.TargetUID, r.TargetAliyunID}
+	parts := []string{r.Account, r.ProductKey, r.SourceInstanceID, r.TargetInstanceID, r.TargetUID, r.TargetAliyunID}
+	if r.NotifyURL != "" {
+		parts = append(parts, "notify_url="+r.NotifyURL)
+	}
+	return parts
 }
 
 func (o *submitOptions) key(derived func() string) string {

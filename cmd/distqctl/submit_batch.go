@@ -33,7 +33,7 @@ type rejection struct {
 // refused every item; lineOf learns the line of every accepted item's id.
 func (a *app) sendBatch(ctx context.Context, c *client.Client, shared client.DistributionRequest, chunk []item, key string, lineOf map[string]int) (*submittedBatch, []rejection, error) {
 	body := client.BatchRequest{Items: make([]client.BatchItem, len(chunk)), Account: shared.Account, ProductKey: shared.ProductKey,
-		SourceInstanceID: shared.SourceInstanceID, TargetInstanceID: shared.TargetInstanceID, TargetUID: shared.TargetUID, TargetAliyunID: shared.TargetAliyunID}
+		SourceInstanceID: shared.SourceInstanceID, TargetInstanceID: shared.TargetInstanceID, TargetUID: shared.TargetUID, TargetAliyunID: shared.TargetAliyunID, NotifyURL: shared.NotifyURL}
 	for i, it := range chunk {
 		r := it.Req
 		body.Items[i] = client.BatchItem{Account: r.Account, ProductKey: r.ProductKey, SourceInstanceID: r.SourceInstanceID,

@@ -11,6 +11,7 @@ import (
 	"github.com/distq/distq/internal/config"
 	"github.com/distq/distq/internal/httpapi"
 	"github.com/distq/distq/internal/metrics"
+	"github.com/distq/distq/internal/notify"
 	"github.com/distq/distq/internal/queue"
 	"github.com/distq/distq/internal/service"
 	"github.com/distq/distq/internal/store"
@@ -38,6 +39,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Changes:     store.NewChanges(rdb, log),
 		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
 		Accounts:    serviceAccounts(cfg),
+		Webhooks:    serviceWebhooks(cfg, notify.NewOutbox(st, client, insp)),
 		Metrics:     m,
 		Log:         log,
 	})
@@ -74,4 +76,14 @@ func serviceAccounts(cfg *config.Config) []service.Account {
 		out[i] = service.Account{Name: a.Name, UID: a.UID, CreateQPS: a.CreateQPS, MaxJobs: a.MaxJobs, Default: a.Default}
 	}
 	return out
+}
+
+// serviceWebhooks is what the use cases need of the webhook settings: the
+// teams with a secret (never the secrets) and the allowed hosts.
+func serviceWebhooks(cfg *config.Config, events service.Events) service.Webhooks {
+	teams := map[string]bool{}
+	for team := range cfg.Webhooks.Secrets {
+		teams[team] = true
+	}
+	return service.Webhooks{Teams: teams, Allowed: cfg.Webhooks.Allowed, Events: events}
 }

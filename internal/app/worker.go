@@ -15,6 +15,7 @@ import (
 	"github.com/distq/distq/internal/alibaba"
 	"github.com/distq/distq/internal/config"
 	"github.com/distq/distq/internal/metrics"
+	"github.com/distq/distq/internal/notify"
 	"github.com/distq/distq/internal/queue"
 	"github.com/distq/distq/internal/quota"
 	"github.com/distq/distq/internal/store"
@@ -27,6 +28,8 @@ type WorkerOptions struct {
 	ReconcileInterval time.Duration // default 10s
 	// Client overrides the Alibaba client settings of every account.
 	Client func(a config.Account, c *alibaba.Config)
+	// Webhooks tunes the delivery of completion events.
+	Webhooks notify.Options
 }
 
 // RunWorker processes distq's tasks until ctx ends, serving /metrics,
@@ -52,7 +55,8 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	if opts.Queue.SlotLease == 0 {
 		opts.Queue.SlotLease = cfg.SlotLease
 	}
-	w := queue.NewWorker(store.NewRedis(rdb, cfg.Retention), quota.New(rdb, opts.Quota), accounts, m, insp, client, log, opts.Queue)
+	st := store.NewRedis(rdb, cfg.Retention)
+	w := queue.NewWorker(st, quota.New(rdb, opts.Quota), accounts, m, insp, client, log, opts.Queue)
 
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.WorkerConcurrency,
@@ -75,6 +79,14 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	w.Register(mux)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
+	}
+	// Webhooks have an asynq server and a queue of their own: the strict
+	// priorities of the quota's queues neither starve them nor are delayed
+	// by them.
+	whSrv, err := startWebhooks(cfg, rdb, st, client, m, log, opts.Webhooks)
+	if err != nil {
+		srv.Shutdown()
+		return err
 	}
 	rctx, stopReconcile := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -105,6 +117,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	if err != nil {
 		stopReconcile()
 		srv.Shutdown()
+		whSrv.stop()
 		return err
 	}
 	log.Info("worker running", "metrics_addr", ln.Addr().String(), "concurrency", cfg.WorkerConcurrency, "accounts", len(accounts))
@@ -119,6 +132,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	stopReconcile()
 	<-done
 	srv.Shutdown()
+	whSrv.stop()
 	err = <-herr
 	log.Info("worker stopped")
 	return err

@@ -42,6 +42,10 @@ func TestEachBinaryReadsItsOwnSettings(t *testing.T) {
 		"create qps":           {map[string]string{"DISTQ_CREATE_QPS": "two"}, both, "DISTQ_CREATE_QPS"},
 		"max jobs":             {map[string]string{"DISTQ_MAX_JOBS": "0"}, both, "DISTQ_MAX_JOBS"},
 		"missing account file": {map[string]string{"DISTQ_ACCOUNTS_FILE": "/nonexistent.yaml"}, both, "DISTQ_ACCOUNTS_FILE"},
+		"webhook secret":       {map[string]string{"DISTQ_WEBHOOK_SECRETS": "t:very-secret-value"}, both, "DISTQ_WEBHOOK_SECRETS"},
+		"webhook secrets file": {map[string]string{"DISTQ_WEBHOOK_SECRETS_FILE": "/nonexistent/secrets"}, both, "DISTQ_WEBHOOK_SECRETS_FILE"},
+		"webhook hosts":        {map[string]string{"DISTQ_WEBHOOK_ALLOWED_HOSTS": "a.*.example"}, both, "DISTQ_WEBHOOK_ALLOWED_HOSTS"},
+		"webhook concurrency":  {map[string]string{"DISTQ_WEBHOOK_CONCURRENCY": "0"}, worker, "DISTQ_WEBHOOK_CONCURRENCY"},
 	} {
 		m := base()
 		for k, v := range tc.set {

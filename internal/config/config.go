@@ -110,6 +110,9 @@ type Config struct {
 	SlotLease time.Duration
 	// AlibabaTimeout bounds one call to the endpoint.
 	AlibabaTimeout time.Duration
+
+	// Webhooks, both binaries.
+	Webhooks Webhooks
 }
 
 // DefaultAccount returns the account a request gets when it names none.

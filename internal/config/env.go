@@ -19,20 +19,20 @@ type Getenv func(string) string
 // (at least one is required) and rate, the retention, and the accounts'
 // names, UIDs and limits. It reads no credentials, endpoint or worker tuning.
 func ForAPI(getenv Getenv) (*Config, error) {
-	return read(getenv, readRedis, readAPI, readAccounts(false))
+	return read(getenv, readRedis, readAPI, readAccounts(false), readWebhooks)
 }
 
 // ForWorker reads the worker's settings: Redis, the retention, the accounts
 // with their credentials and endpoints, and the worker's tuning. It reads no
 // tokens, team rate or HTTP address.
 func ForWorker(getenv Getenv) (*Config, error) {
-	return read(getenv, readRedis, readWorker, readAccounts(true))
+	return read(getenv, readRedis, readWorker, readAccounts(true), readWebhooks)
 }
 
 // FromEnv reads the settings of both binaries, for a process that runs both
 // (the dev stack).
 func FromEnv(getenv Getenv) (*Config, error) {
-	return read(getenv, readRedis, readAPI, readWorker, readAccounts(true))
+	return read(getenv, readRedis, readAPI, readWorker, readAccounts(true), readWebhooks)
 }
 
 // part reads one group of settings into c; it returns the first bad one.
@@ -80,6 +80,7 @@ func readWorker(c *Config, e *vars) error {
 	c.WorkerConcurrency = e.int("DISTQ_WORKER_CONCURRENCY", "10", 1, 1000)
 	c.SlotLease = e.duration("DISTQ_SLOT_LEASE", "2m")
 	c.AlibabaTimeout = e.duration("DISTQ_ALIBABA_TIMEOUT", "10s")
+	c.Webhooks.Concurrency = e.int("DISTQ_WEBHOOK_CONCURRENCY", "4", 1, 1000)
 	return e.err
 }
 

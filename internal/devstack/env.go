@@ -25,6 +25,7 @@ var distqSettings = []string{
 	"DISTQ_ACCOUNTS_FILE", "DISTQ_ALIBABA_UID", "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
 	"DISTQ_CREATE_QPS", "DISTQ_QUERY_QPS", "DISTQ_LIST_QPS", "DISTQ_DELETE_QPS", "DISTQ_MAX_JOBS", "DISTQ_DELETE_FINISHED",
 	"DISTQ_WORKER_CONCURRENCY", "DISTQ_SLOT_LEASE", "DISTQ_ALIBABA_TIMEOUT", "DISTQ_RETENTION",
+	"DISTQ_WEBHOOK_SECRETS", "DISTQ_WEBHOOK_SECRETS_FILE", "DISTQ_WEBHOOK_ALLOWED_HOSTS", "DISTQ_WEBHOOK_CONCURRENCY",
 }
 
 // simSettings are the simulator's variables (alisim.ConfigFromEnv), shown in
@@ -83,7 +84,7 @@ func FromEnv(getenv func(string) string) (o Options, took, ignored []Setting, er
 // shown is how the banner shows a setting: no token, key or password.
 func shown(name, v string) string {
 	switch name {
-	case "DISTQ_API_TOKENS":
+	case "DISTQ_API_TOKENS", "DISTQ_WEBHOOK_SECRETS":
 		var teams []string
 		for _, pair := range strings.Split(v, ",") {
 			if team, _, ok := strings.Cut(pair, ":"); ok {

@@ -31,12 +31,14 @@ func TestFromEnv(t *testing.T) {
 				"DISTQ_MAX_JOBS": "7", "DISTQ_DELETE_FINISHED": "true", "DISTQ_WORKER_CONCURRENCY": "3", "DISTQ_SLOT_LEASE": "1m",
 				"DISTQ_ALIBABA_TIMEOUT": "2s", "DISTQ_RETENTION": "1h", "DISTQ_ACCOUNTS_FILE": "/etc/accounts.yaml",
 				"DISTQ_HTTP_ADDR": "127.0.0.1:1", "DISTQ_METRICS_ADDR": "127.0.0.1:2", "ALISIM_ADDR": "127.0.0.1:3",
-				"DISTQ_REDIS_URL": "redis://:redis-password@127.0.0.1:6379/4",
+				"DISTQ_REDIS_URL":       "redis://:redis-password@127.0.0.1:6379/4",
+				"DISTQ_WEBHOOK_SECRETS": "a:whsec_secret-hook-key", "DISTQ_WEBHOOK_ALLOWED_HOSTS": "hooks.example.com",
 			},
 			check: func(t *testing.T, o Options, took, ignored string) {
 				for _, k := range []string{"DISTQ_API_TOKENS", "DISTQ_API_TOKENS_FILE", "DISTQ_TEAM_RPS", "DISTQ_CREATE_QPS", "DISTQ_QUERY_QPS",
 					"DISTQ_LIST_QPS", "DISTQ_DELETE_QPS", "DISTQ_MAX_JOBS", "DISTQ_DELETE_FINISHED", "DISTQ_WORKER_CONCURRENCY",
-					"DISTQ_SLOT_LEASE", "DISTQ_ALIBABA_TIMEOUT", "DISTQ_RETENTION", "DISTQ_ACCOUNTS_FILE"} {
+					"DISTQ_SLOT_LEASE", "DISTQ_ALIBABA_TIMEOUT", "DISTQ_RETENTION", "DISTQ_ACCOUNTS_FILE",
+					"DISTQ_WEBHOOK_SECRETS", "DISTQ_WEBHOOK_ALLOWED_HOSTS"} {
 					if o.Env[k] == "" || !strings.Contains(took, k+"=") {
 						t.Errorf("%s: not taken (env %v, banner %q)", k, o.Env, took)
 					}
@@ -48,7 +50,10 @@ func TestFromEnv(t *testing.T) {
 				if !strings.Contains(took, "DISTQ_API_TOKENS=(teams a, b)") || !strings.Contains(took, "DISTQ_TEAM_RPS=5") {
 					t.Errorf("banner %q", took)
 				}
-				for _, secret := range []string{"secret-token", "redis-password"} {
+				if !strings.Contains(took, "DISTQ_WEBHOOK_SECRETS=(teams a)") {
+					t.Errorf("banner %q", took)
+				}
+				for _, secret := range []string{"secret-token", "redis-password", "secret-hook-key"} {
 					if strings.Contains(took, secret) {
 						t.Errorf("the banner shows a secret: %q", took)
 					}

@@ -94,6 +94,10 @@ type Distribution struct {
 	SubmittedAt      *time.Time `json:"submitted_at,omitempty"`
 	FinishedAt       *time.Time `json:"finished_at,omitempty"`
 	UpdatedAt        time.Time  `json:"updated_at"`
+	// NotifyURL receives a distribution.finished event when it ends (a
+	// single distribution only: a batch's items are announced by the
+	// batch's own event).
+	NotifyURL string `json:"notify_url,omitempty"`
 }
 
 // Batch groups distributions submitted together.
@@ -103,4 +107,6 @@ type Batch struct {
 	Account   string    `json:"account"`
 	Size      int       `json:"size"`
 	CreatedAt time.Time `json:"created_at"`
+	// NotifyURL receives a batch.finished event once every item is final.
+	NotifyURL string `json:"notify_url,omitempty"`
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -38,10 +39,32 @@ type BatchView struct {
 	// ETA is when the batch should be done, from the backlog ahead of it,
 	// the account's rate and its job slots; absent when done.
 	ETA *time.Time `json:"eta,omitempty"`
+	// Notification is the batch.finished event and its delivery state.
+	Notification *Notification `json:"notification,omitempty"`
+}
+
+// Notification is a completion event's delivery state.
+type Notification struct {
+	EventID       string     `json:"event_id"`
+	Type          string     `json:"type"`
+	State         string     `json:"state"`
+	Attempts      int        `json:"attempts"`
+	CreatedAt     time.Time  `json:"created_at"`
+	LastAttemptAt *time.Time `json:"last_attempt_at,omitempty"`
+	LastStatus    int        `json:"last_status,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	NextRetryAt   *time.Time `json:"next_retry_at,omitempty"`
+	DeliveredAt   *time.Time `json:"delivered_at,omitempty"`
 }
 
 func batchView(v *service.BatchView) BatchView {
-	return BatchView{Batch: v.Batch, Counts: v.Counts, Done: v.Done, ETA: v.ETA}
+	out := BatchView{Batch: v.Batch, Counts: v.Counts, Done: v.Done, ETA: v.ETA}
+	if ev := v.Notification; ev != nil {
+		out.Notification = &Notification{EventID: ev.ID, Type: ev.Type, State: ev.State, Attempts: ev.Attempts,
+			CreatedAt: ev.CreatedAt, LastAttemptAt: ev.LastAttemptAt, LastStatus: ev.LastStatus, LastError: ev.LastError,
+			NextRetryAt: ev.NextRetryAt, DeliveredAt: ev.DeliveredAt}
+	}
+	return out
 }
 
 type batchCreated struct {
@@ -95,12 +118,33 @@ func (s *server) createBatch(c echo.Context) error {
 	})
 }
 
+// getBatch answers a batch, at once or by long poll: with wait, once its
+// counts differ from those named by If-None-Match (an ETag it sent).
 func (s *server) getBatch(c echo.Context) error {
-	v, err := s.Service.Batch(c.Request().Context(), teamOf(c), c.Param("id"))
+	wait, _, err := longPollParams(c, s.MaxWait)
 	if err != nil {
 		return err
 	}
+	since := strings.Trim(strings.TrimPrefix(c.Request().Header.Get("If-None-Match"), "W/"), `"`)
+	ctx := c.Request().Context()
+	v, err := s.Service.AwaitBatch(ctx, teamOf(c), c.Param("id"), since, wait)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // the caller left
+		}
+		return err
+	}
+	c.Response().Header().Set("ETag", `"`+v.Revision()+`"`)
 	return c.JSON(http.StatusOK, batchView(v))
+}
+
+// notifyBatch sends a finished batch's event again.
+func (s *server) notifyBatch(c echo.Context) error {
+	v, err := s.Service.Notify(c.Request().Context(), teamOf(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, batchView(v))
 }
 
 func (s *server) listBatchDistributions(c echo.Context) error {

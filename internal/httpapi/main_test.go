@@ -20,10 +20,12 @@ import (
 	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/httpapi"
 	"github.com/distq/distq/internal/metrics"
+	"github.com/distq/distq/internal/notify"
 	"github.com/distq/distq/internal/queue"
 	"github.com/distq/distq/internal/redistest"
 	"github.com/distq/distq/internal/service"
 	"github.com/distq/distq/internal/store"
+	"github.com/distq/distq/internal/webhook"
 )
 
 // The api starts goroutines (the long-poll hub, the HTTP server's
@@ -40,6 +42,10 @@ const (
 	teamB      = "team-b"
 	accountUID = "1234567890123456"
 )
+
+// hooksAllowed is where team A's events may go (team B has no webhook
+// secret).
+var hooksAllowed, _ = webhook.ParseAllowlist("hooks.example.com")
 
 // apiOptions changes what newAPI builds.
 type apiOptions struct {
@@ -90,6 +96,7 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 		Changes:     store.NewChanges(rdb, log),
 		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
 		Accounts:    []service.Account{{Name: "main", UID: accountUID, CreateQPS: 2, MaxJobs: 10, Default: true}},
+		Webhooks:    service.Webhooks{Teams: map[string]bool{teamA: true}, Allowed: hooksAllowed, Events: notify.NewOutbox(st, asynq.NewClientFromRedisClient(rdb), insp)},
 		Metrics:     metrics.New(reg),
 		Log:         log,
 	})

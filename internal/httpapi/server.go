@@ -129,6 +129,7 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	v1.GET("/batches/:id/distributions", s.listBatchDistributions)
 	v1.POST("/batches/:id/cancel", s.cancelBatch)
 	v1.POST("/batches/:id/retry", s.retryBatch)
+	v1.POST("/batches/:id/notify", s.notifyBatch)
 	return e, d.Service.Run
 }
 

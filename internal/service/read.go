@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/distq/distq/internal/distribution"
+	"github.com/distq/distq/internal/webhook"
 )
 
 // load returns team's record of id; another team's id is not found.
@@ -102,6 +103,10 @@ type BatchView struct {
 	// ETA is when the batch should be done, from the backlog ahead of it,
 	// the account's rate and its job slots; nil when done.
 	ETA *time.Time
+	// Notification is the batch's latest batch.finished event and its
+	// delivery state (also while retried items run again); nil without a
+	// notify_url or before the batch first finished.
+	Notification *webhook.Event
 }
 
 func (s *Service) loadBatch(ctx context.Context, team, id string) (*distribution.BatchStatus, error) {
@@ -146,6 +151,11 @@ func (s *Service) view(ctx context.Context, b *distribution.BatchStatus) (*Batch
 	}
 	v.Size = size
 	v.Done = open == 0
+	ev, err := s.notification(ctx, &b.Batch)
+	if err != nil {
+		return nil, err
+	}
+	v.Notification = ev
 	if v.Done {
 		return v, nil
 	}

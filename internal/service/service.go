@@ -78,6 +78,8 @@ type Deps struct {
 	// best effort: the worker skips a canceled record anyway).
 	Canceler func(ctx context.Context, queue, id string) error
 	Accounts []Account
+	// Webhooks: who may set a notify_url, where to, and the events.
+	Webhooks Webhooks
 	Metrics  *metrics.Metrics
 	Log      *slog.Logger
 	// Now is the clock (default: time.Now in UTC).

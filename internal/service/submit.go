@@ -42,6 +42,10 @@ func (s *Service) Submit(ctx context.Context, team string, req distribution.Requ
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkNotify(team, req.NotifyURL); err != nil {
+		return nil, err
+	}
+	rec.NotifyURL = req.NotifyURL
 	claims, err := s.d.Store.Insert(ctx, nil, []*distribution.Record{rec})
 	if err != nil {
 		return nil, err
@@ -126,7 +130,10 @@ func (s *Service) SubmitBatch(ctx context.Context, team string, req BatchRequest
 	if !ok {
 		return nil, domainError(&distribution.ValidationError{Fields: []distribution.FieldError{{Field: "account", Message: "unknown account"}}})
 	}
-	b := &distribution.Batch{ID: distribution.NewBatchID(now), Team: team, Account: acct.Name, CreatedAt: now}
+	if err := s.checkNotify(team, req.Defaults.NotifyURL); err != nil {
+		return nil, err
+	}
+	b := &distribution.Batch{ID: distribution.NewBatchID(now), Team: team, Account: acct.Name, CreatedAt: now, NotifyURL: req.Defaults.NotifyURL}
 	results := make([]ItemResult, len(req.Items))
 	var recs []*distribution.Record
 	var idx []int
@@ -134,6 +141,10 @@ func (s *Service) SubmitBatch(ctx context.Context, team string, req BatchRequest
 		results[i].Index = i
 		if item.Err != nil {
 			results[i].Err = item.Err
+			continue
+		}
+		if item.Request.NotifyURL != "" {
+			results[i].Err = errItemNotify
 			continue
 		}
 		r := item.Request

@@ -156,7 +156,7 @@ func (s *Redis) Trim(ctx context.Context) (int64, error) {
 			n, _ := s.removeMissing(ctx, keyBatchItems(b), ids)
 			removed += n
 			if left-n <= 0 {
-				s.rdb.Del(ctx, keyBatch(b), keyBatchCounts(b), keyBatchItems(b))
+				s.rdb.Del(ctx, keyBatch(b), keyBatchCounts(b), keyBatchItems(b), keyBatchEvent(b))
 				s.rdb.ZRem(ctx, keyTeamBatches(t), b)
 			}
 		}

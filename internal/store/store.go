@@ -173,6 +173,9 @@ func (s *Redis) Insert(ctx context.Context, b *distribution.Batch, recs []*Recor
 		}
 		tx.ZAdd(ctx, keyOpen, open...)
 	}
+	if b != nil && b.NotifyURL != "" && len(won) == 0 {
+		s.announceEmptyBatch(ctx, tx, b.ID)
+	}
 	if len(won) > 0 || b != nil {
 		tx.SAdd(ctx, keyTeams, teamOf(b, recs))
 		if _, err := tx.Exec(ctx); err != nil {
@@ -308,6 +311,12 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 				if old.Terminal() && !r.State.Terminal() { // retry
 					p.ZAdd(ctx, keyOpen, redis.Z{Score: float64(s.now().UnixMilli()), Member: r.ID})
 					p.SetNX(ctx, keyActive(r.UID, r.ProductKey, r.TargetInstanceID), r.ID, 0)
+				}
+				if r.State.Terminal() && !old.Terminal() {
+					s.announce(ctx, p, &r) // in this MULTI: see webhooks.go
+				}
+				if r.BatchID != "" {
+					p.Publish(ctx, ChangesChannel, r.BatchID) // the batch's counts changed
 				}
 			}
 			p.Publish(ctx, ChangesChannel, r.ID)
