@@ -157,7 +157,7 @@ type batchWithNotification struct {
 	} `json:"notification"`
 }
 
-func (c *client) submitBatch(notifyURL string, pks ...string) string {
+func (c *api) submitBatch(notifyURL string, pks ...string) string {
 	c.t.Helper()
 	items := make([]map[string]string, len(pks))
 	for i, pk := range pks {
@@ -177,7 +177,7 @@ func (c *client) submitBatch(notifyURL string, pks ...string) string {
 }
 
 // batchUntil long-polls the batch until cond holds.
-func (c *client) batchUntil(id string, limit time.Duration, what string, cond func(b batchWithNotification) bool) batchWithNotification {
+func (c *api) batchUntil(id string, limit time.Duration, what string, cond func(b batchWithNotification) bool) batchWithNotification {
 	c.t.Helper()
 	deadline := time.Now().Add(limit)
 	var b batchWithNotification
@@ -209,7 +209,7 @@ func TestBatchFinishedWebhook(t *testing.T) {
 	})
 	rcv.start()
 	st := startStack(t, devstack.Options{Sim: fastSim(), Env: hookEnv(rcv.addr), Worker: app.WorkerOptions{Webhooks: fastHooks()}})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	id := c.submitBatch(rcv.url(), "a1Hook1", "a1Hook2", "a1Hook3")
 
 	got := rcv.waitFor(30*time.Second, "want two deliveries", func(d []delivery) bool { return len(d) >= 2 })
@@ -271,7 +271,7 @@ func TestWebhookReceiverDownThenBack(t *testing.T) {
 	t.Parallel()
 	rcv := newHookReceiver(t, always(http.StatusNoContent)) // not started: connections are refused
 	st := startStack(t, devstack.Options{Sim: fastSim(), Env: hookEnv(rcv.addr), Worker: app.WorkerOptions{Webhooks: fastHooks()}})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	id := c.submitBatch(rcv.url(), "a1Down1", "a1Down2")
 	b := c.batchUntil(id, 30*time.Second, "want failed attempts while the receiver is down", func(b batchWithNotification) bool {
 		return b.Notification != nil && b.Notification.Attempts >= 3
@@ -309,7 +309,7 @@ func TestWebhookSurvivesWorkerDeathAtTheEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &client{t: t, base: first.APIURL, token: first.Token}
+	c := newAPI(t, first.APIURL, first.Token)
 	id := c.submitBatch(rcv.url(), "a1Crash1", "a1Crash2", "a1Crash3")
 	b := c.batchUntil(id, 30*time.Second, "want done with an event", func(b batchWithNotification) bool { return b.Done && b.Notification != nil })
 	if b.Notification.State != webhook.StatePending || b.Notification.Attempts != 0 || len(rcv.deliveries()) != 0 {
@@ -324,7 +324,7 @@ func TestWebhookSurvivesWorkerDeathAtTheEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(second.Stop)
-	c = &client{t: t, base: second.APIURL, token: second.Token}
+	c = newAPI(t, second.APIURL, second.Token)
 	c.batchUntil(id, 30*time.Second, "want delivered", func(b batchWithNotification) bool {
 		return b.Notification != nil && b.Notification.State == webhook.StateDelivered
 	})
@@ -368,7 +368,7 @@ func TestWebhookDestinationsRefused(t *testing.T) {
 		return nil, errors.New("no such host")
 	}
 	st := startStack(t, devstack.Options{Sim: fastSim(), Env: hookEnv("*.corp.test"), Worker: app.WorkerOptions{Webhooks: hooks}})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	for _, u := range []string{"http://169.254.169.254/latest/meta-data/", "https://hooks.elsewhere.test/x", "http://127.0.0.1:1/x", "ftp://hooks.corp.test/x"} {
 		var e struct {
 			Error struct {
@@ -410,7 +410,7 @@ func TestWebhookNotDelayedByTheQuotaBacklog(t *testing.T) {
 	env := hookEnv(rcv.addr)
 	env["DISTQ_WORKER_CONCURRENCY"] = "1"
 	st := startStack(t, devstack.Options{Sim: fastSim(), Env: env, Worker: app.WorkerOptions{Webhooks: fastHooks()}})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	pks := make([]string, 40)
 	for i := range pks {
 		pks[i] = fmt.Sprintf("a1Backlog%02d", i)
