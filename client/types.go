@@ -51,6 +51,34 @@ type DistributionError struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
+// Outcome is how an attempt ended: "in_progress" (its Create was sent and
+// its job has not finished), "succeeded", "failed", or "requeued" (it made
+// no job, and the distribution went back to the queue).
+type Outcome string
+
+// Outcomes of an attempt.
+const (
+	OutcomeInProgress Outcome = "in_progress"
+	OutcomeSucceeded  Outcome = "succeeded"
+	OutcomeFailed     Outcome = "failed"
+	OutcomeRequeued   Outcome = "requeued"
+)
+
+// Attempt is one attempt at a remote job: from its Create to the job's end,
+// or to the error that put the distribution back in the queue.
+type Attempt struct {
+	// Number is the attempt's place in the distribution's life, from 1.
+	Number     int        `json:"number"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Outcome    Outcome    `json:"outcome"`
+	// JobID is the remote job the attempt made, if it made one.
+	JobID string `json:"job_id,omitempty"`
+	// Error is why the attempt failed or was requeued, with the remote's
+	// RequestId when the remote answered.
+	Error *DistributionError `json:"error,omitempty"`
+}
+
 // Distribution is one distribution of one product to another instance, as
 // the API shows it.
 type Distribution struct {
@@ -69,13 +97,17 @@ type Distribution struct {
 	JobID string `json:"job_id,omitempty"`
 	// RemoteStatus is the remote job's Status: 0 initializing, 1 running,
 	// 2 completed, 3 interrupted.
-	RemoteStatus *int               `json:"remote_status,omitempty"`
-	Attempts     int                `json:"attempts"`
-	Error        *DistributionError `json:"error,omitempty"`
-	CreatedAt    time.Time          `json:"created_at"`
-	SubmittedAt  *time.Time         `json:"submitted_at,omitempty"`
-	FinishedAt   *time.Time         `json:"finished_at,omitempty"`
-	UpdatedAt    time.Time          `json:"updated_at"`
+	RemoteStatus *int `json:"remote_status,omitempty"`
+	// Attempts counts every attempt at a remote job, retries included.
+	Attempts int                `json:"attempts"`
+	Error    *DistributionError `json:"error,omitempty"`
+	// History lists the last 20 attempts, oldest first: the errors of
+	// earlier attempts stay here after a retry.
+	History     []Attempt  `json:"history,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	SubmittedAt *time.Time `json:"submitted_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	UpdatedAt   time.Time  `json:"updated_at"`
 }
 
 // DistributionRequest is the body of a single submission: the product, the

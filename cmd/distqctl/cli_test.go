@@ -234,6 +234,18 @@ func TestWaitReportsRemoteFailures(t *testing.T) {
 	if r := c.run("watch", failed[0].BatchID, "--interval", "100ms", "-o", "json"); r.code != ExitItems || !strings.Contains(r.stdout, `"code": "iot.prod.NotExistedProduct"`) {
 		t.Errorf("watch after retry: exit %d, want %d with the remote code", r.code, ExitItems)
 	}
+	// get shows both attempts of a retried distribution, each with the
+	// remote's code and RequestId.
+	r = c.run("get", failed[0].ID)
+	for _, want := range []string{"attempts:", "attempt 1:", "attempt 2:"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("get %s lacks %q", failed[0].ID, want)
+		}
+	}
+	if r.code != 0 || strings.Count(r.stdout, "failed  ") != 2 || strings.Count(r.stdout, "iot.prod.NotExistedProduct: ") != 3 ||
+		strings.Count(r.stdout, "  request_id ") != 2 {
+		t.Errorf("get of a retried distribution: exit %d, want both failed attempts with their code and request id", r.code)
+	}
 }
 
 // TestDuplicateActiveAndCancel: a product already being distributed to the
