@@ -69,7 +69,9 @@ func TestTransitions(t *testing.T) {
 		}))},
 		{retry, rec(StateFailed, func(r *Record) {
 			r.Error, r.FinishedAt, r.Attempts, r.History = &Error{Code: "X"}, &now, 1, attempt(OutcomeFailed, "", &Error{Code: "X"})
-		}), new(rec(StateQueued, func(r *Record) { r.Attempts, r.RetryBase, r.History = 1, 1, attempt(OutcomeFailed, "", &Error{Code: "X"}) }))},
+		}), new(rec(StateQueued, func(r *Record) {
+			r.Attempts, r.RetryBase, r.History = 1, 1, attempt(OutcomeFailed, "", &Error{Code: "X"})
+		}))},
 		{startSubmit, rec(StateQueued, func(r *Record) { r.WaitReason = WaitJobSlots }),
 			new(rec(StateSubmitting, func(r *Record) {
 				r.CreateSentAt, r.Attempts = &now, 1
