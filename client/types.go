@@ -181,7 +181,8 @@ type Batch struct {
 }
 
 // ItemResult is the outcome of one batch item: ID when it was accepted,
-// else Error (and ExistingID for a duplicate of an active distribution).
+// else Error (and ExistingID for a duplicate of the team's own active
+// distribution; another team's is never named).
 type ItemResult struct {
 	// Index is the item's position in the request's items.
 	Index      int    `json:"index"`
@@ -227,6 +228,13 @@ type FieldError struct {
 // duplicate, in an error's details.
 type ExistingRef struct {
 	ExistingID string `json:"existing_id"`
+}
+
+// OtherTeamRef is the detail of a duplicate whose active distribution is
+// another team's: when it was created, never its id.
+type OtherTeamRef struct {
+	OtherTeam bool      `json:"other_team"`
+	Since     time.Time `json:"since"`
 }
 
 // errorBody is the body of every error answer.

@@ -60,6 +60,11 @@ type Claim struct {
 	// Existing is the id of the active distribution of the same product to
 	// the same target, when there is one; Record was not claimed then.
 	Existing string
+	// ExistingTeam and ExistingCreatedAt describe Existing when the store
+	// read its record (else the use cases look it up): another team's
+	// conflict is answered without its id.
+	ExistingTeam      string
+	ExistingCreatedAt time.Time
 }
 
 // Filter narrows a listing of one team's distributions.

@@ -39,6 +39,7 @@ var clientSchemas = map[string]reflect.Type{
 	"Page":                reflect.TypeFor[client.Page](),
 	"FieldProblem":        reflect.TypeFor[client.FieldError](),
 	"ExistingRef":         reflect.TypeFor[client.ExistingRef](),
+	"OtherTeamRef":        reflect.TypeFor[client.OtherTeamRef](),
 	"Error":               reflect.TypeFor[client.Error](),
 }
 
