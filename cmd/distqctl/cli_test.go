@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -195,6 +196,36 @@ func TestSubmitFileWithBadLines(t *testing.T) {
 	}
 	if r := c.run("retry", batch); r.code != ExitAPI || !strings.Contains(r.stderr, "invalid_state") {
 		t.Errorf("retry of a batch with nothing failed: exit %d, want %d with invalid_state", r.code, ExitAPI)
+	}
+
+	// list of a batch follows the file's order: the keys ascend in the file.
+	var keys []string
+	for _, d := range listAll(t, c, "--batch", batch) {
+		keys = append(keys, d.ProductKey)
+	}
+	if !slices.IsSorted(keys) || len(keys) != 97 {
+		t.Errorf("list --batch: %d items in the order %v, want the file's", len(keys), keys)
+	}
+
+	// watch of a batch that finished earlier counts the time from the
+	// batch's creation, not from the start of the watch.
+	r = c.run("get", batch, "-o", "json")
+	var view client.Batch
+	if err := json.Unmarshal([]byte(r.stdout), &view); err != nil {
+		t.Fatalf("get -o json: %v", err)
+	}
+	sinceCreated := time.Since(view.CreatedAt)
+	r = c.run("watch", batch, "-o", "json", "--progress", "lines")
+	var w watchResult
+	if err := json.Unmarshal([]byte(r.stdout), &w); err != nil {
+		t.Fatalf("watch -o json: %v", err)
+	}
+	if r.code != 0 || w.Total != 97 || !w.Created.Equal(view.CreatedAt) || w.Elapsed < sinceCreated.Seconds() {
+		t.Errorf("watch of a finished batch: exit %d, %d items, created %v, %.3fs elapsed; want 97 items, created %v, at least %.3fs",
+			r.code, w.Total, w.Created, w.Elapsed, view.CreatedAt, sinceCreated.Seconds())
+	}
+	if !strings.Contains(r.stderr, "97/97 done (100%)") || !strings.Contains(r.stderr, " since created") {
+		t.Errorf("watch's progress line lacks the totals or the time since creation: %q", r.stderr)
 	}
 }
 

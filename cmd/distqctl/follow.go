@@ -26,6 +26,26 @@ type snapshot struct {
 	Done   int
 	// ServerETA is the latest ETA the API gave (zero if none).
 	ServerETA time.Time
+	// Created is when the earliest of the followed batches (or
+	// distributions) was created: elapsed times count from it, not from
+	// the start of the watch.
+	Created time.Time
+}
+
+// created keeps the earliest creation time.
+func (s *snapshot) created(t time.Time) {
+	if s.Created.IsZero() || t.Before(s.Created) {
+		s.Created = t
+	}
+}
+
+// elapsed is the time since the followed work was created, or since start
+// when that is unknown.
+func (s snapshot) elapsed(now, start time.Time) time.Duration {
+	if s.Created.IsZero() || s.Created.After(now) {
+		return now.Sub(start)
+	}
+	return now.Sub(s.Created)
 }
 
 // failure is a distribution that failed.
@@ -44,6 +64,8 @@ type watchResult struct {
 	IDs      []string             `json:"ids"`
 	Total    int                  `json:"total"`
 	Counts   map[client.State]int `json:"counts"`
+	// Created is when the work was created; Elapsed counts from it.
+	Created  time.Time            `json:"created_at"`
 	Elapsed  float64              `json:"elapsed_seconds"`
 	Failures []failure            `json:"failures"`
 	// FailuresListed is false when the failures were too many to list.
@@ -64,6 +86,7 @@ func poll(ctx context.Context, c *client.Client, ids []string) (snapshot, error)
 				return s, apiError(err)
 			}
 			s.Counts[d.State]++
+			s.created(d.CreatedAt)
 			continue
 		}
 		b, err := c.GetBatch(ctx, id)
@@ -73,6 +96,7 @@ func poll(ctx context.Context, c *client.Client, ids []string) (snapshot, error)
 		for st, n := range b.Counts {
 			s.Counts[st] += n
 		}
+		s.created(b.CreatedAt)
 		if b.ETA != nil && b.ETA.After(s.ServerETA) {
 			s.ServerETA = *b.ETA
 		}
@@ -136,11 +160,11 @@ func (a *app) follow(ctx context.Context, c *client.Client, ids []string, o *wat
 			if disp == nil {
 				disp = newDisplay(mode, a.stderr, s.Total, ids)
 			}
-			disp.update(now, s, rate)
+			disp.update(now, s, rate, s.elapsed(now, start))
 			if s.Done == s.Total {
 				disp.close()
 				disp = nil
-				return a.result(ctx, c, ids, s, time.Since(start), lineOf)
+				return a.result(ctx, c, ids, s, s.elapsed(now, start), lineOf)
 			}
 		}
 		select {
@@ -161,7 +185,7 @@ func transient(err error) bool {
 
 // result builds the end of a watch, listing the failures.
 func (a *app) result(ctx context.Context, c *client.Client, ids []string, s snapshot, elapsed time.Duration, lineOf map[string]int) (*watchResult, error) {
-	res := &watchResult{IDs: ids, Total: s.Total, Counts: s.Counts, Elapsed: elapsed.Seconds(), Failures: []failure{}, FailuresListed: true}
+	res := &watchResult{IDs: ids, Total: s.Total, Counts: s.Counts, Created: s.Created, Elapsed: elapsed.Seconds(), Failures: []failure{}, FailuresListed: true}
 	add := func(d client.Distribution) bool {
 		if len(res.Failures) >= maxFailuresShown {
 			res.FailuresListed = false

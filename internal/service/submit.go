@@ -148,6 +148,11 @@ func (s *Service) SubmitBatch(ctx context.Context, team string, req BatchRequest
 		recs = append(recs, rec)
 		idx = append(idx, i)
 	}
+	// The items' ids sort in item order: a batch lists in the order of its
+	// items (the file's order, for distqctl).
+	for j, id := range distribution.NewIDs(now, len(recs)) {
+		recs[j].ID = id
+	}
 	if len(recs) == 0 {
 		e := errorf(CodeInvalid, "no item of the batch is valid; nothing was created")
 		e.Items = results
