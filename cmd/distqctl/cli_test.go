@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -241,9 +242,29 @@ func TestWaitReportsRemoteFailures(t *testing.T) {
 		`{"product_key":"a1here2","target_instance_id":"iot-cn-other0001"}`,
 		`{"product_key":"a1gone2"}`,
 	}, "\n"))
-	r := c.run("submit", "-f", file, "--source", testSource, "--target", testTarget, "--wait", "--interval", "100ms")
+	failedCSV := filepath.Join(t.TempDir(), "failed.csv")
+	r := c.run("submit", "-f", file, "--source", testSource, "--target", testTarget, "--wait", "--interval", "100ms", "--failed-csv", failedCSV)
 	if r.code != ExitItems {
 		t.Fatalf("exit %d, want %d", r.code, ExitItems)
+	}
+	// --failed-csv holds both failures with their code, RequestId and line.
+	raw, err := os.ReadFile(failedCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(raw)).ReadAll()
+	if err != nil || len(rows) != 3 || rows[0][0] != "product_key" {
+		t.Fatalf("--failed-csv: %v\n%s", err, raw)
+	}
+	for i, want := range []struct{ pk, line string }{{"a1gone1", "2"}, {"a1gone2", "4"}} {
+		row := map[string]string{}
+		for j, col := range rows[0] {
+			row[col] = rows[i+1][j]
+		}
+		if row["product_key"] != want.pk || row["line"] != want.line || row["outcome"] != "failed" || row["code"] != "iot.prod.NotExistedProduct" ||
+			row["request_id"] == "" || row["source_instance_id"] != testSource || row["target_instance_id"] != testTarget || !strings.HasPrefix(row["distribution_id"], "d_") {
+			t.Errorf("--failed-csv row %d: %v, want %s of line %s failed with its code and request id", i+1, row, want.pk, want.line)
+		}
 	}
 	for _, want := range []string{
 		"succeeded 2 · failed 2",
@@ -277,6 +298,16 @@ func TestWaitReportsRemoteFailures(t *testing.T) {
 		strings.Count(r.stdout, "  request_id ") != 2 {
 		t.Errorf("get of a retried distribution: exit %d, want both failed attempts with their code and request id", r.code)
 	}
+
+	// submit --file takes the failed CSV back as it is: no flags needed, the
+	// report columns ignored; the two products go again (and fail again).
+	r = c.run("submit", "-f", failedCSV, "--wait", "--interval", "100ms", "--failed-csv", failedCSV+".again")
+	if r.code != ExitItems || !strings.Contains(r.stdout, failedCSV+": 2 items to submit\n") || !strings.Contains(r.stdout, "failed (2): iot.prod.NotExistedProduct ×2") {
+		t.Errorf("resubmit of --failed-csv: exit %d, want both items submitted and failed again", r.code)
+	}
+	if again, err := os.ReadFile(failedCSV + ".again"); err != nil || bytes.Count(again, []byte("\n")) != 3 {
+		t.Errorf("second --failed-csv: %v\n%s", err, again)
+	}
 }
 
 // TestDuplicateActiveAndCancel: a product already being distributed to the
@@ -298,9 +329,13 @@ func TestDuplicateActiveAndCancel(t *testing.T) {
 	batch := res.Batches[0].ID
 
 	// The last product waits behind ~300 items at 50/s: it is still active.
-	r = c.run("submit", "-p", "a1dup0299", "--source", testSource, "--target", testTarget)
+	rejectedCSV := filepath.Join(t.TempDir(), "rejected.csv")
+	r = c.run("submit", "-p", "a1dup0299", "--source", testSource, "--target", testTarget, "--failed-csv", rejectedCSV)
 	if r.code != ExitItems || !strings.Contains(r.stdout, "duplicate_active") {
 		t.Fatalf("duplicate single submit: exit %d, want %d with duplicate_active", r.code, ExitItems)
+	}
+	if raw, err := os.ReadFile(rejectedCSV); err != nil || !bytes.Contains(raw, []byte("\na1dup0299,"+testSource+","+testTarget+",,,,rejected,duplicate_active,")) {
+		t.Errorf("--failed-csv of a rejected submit: %v\n%s", err, raw)
 	}
 	if r := c.run("cancel", batch); r.code != 0 || !strings.Contains(r.stdout, "canceled") {
 		t.Fatalf("cancel batch: exit %d", r.code)

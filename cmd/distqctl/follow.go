@@ -61,13 +61,13 @@ type failure struct {
 
 // watchResult is the end of a watch.
 type watchResult struct {
-	IDs      []string             `json:"ids"`
-	Total    int                  `json:"total"`
-	Counts   map[client.State]int `json:"counts"`
+	IDs    []string             `json:"ids"`
+	Total  int                  `json:"total"`
+	Counts map[client.State]int `json:"counts"`
 	// Created is when the work was created; Elapsed counts from it.
-	Created  time.Time            `json:"created_at"`
-	Elapsed  float64              `json:"elapsed_seconds"`
-	Failures []failure            `json:"failures"`
+	Created  time.Time `json:"created_at"`
+	Elapsed  float64   `json:"elapsed_seconds"`
+	Failures []failure `json:"failures"`
 	// FailuresListed is false when the failures were too many to list.
 	FailuresListed bool `json:"failures_listed"`
 }

@@ -102,8 +102,8 @@ func newDisplay(mode string, w io.Writer, total int, ids []string) display {
 type nopDisplay struct{}
 
 func (nopDisplay) update(time.Time, snapshot, *rateMeter, time.Duration) {}
-func (nopDisplay) warn(error)                             {}
-func (nopDisplay) close()                                 {}
+func (nopDisplay) warn(error)                                            {}
+func (nopDisplay) close()                                                {}
 
 // linesDisplay prints a plain line every linesEvery and at the end.
 type linesDisplay struct {
