@@ -80,7 +80,9 @@ type Attempt struct {
 }
 
 // Distribution is one distribution of one product to another instance, as
-// the API shows it.
+// the API shows it. Attempts counts every attempt at a remote job,
+// retries included; History lists the last 20, oldest first: the errors
+// of earlier attempts stay there after a retry.
 type Distribution struct {
 	ID               string     `json:"id"`
 	Team             string     `json:"team"`
@@ -97,17 +99,14 @@ type Distribution struct {
 	JobID string `json:"job_id,omitempty"`
 	// RemoteStatus is the remote job's Status: 0 initializing, 1 running,
 	// 2 completed, 3 interrupted.
-	RemoteStatus *int `json:"remote_status,omitempty"`
-	// Attempts counts every attempt at a remote job, retries included.
-	Attempts int                `json:"attempts"`
-	Error    *DistributionError `json:"error,omitempty"`
-	// History lists the last 20 attempts, oldest first: the errors of
-	// earlier attempts stay here after a retry.
-	History     []Attempt  `json:"history,omitempty"`
-	CreatedAt   time.Time  `json:"created_at"`
-	SubmittedAt *time.Time `json:"submitted_at,omitempty"`
-	FinishedAt  *time.Time `json:"finished_at,omitempty"`
-	UpdatedAt   time.Time  `json:"updated_at"`
+	RemoteStatus *int               `json:"remote_status,omitempty"`
+	Attempts     int                `json:"attempts"`
+	Error        *DistributionError `json:"error,omitempty"`
+	History      []Attempt          `json:"history,omitempty"`
+	CreatedAt    time.Time          `json:"created_at"`
+	SubmittedAt  *time.Time         `json:"submitted_at,omitempty"`
+	FinishedAt   *time.Time         `json:"finished_at,omitempty"`
+	UpdatedAt    time.Time          `json:"updated_at"`
 }
 
 // DistributionRequest is the body of a single submission: the product, the

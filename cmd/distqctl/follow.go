@@ -24,28 +24,12 @@ type snapshot struct {
 	Counts map[client.State]int
 	Total  int
 	Done   int
-	// ServerETA is the latest ETA the API gave (zero if none).
-	ServerETA time.Time
 	// Created is when the earliest of the followed batches (or
 	// distributions) was created: elapsed times count from it, not from
 	// the start of the watch.
 	Created time.Time
-}
-
-// created keeps the earliest creation time.
-func (s *snapshot) created(t time.Time) {
-	if s.Created.IsZero() || t.Before(s.Created) {
-		s.Created = t
-	}
-}
-
-// elapsed is the time since the followed work was created, or since start
-// when that is unknown.
-func (s snapshot) elapsed(now, start time.Time) time.Duration {
-	if s.Created.IsZero() || s.Created.After(now) {
-		return now.Sub(start)
-	}
-	return now.Sub(s.Created)
+	// ServerETA is the latest ETA the API gave (zero if none).
+	ServerETA time.Time
 }
 
 // failure is a distribution that failed.
@@ -274,4 +258,20 @@ func eta(now time.Time, s snapshot, m *rateMeter) time.Duration {
 		return max(s.ServerETA.Sub(now), 0)
 	}
 	return -1
+}
+
+// created keeps the earliest creation time.
+func (s *snapshot) created(t time.Time) {
+	if s.Created.IsZero() || t.Before(s.Created) {
+		s.Created = t
+	}
+}
+
+// elapsed is the time since the followed work was created, or since start
+// when that is unknown.
+func (s snapshot) elapsed(now, start time.Time) time.Duration {
+	if s.Created.IsZero() || s.Created.After(now) {
+		return now.Sub(start)
+	}
+	return now.Sub(s.Created)
 }

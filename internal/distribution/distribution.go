@@ -110,7 +110,10 @@ type Attempt struct {
 	Error *Error `json:"error,omitempty"`
 }
 
-// Distribution is one request to distribute one product.
+// Distribution is one request to distribute one product. Attempts counts
+// every attempt at a remote job over its life, retries included; History
+// lists the last MaxHistory of them, oldest first, so that a retried
+// distribution keeps the errors of its earlier attempts.
 type Distribution struct {
 	ID               string     `json:"id"`
 	Team             string     `json:"team"`
@@ -125,17 +128,13 @@ type Distribution struct {
 	WaitReason       WaitReason `json:"wait_reason,omitempty"`
 	JobID            string     `json:"job_id,omitempty"`
 	RemoteStatus     *int       `json:"remote_status,omitempty"`
-	// Attempts counts every attempt at a remote job over the
-	// distribution's life, retries included.
-	Attempts int    `json:"attempts"`
-	Error    *Error `json:"error,omitempty"`
-	// History lists the last MaxHistory attempts, oldest first: a retried
-	// distribution keeps the errors of its earlier attempts here.
-	History     []Attempt  `json:"history,omitempty"`
-	CreatedAt   time.Time  `json:"created_at"`
-	SubmittedAt *time.Time `json:"submitted_at,omitempty"`
-	FinishedAt  *time.Time `json:"finished_at,omitempty"`
-	UpdatedAt   time.Time  `json:"updated_at"`
+	Attempts         int        `json:"attempts"`
+	Error            *Error     `json:"error,omitempty"`
+	History          []Attempt  `json:"history,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+	SubmittedAt      *time.Time `json:"submitted_at,omitempty"`
+	FinishedAt       *time.Time `json:"finished_at,omitempty"`
+	UpdatedAt        time.Time  `json:"updated_at"`
 }
 
 // Batch groups distributions submitted together.
