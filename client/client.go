@@ -401,6 +401,9 @@ func errorOf(resp *http.Response, body []byte) *Error {
 		}
 		eb.Error = &Error{Code: "http_" + strconv.Itoa(resp.StatusCode), Message: cmp.Or(msg, http.StatusText(resp.StatusCode))}
 	}
+	if eb.Error.Details == nil {
+		eb.Error.Details = json.RawMessage("[]")
+	}
 	eb.Error.Status = resp.StatusCode
 	eb.Error.RequestID = resp.Header.Get("X-Request-Id")
 	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {

@@ -22,10 +22,12 @@ type Error struct {
 	Code string `json:"code"`
 	// Message says what went wrong, for people.
 	Message string `json:"message"`
-	// Details are per-field problems (FieldErrors), the active distribution
-	// of a duplicate (ExistingID), or for a batch with no valid item every
-	// item's result (ItemResults), as sent.
-	Details json.RawMessage `json:"details,omitempty"`
+	// Details are per-field problems (FieldErrors), the team's own active
+	// distribution of a duplicate (ExistingID), when another team's was
+	// created (OtherTeamSince), or for a batch with no valid item every
+	// item's result (ItemResults), as sent: always a JSON list, [] when
+	// there is nothing to add.
+	Details json.RawMessage `json:"details"`
 	// RetryAfter is the answer's Retry-After (a 429 carries one).
 	RetryAfter time.Duration `json:"-"`
 	// RequestID is the answer's X-Request-Id, also in the api's logs.
@@ -55,6 +57,18 @@ func (e *Error) ExistingID() string {
 		}
 	}
 	return ""
+}
+
+// OtherTeamSince reports, for a duplicate_active error whose active
+// distribution is another team's (whose id is never told), when that one
+// was created.
+func (e *Error) OtherTeamSince() (time.Time, bool) {
+	for _, d := range details[OtherTeamRef](e.Details) {
+		if d.OtherTeam {
+			return d.Since, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // FieldErrors are the per-field problems of a validation_failed or

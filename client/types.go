@@ -51,8 +51,38 @@ type DistributionError struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
+// Outcome is how an attempt ended: "in_progress" (its Create was sent and
+// its job has not finished), "succeeded", "failed", or "requeued" (it made
+// no job, and the distribution went back to the queue).
+type Outcome string
+
+// Outcomes of an attempt.
+const (
+	OutcomeInProgress Outcome = "in_progress"
+	OutcomeSucceeded  Outcome = "succeeded"
+	OutcomeFailed     Outcome = "failed"
+	OutcomeRequeued   Outcome = "requeued"
+)
+
+// Attempt is one attempt at a remote job: from its Create to the job's end,
+// or to the error that put the distribution back in the queue.
+type Attempt struct {
+	// Number is the attempt's place in the distribution's life, from 1.
+	Number     int        `json:"number"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Outcome    Outcome    `json:"outcome"`
+	// JobID is the remote job the attempt made, if it made one.
+	JobID string `json:"job_id,omitempty"`
+	// Error is why the attempt failed or was requeued, with the remote's
+	// RequestId when the remote answered.
+	Error *DistributionError `json:"error,omitempty"`
+}
+
 // Distribution is one distribution of one product to another instance, as
-// the API shows it.
+// the API shows it. Attempts counts every attempt at a remote job,
+// retries included; History lists the last 20, oldest first: the errors
+// of earlier attempts stay there after a retry.
 type Distribution struct {
 	ID               string     `json:"id"`
 	Team             string     `json:"team"`
@@ -72,6 +102,7 @@ type Distribution struct {
 	RemoteStatus *int               `json:"remote_status,omitempty"`
 	Attempts     int                `json:"attempts"`
 	Error        *DistributionError `json:"error,omitempty"`
+	History      []Attempt          `json:"history,omitempty"`
 	CreatedAt    time.Time          `json:"created_at"`
 	SubmittedAt  *time.Time         `json:"submitted_at,omitempty"`
 	FinishedAt   *time.Time         `json:"finished_at,omitempty"`
@@ -177,7 +208,8 @@ type Notification struct {
 }
 
 // ItemResult is the outcome of one batch item: ID when it was accepted,
-// else Error (and ExistingID for a duplicate of an active distribution).
+// else Error (and ExistingID for a duplicate of the team's own active
+// distribution; another team's is never named).
 type ItemResult struct {
 	// Index is the item's position in the request's items.
 	Index      int    `json:"index"`
@@ -223,6 +255,13 @@ type FieldError struct {
 // duplicate, in an error's details.
 type ExistingRef struct {
 	ExistingID string `json:"existing_id"`
+}
+
+// OtherTeamRef is the detail of a duplicate whose active distribution is
+// another team's: when it was created, never its id.
+type OtherTeamRef struct {
+	OtherTeam bool      `json:"other_team"`
+	Since     time.Time `json:"since"`
 }
 
 // errorBody is the body of every error answer.

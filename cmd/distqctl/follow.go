@@ -24,6 +24,10 @@ type snapshot struct {
 	Counts map[client.State]int
 	Total  int
 	Done   int
+	// Created is when the earliest of the followed batches (or
+	// distributions) was created: elapsed times count from it, not from
+	// the start of the watch.
+	Created time.Time
 	// ServerETA is the latest ETA the API gave (zero if none).
 	ServerETA time.Time
 	// revision names the counts of a lone batch (its ETag), for the next
@@ -44,11 +48,13 @@ type failure struct {
 
 // watchResult is the end of a watch.
 type watchResult struct {
-	IDs      []string             `json:"ids"`
-	Total    int                  `json:"total"`
-	Counts   map[client.State]int `json:"counts"`
-	Elapsed  float64              `json:"elapsed_seconds"`
-	Failures []failure            `json:"failures"`
+	IDs    []string             `json:"ids"`
+	Total  int                  `json:"total"`
+	Counts map[client.State]int `json:"counts"`
+	// Created is when the work was created; Elapsed counts from it.
+	Created  time.Time `json:"created_at"`
+	Elapsed  float64   `json:"elapsed_seconds"`
+	Failures []failure `json:"failures"`
 	// FailuresListed is false when the failures were too many to list.
 	FailuresListed bool `json:"failures_listed"`
 }
@@ -69,6 +75,7 @@ func poll(ctx context.Context, c *client.Client, ids []string, revision string, 
 				return s, apiError(err)
 			}
 			s.Counts[d.State]++
+			s.created(d.CreatedAt)
 			continue
 		}
 		if len(ids) > 1 {
@@ -82,6 +89,7 @@ func poll(ctx context.Context, c *client.Client, ids []string, revision string, 
 		for st, n := range b.Counts {
 			s.Counts[st] += n
 		}
+		s.created(b.CreatedAt)
 		if b.ETA != nil && b.ETA.After(s.ServerETA) {
 			s.ServerETA = *b.ETA
 		}
@@ -163,11 +171,11 @@ func (a *app) follow(ctx context.Context, c *client.Client, ids []string, o *wat
 			if disp == nil {
 				disp = newDisplay(mode, a.stderr, s.Total, ids)
 			}
-			disp.update(now, s, rate)
+			disp.update(now, s, rate, s.elapsed(now, start))
 			if s.Done == s.Total {
 				disp.close()
 				disp = nil
-				return a.result(ctx, c, ids, s, time.Since(start), lineOf)
+				return a.result(ctx, c, ids, s, s.elapsed(now, start), lineOf)
 			}
 			if s.revision != "" && len(ids) == 1 {
 				revision = s.revision
@@ -192,7 +200,7 @@ func transient(err error) bool {
 
 // result builds the end of a watch, listing the failures.
 func (a *app) result(ctx context.Context, c *client.Client, ids []string, s snapshot, elapsed time.Duration, lineOf map[string]int) (*watchResult, error) {
-	res := &watchResult{IDs: ids, Total: s.Total, Counts: s.Counts, Elapsed: elapsed.Seconds(), Failures: []failure{}, FailuresListed: true}
+	res := &watchResult{IDs: ids, Total: s.Total, Counts: s.Counts, Created: s.Created, Elapsed: elapsed.Seconds(), Failures: []failure{}, FailuresListed: true}
 	add := func(d client.Distribution) bool {
 		if len(res.Failures) >= maxFailuresShown {
 			res.FailuresListed = false
@@ -281,4 +289,20 @@ func eta(now time.Time, s snapshot, m *rateMeter) time.Duration {
 		return max(s.ServerETA.Sub(now), 0)
 	}
 	return -1
+}
+
+// created keeps the earliest creation time.
+func (s *snapshot) created(t time.Time) {
+	if s.Created.IsZero() || t.Before(s.Created) {
+		s.Created = t
+	}
+}
+
+// elapsed is the time since the followed work was created, or since start
+// when that is unknown.
+func (s snapshot) elapsed(now, start time.Time) time.Duration {
+	if s.Created.IsZero() || s.Created.After(now) {
+		return now.Sub(start)
+	}
+	return now.Sub(s.Created)
 }

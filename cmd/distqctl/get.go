@@ -97,9 +97,33 @@ func (a *app) printDistribution(d client.Distribution) {
 		row("error", d.Error.Code+": "+oneLine(d.Error.Message))
 		row("error_request_id", d.Error.RequestID)
 	}
+	// Every attempt kept, oldest first: a retried distribution's earlier
+	// errors stay visible.
+	for _, at := range d.History {
+		row(fmt.Sprintf("attempt %d", at.Number), attemptLine(at))
+	}
 	row("created_at", ts(&d.CreatedAt))
 	row("submitted_at", ts(d.SubmittedAt))
 	row("finished_at", ts(d.FinishedAt))
 	row("updated_at", ts(&d.UpdatedAt))
 	tw.Flush()
+}
+
+// attemptLine is one attempt on one line: outcome, times, job, error and
+// the remote's RequestId.
+func attemptLine(at client.Attempt) string {
+	parts := []string{string(at.Outcome), at.StartedAt.Format(time.RFC3339)}
+	if at.FinishedAt != nil {
+		parts[1] += " → " + at.FinishedAt.Format(time.RFC3339)
+	}
+	if at.JobID != "" {
+		parts = append(parts, "job "+at.JobID)
+	}
+	if e := at.Error; e != nil {
+		parts = append(parts, e.Code+": "+oneLine(e.Message))
+		if e.RequestID != "" {
+			parts = append(parts, "request_id "+e.RequestID)
+		}
+	}
+	return strings.Join(parts, "  ")
 }

@@ -63,8 +63,9 @@ func detectFormat(name string, data []byte) string {
 // lineErrors and skipped; the error is for a file that cannot be read at
 // all (unknown format, bad CSV header).
 //
-// CSV: an optional header row naming columns (see columns); without one,
-// each line holds one product key. Blank lines and lines starting with '#'
+// CSV: an optional header row naming columns (see columns, and
+// reportColumns, which are ignored); without one, each line holds one
+// product key. Blank lines and lines starting with '#'
 // are skipped; fields are trimmed. Each line is one record (no quoted
 // newlines), so that a bad line never hides the lines after it.
 //
@@ -132,8 +133,8 @@ func parseCSV(data []byte) ([]item, []lineError, error) {
 			first = false
 			if slices.Contains(rec, "product_key") {
 				for i, c := range rec {
-					if !slices.Contains(columns, c) {
-						return usagef("line %d: unknown column %q in the header (known: %s)", n, c, strings.Join(columns, ", "))
+					if !slices.Contains(columns, c) && !slices.Contains(reportColumns, c) {
+						return usagef("line %d: unknown column %q in the header (known: %s; ignored: %s)", n, c, strings.Join(columns, ", "), strings.Join(reportColumns, ", "))
 					}
 					if slices.Contains(rec[:i], c) {
 						return usagef("line %d: column %q appears twice in the header", n, c)
@@ -154,7 +155,9 @@ func parseCSV(data []byte) ([]item, []lineError, error) {
 		}
 		var req client.DistributionRequest
 		for i, c := range header {
-			*field(&req, c) = rec[i]
+			if slices.Contains(columns, c) { // the report columns of --failed-csv are ignored
+				*field(&req, c) = rec[i]
+			}
 		}
 		items = append(items, item{Line: n, Req: req})
 		return nil

@@ -45,6 +45,11 @@ func TestParseCSV(t *testing.T) {
 		in:      "product_key,colour\na1one,red\n",
 		wantErr: `line 1: unknown column "colour" in the header`,
 	}, {
+		name: "the report columns of --failed-csv are ignored",
+		in: "product_key,source_instance_id,target_instance_id,target_uid,target_aliyun_id,account,outcome,code,message,request_id,line,distribution_id\n" +
+			"a1one,iotx-s,iot-t1,,,acme,failed,iot.prod.NotExistedProduct,\"no such product, sorry\",RID-1,7,d_01a2199fe5e4_0000000001\n",
+		wantItems: []item{{Line: 2, Req: client.DistributionRequest{ProductKey: "a1one", SourceInstanceID: "iotx-s", TargetInstanceID: "iot-t1", Account: "acme"}}},
+	}, {
 		name:    "repeated header column",
 		in:      "product_key,product_key\n",
 		wantErr: `line 1: column "product_key" appears twice`,

@@ -19,7 +19,7 @@ const linesEvery = 5 * time.Second
 // printWatchSummary prints the end of a watch as text.
 func (a *app) printWatchSummary(r *watchResult) {
 	w := a.stdout
-	fmt.Fprintf(w, "finished %s in %s: %s\n", plural(r.Total, "item"), time.Duration(r.Elapsed*float64(time.Second)).Round(100*time.Millisecond), countsText(r.Counts, true))
+	fmt.Fprintf(w, "finished %s in %s since created: %s\n", plural(r.Total, "item"), time.Duration(r.Elapsed*float64(time.Second)).Round(100*time.Millisecond), countsText(r.Counts, true))
 	failed := r.Counts[client.StateFailed]
 	if failed == 0 {
 		return
@@ -65,6 +65,11 @@ func countsText(counts map[client.State]int, finalOnly bool) string {
 	return strings.Join(parts, " · ")
 }
 
+// elapsedText is "1m20s since created".
+func elapsedText(d time.Duration) string {
+	return d.Round(time.Second).String() + " since created"
+}
+
 // etaText is "eta 1m30s", or "eta ?" when unknown.
 func etaText(d time.Duration) string {
 	if d < 0 {
@@ -75,7 +80,9 @@ func etaText(d time.Duration) string {
 
 // display shows progress while following.
 type display interface {
-	update(now time.Time, s snapshot, m *rateMeter)
+	// update shows s at now; elapsed is the time since the work was
+	// created.
+	update(now time.Time, s snapshot, m *rateMeter, elapsed time.Duration)
 	warn(err error)
 	close()
 }
@@ -94,9 +101,9 @@ func newDisplay(mode string, w io.Writer, total int, ids []string) display {
 
 type nopDisplay struct{}
 
-func (nopDisplay) update(time.Time, snapshot, *rateMeter) {}
-func (nopDisplay) warn(error)                             {}
-func (nopDisplay) close()                                 {}
+func (nopDisplay) update(time.Time, snapshot, *rateMeter, time.Duration) {}
+func (nopDisplay) warn(error)                                            {}
+func (nopDisplay) close()                                                {}
 
 // linesDisplay prints a plain line every linesEvery and at the end.
 type linesDisplay struct {
@@ -105,7 +112,7 @@ type linesDisplay struct {
 	last time.Time
 }
 
-func (d *linesDisplay) update(now time.Time, s snapshot, m *rateMeter) {
+func (d *linesDisplay) update(now time.Time, s snapshot, m *rateMeter, elapsed time.Duration) {
 	if now.Sub(d.last) < linesEvery && s.Done < s.Total {
 		return
 	}
@@ -114,8 +121,8 @@ func (d *linesDisplay) update(now time.Time, s snapshot, m *rateMeter) {
 	if s.Total > 0 {
 		pct = 100 * s.Done / s.Total
 	}
-	fmt.Fprintf(d.w, "%s %d/%d done (%d%%) · %s · %.1f/s · %s\n",
-		now.Format("15:04:05"), s.Done, s.Total, pct, countsText(s.Counts, false), m.perSecond(), etaText(eta(now, s, m)))
+	fmt.Fprintf(d.w, "%s %d/%d done (%d%%) · %s · %.1f/s · %s · %s\n",
+		now.Format("15:04:05"), s.Done, s.Total, pct, countsText(s.Counts, false), m.perSecond(), etaText(eta(now, s, m)), elapsedText(elapsed))
 }
 
 func (d *linesDisplay) warn(err error) {
@@ -137,7 +144,7 @@ func newBarDisplay(w io.Writer, total int) *barDisplay {
 		progressbar.OptionFullWidth(),
 		progressbar.OptionShowCount(),
 		progressbar.OptionSetPredictTime(false),
-		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetElapsedTime(false), // its clock starts with the watch; the description counts from the creation
 		progressbar.OptionShowDescriptionAtLineEnd(),
 		progressbar.OptionSetRenderBlankState(true),
 		progressbar.OptionUseANSICodes(true),
@@ -145,8 +152,8 @@ func newBarDisplay(w io.Writer, total int) *barDisplay {
 	return &barDisplay{w: w, bar: bar}
 }
 
-func (d *barDisplay) update(now time.Time, s snapshot, m *rateMeter) {
-	d.bar.Describe(fmt.Sprintf("%.1f/s %s · %s", m.perSecond(), etaText(eta(now, s, m)), countsText(s.Counts, false)))
+func (d *barDisplay) update(now time.Time, s snapshot, m *rateMeter, elapsed time.Duration) {
+	d.bar.Describe(fmt.Sprintf("%.1f/s %s · %s · %s", m.perSecond(), etaText(eta(now, s, m)), countsText(s.Counts, false), elapsedText(elapsed)))
 	_ = d.bar.Set(s.Done)
 }
 

@@ -28,6 +28,7 @@ type submitOptions struct {
 	batchSize        int
 	wait             bool
 	watch            watchOptions
+	failedCSV        string
 }
 
 func (a *app) submitCmd() *cobra.Command {
@@ -44,7 +45,10 @@ Blank lines and lines starting with # are skipped. --source, --target,
 --account, --target-uid and --target-aliyun-id fill what a row leaves out.
 
 Bad lines are reported with their line number and skipped; the rest is sent
-in batches of at most --batch-size items. Every request carries an
+in batches of at most --batch-size items. --failed-csv FILE writes the items
+the API rejected and, with --wait, those that failed, with their codes, as a
+CSV that --file takes back (its report columns outcome, code, message,
+request_id, line and distribution_id are ignored on reading). Every request carries an
 Idempotency-Key, by default derived from the file's content and the flags,
 so running the same command again submits nothing new (for 24 hours, the
 server's memory of keys).`,
@@ -65,6 +69,7 @@ server's memory of keys).`,
 	f.BoolVar(&o.noIdempotencyKey, "no-idempotency-key", false, "send no Idempotency-Key: every run submits anew")
 	f.IntVar(&o.batchSize, "batch-size", maxBatch, "items per batch (1 to 10000)")
 	f.BoolVarP(&o.wait, "wait", "w", false, "follow the submitted work to the end, like watch")
+	f.StringVar(&o.failedCSV, "failed-csv", "", "write the rejected (and, with --wait, failed) items with their codes to this CSV, which --file takes back")
 	o.watch.addFlags(f)
 	cmd.MarkFlagsMutuallyExclusive("file", "product-key")
 	cmd.MarkFlagsMutuallyExclusive("idempotency-key", "no-idempotency-key")
@@ -131,8 +136,11 @@ func (a *app) submitOne(ctx context.Context, c *client.Client, o *submitOptions)
 	d, replayed, err := c.Submit(ctx, req, key)
 	var ae *client.Error
 	if errors.As(err, &ae) && ae.Code == "duplicate_active" {
-		rej := rejection{ProductKey: req.ProductKey, Code: ae.Code, Message: ae.Message, ExistingID: ae.ExistingID()}
+		rej := rejection{ProductKey: req.ProductKey, Code: ae.Code, Message: ae.Message, ExistingID: ae.ExistingID(), req: req}
 		res.Rejected = append(res.Rejected, rej)
+		if err := a.saveFailed(ctx, c, o, res.Rejected, nil, false, nil); err != nil {
+			return err
+		}
 		if a.jsonOutput() {
 			return a.finishJSON(res, errItems)
 		}
@@ -158,6 +166,9 @@ func (a *app) submitOne(ctx context.Context, c *client.Client, o *submitOptions)
 	}
 	wr, err := a.follow(ctx, c, []string{d.ID}, &o.watch, nil)
 	res.Result = wr
+	if err == nil {
+		err = a.saveFailed(ctx, c, o, nil, []string{d.ID}, true, nil)
+	}
 	return a.finishSubmit(res, err)
 }
 
@@ -260,9 +271,12 @@ func (a *app) submitFile(ctx context.Context, c *client.Client, o *submitOptions
 		}
 	}
 	if !o.wait || len(ids) == 0 {
-		return a.finishSubmit(res, nil)
+		return a.finishSubmit(res, a.saveFailed(ctx, c, o, res.Rejected, nil, false, lineOf))
 	}
 	wr, err := a.follow(ctx, c, ids, &o.watch, lineOf)
 	res.Result = wr
+	if err == nil {
+		err = a.saveFailed(ctx, c, o, res.Rejected, ids, true, lineOf)
+	}
 	return a.finishSubmit(res, err)
 }

@@ -27,6 +27,8 @@ type rejection struct {
 	Code       string `json:"code"`
 	Message    string `json:"message"`
 	ExistingID string `json:"existing_id,omitempty"`
+	// req is the item's request, for --failed-csv.
+	req client.DistributionRequest
 }
 
 // sendBatch posts one batch. It returns nil and the rejections when the API
@@ -61,7 +63,7 @@ func (a *app) sendBatch(ctx context.Context, c *client.Client, shared client.Dis
 		}
 		it := chunk[r.Index]
 		if r.Error != nil {
-			rejected = append(rejected, rejection{Line: it.Line, ProductKey: it.Req.ProductKey, Code: r.Error.Code, Message: r.Error.Message, ExistingID: r.ExistingID})
+			rejected = append(rejected, rejection{Line: it.Line, ProductKey: it.Req.ProductKey, Code: r.Error.Code, Message: r.Error.Message, ExistingID: r.ExistingID, req: it.Req})
 			continue
 		}
 		lineOf[r.ID] = it.Line

@@ -2,6 +2,7 @@ package distribution
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"regexp"
@@ -29,6 +30,24 @@ func newID(kind byte, now time.Time) string {
 
 // NewID returns a new distribution id created at now.
 func NewID(now time.Time) string { return newID(KindDistribution, now) }
+
+// NewIDs returns n distribution ids created at now that sort in the order
+// they are returned: a random start, then consecutive numbers. A batch's
+// items get them in item order, so every listing of a batch (which sorts
+// by id) follows the order of its items. Ids of one batch cannot collide
+// with each other, and two batches of one millisecond collide only if
+// their ranges overlap.
+func NewIDs(now time.Time, n int) []string {
+	var b [8]byte
+	rand.Read(b[3:])
+	space := uint64(1)<<40 - uint64(n)
+	start := binary.BigEndian.Uint64(b[:]) % space
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%c_%012x_%010x", KindDistribution, now.UnixMilli(), start+uint64(i))
+	}
+	return ids
+}
 
 // NewBatchID returns a new batch id created at now.
 func NewBatchID(now time.Time) string { return newID(KindBatch, now) }

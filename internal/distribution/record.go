@@ -21,7 +21,15 @@ type Record struct {
 	CreateSentAt *time.Time `json:"create_sent_at,omitempty"`
 	// Polls counts Query calls for this record's job.
 	Polls int `json:"polls,omitempty"`
+	// RetryBase is Attempts at the last Retry: the attempts of the current
+	// run are Attempts - RetryBase (RunAttempts), which bound transient
+	// errors, while Attempts counts the distribution's whole life.
+	RetryBase int `json:"retry_base,omitempty"`
 }
+
+// RunAttempts is the number of attempts since the distribution was last
+// submitted or retried.
+func (r *Record) RunAttempts() int { return r.Attempts - r.RetryBase }
 
 // Queues of submit tasks, served in strict priority: a single submission is
 // never stuck behind a batch (Q7).
@@ -52,6 +60,11 @@ type Claim struct {
 	// Existing is the id of the active distribution of the same product to
 	// the same target, when there is one; Record was not claimed then.
 	Existing string
+	// ExistingTeam and ExistingCreatedAt describe Existing when the store
+	// read its record (else the use cases look it up): another team's
+	// conflict is answered without its id.
+	ExistingTeam      string
+	ExistingCreatedAt time.Time
 }
 
 // Filter narrows a listing of one team's distributions.

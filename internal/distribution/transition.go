@@ -51,15 +51,17 @@ func (r *Record) Cancel(now time.Time) error {
 	return nil
 }
 
-// Retry puts a failed distribution back in the queue as new: no job, no
-// error, no attempts.
+// Retry puts a failed distribution back in the queue: no job, no error.
+// Attempts and History stay, so the earlier attempts' errors remain
+// visible; RetryBase starts a new run of attempts.
 func (r *Record) Retry() error {
 	if r.State != StateFailed {
 		return r.refuse("retried", "a failed distribution")
 	}
+	r.closeAttempt(r.finishedOr(), OutcomeFailed, r.Error) // a record older than History
 	r.State, r.WaitReason, r.Error = StateQueued, WaitNone, nil
 	r.JobID, r.RemoteStatus, r.SubmittedAt, r.FinishedAt, r.CreateSentAt = "", nil, nil, nil, nil
-	r.Attempts = 0
+	r.RetryBase = r.Attempts
 	return nil
 }
 
@@ -72,8 +74,10 @@ func (r *Record) StartSubmit(now time.Time) error {
 	if r.State != StateQueued && r.State != StateSubmitting || r.JobID != "" {
 		return r.refuse("submitted", "a queued distribution without a job")
 	}
+	r.closeAttempt(now, OutcomeRequeued, nil) // an earlier Create of this run that made no job
 	r.State, r.WaitReason, r.CreateSentAt = StateSubmitting, WaitNone, &now
 	r.Attempts++
+	r.addAttempt(Attempt{Number: r.Attempts, StartedAt: now, Outcome: OutcomeInProgress})
 	return nil
 }
 
@@ -87,35 +91,54 @@ func (r *Record) Started(now time.Time, jobID string, status *int) error {
 	r.State, r.WaitReason, r.JobID, r.CreateSentAt = StateRunning, WaitNone, jobID, nil
 	r.SubmittedAt = &now
 	r.RemoteStatus = status
+	if a := r.openAttempt(); a != nil {
+		a.JobID = jobID
+	}
 	return nil
 }
 
-// Requeue puts a submitting distribution back to queued, waiting for
-// reason, and clears its Create mark: the remote refused without executing.
-// uncount takes back the attempt when the refusal was not the
-// distribution's failure (throttling, a full quota).
-func (r *Record) Requeue(reason WaitReason, uncount bool) error {
+// Requeue puts a submitting distribution back to queued at now, waiting
+// for reason, and clears its Create mark: the remote refused without
+// executing. failure is the error that ended the attempt, which stays in
+// History; nil when the refusal was not the distribution's failure
+// (throttling, a full quota): the attempt is then taken back.
+func (r *Record) Requeue(now time.Time, reason WaitReason, failure *Error) error {
 	if r.State != StateSubmitting {
 		return r.refuse("requeued", "a submitting distribution")
 	}
 	r.State, r.WaitReason, r.CreateSentAt = StateQueued, reason, nil
-	if uncount && r.Attempts > 0 {
+	if failure != nil {
+		r.closeAttempt(now, OutcomeRequeued, failure)
+		return nil
+	}
+	if r.Attempts > 0 {
 		r.Attempts--
+	}
+	if a := r.openAttempt(); a != nil && a.Number == r.Attempts+1 {
+		if r.History = r.History[:len(r.History)-1]; len(r.History) == 0 {
+			r.History = nil
+		}
 	}
 	return nil
 }
 
-// ForgetCreate records that a Create of unknown outcome made no job (the
-// remote list shows none): the mark is cleared and the distribution is
-// queued for a new Create.
-func (r *Record) ForgetCreate() error {
+// ForgetCreate records at now that a Create of unknown outcome made no job
+// (the remote list shows none): the mark is cleared, the attempt ends
+// requeued, and the distribution is queued for a new Create.
+func (r *Record) ForgetCreate(now time.Time) error {
 	if r.JobID != "" || r.State.Terminal() {
 		return r.refuse("resubmitted", "an unfinished distribution without a job")
 	}
 	r.CreateSentAt = nil
 	r.State = StateQueued
+	r.closeAttempt(now, OutcomeRequeued, &Error{Code: CodeCreateLost,
+		Message: "the Create's answer was lost and the remote shows no job made by it; a new Create follows"})
 	return nil
 }
+
+// CodeCreateLost is the error code of an attempt whose Create's answer was
+// lost and that made no job.
+const CodeCreateLost = "create_lost"
 
 // Wait shows why a queued distribution waits (Q3). It returns ErrNoChange
 // when the record already says so, to spare a write.
@@ -153,5 +176,52 @@ func (r *Record) Finish(now time.Time, outcome State, e *Error, remoteStatus *in
 	if remoteStatus != nil {
 		r.RemoteStatus = remoteStatus
 	}
+	r.closeAttempt(now, Outcome(outcome), e)
 	return nil
+}
+
+// openAttempt is the attempt in progress, or nil.
+func (r *Record) openAttempt() *Attempt {
+	if n := len(r.History); n > 0 && r.History[n-1].Outcome == OutcomeInProgress {
+		return &r.History[n-1]
+	}
+	return nil
+}
+
+// closeAttempt ends the attempt in progress at now with outcome and e.
+// With none in progress, a final outcome of an attempt History does not
+// show yet (a record written before History existed) is added; anything
+// else is left as it is.
+func (r *Record) closeAttempt(now time.Time, outcome Outcome, e *Error) {
+	if a := r.openAttempt(); a != nil {
+		a.FinishedAt, a.Outcome, a.Error = &now, outcome, e
+		return
+	}
+	if outcome == OutcomeRequeued || r.Attempts == 0 {
+		return
+	}
+	if n := len(r.History); n > 0 && r.History[n-1].Number >= r.Attempts {
+		return
+	}
+	started := now
+	if r.SubmittedAt != nil {
+		started = *r.SubmittedAt
+	}
+	r.addAttempt(Attempt{Number: r.Attempts, StartedAt: started, FinishedAt: &now, Outcome: outcome, JobID: r.JobID, Error: e})
+}
+
+// addAttempt appends a to History, keeping the last MaxHistory.
+func (r *Record) addAttempt(a Attempt) {
+	r.History = append(r.History, a)
+	if n := len(r.History); n > MaxHistory {
+		r.History = append([]Attempt(nil), r.History[n-MaxHistory:]...)
+	}
+}
+
+// finishedOr is when the record finished, or the zero time.
+func (r *Record) finishedOr() time.Time {
+	if r.FinishedAt != nil {
+		return *r.FinishedAt
+	}
+	return time.Time{}
 }

@@ -177,6 +177,26 @@ func TestFailures(t *testing.T) {
 	if got.Attempts != 1 {
 		t.Fatalf("missing product: %d attempts, want 1 (permanent errors are not retried)", got.Attempts)
 	}
+	// Retried, it fails again: both attempts count, and the first one's
+	// error stays in the history beside the second's, each with its
+	// RequestId.
+	if _, err := c.Retry(t.Context(), missing.ID); err != nil {
+		t.Fatal(err)
+	}
+	again := c.waitFinal(missing.ID, 20*time.Second)
+	if again.State != client.StateFailed || again.Attempts != 2 || len(again.History) != 2 {
+		t.Fatalf("retried missing product: %+v, want failed after 2 attempts, both in the history", again)
+	}
+	for i, at := range again.History {
+		if at.Number != i+1 || at.Outcome != client.OutcomeFailed || at.FinishedAt == nil || at.Error == nil ||
+			at.Error.Code != "iot.prod.NotExistedProduct" || at.Error.RequestID == "" {
+			t.Errorf("attempt %d: %+v (error %+v), want failed with the remote's code and RequestId", i+1, at, at.Error)
+		}
+	}
+	if again.History[0].Error.RequestID != got.Error.RequestID || again.History[1].Error.RequestID != again.Error.RequestID {
+		t.Errorf("history's RequestIds %s, %s; want the first failure's %s and the last's %s",
+			again.History[0].Error.RequestID, again.History[1].Error.RequestID, got.Error.RequestID, again.Error.RequestID)
+	}
 
 	// Cross-account distribution is refused at the API.
 	r := req("a1cross")

@@ -28,6 +28,7 @@ import (
 var clientSchemas = map[string]reflect.Type{
 	"Distribution":        reflect.TypeFor[client.Distribution](),
 	"DistributionError":   reflect.TypeFor[client.DistributionError](),
+	"Attempt":             reflect.TypeFor[client.Attempt](),
 	"DistributionRequest": reflect.TypeFor[client.DistributionRequest](),
 	"BatchRequest":        reflect.TypeFor[client.BatchRequest](),
 	"BatchItem":           reflect.TypeFor[client.BatchItem](),
@@ -38,6 +39,7 @@ var clientSchemas = map[string]reflect.Type{
 	"Page":                reflect.TypeFor[client.Page](),
 	"FieldProblem":        reflect.TypeFor[client.FieldError](),
 	"ExistingRef":         reflect.TypeFor[client.ExistingRef](),
+	"OtherTeamRef":        reflect.TypeFor[client.OtherTeamRef](),
 	"Error":               reflect.TypeFor[client.Error](),
 }
 
@@ -422,9 +424,12 @@ func TestClientAgainstAPI(t *testing.T) {
 	a.fail(ctx, t, d1.ID)
 	retried, err := c.Retry(ctx, d1.ID)
 	chk.exchange(t, http.StatusAccepted, retried, err)
-	if retried.State != client.StateQueued {
-		t.Fatalf("retried %+v, want queued", retried)
+	if retried.State != client.StateQueued || retried.Attempts != 1 || len(retried.History) != 1 ||
+		retried.History[0].Outcome != client.OutcomeFailed || retried.History[0].Error.RequestID != "E2A1B3C4" {
+		t.Fatalf("retried %+v, want queued with the failed attempt in its history", retried)
 	}
+	got, err = c.Get(ctx, d1.ID)
+	chk.exchange(t, http.StatusOK, got, err)
 	a.fail(ctx, t, b.Results[0].ID)
 	rb, err := c.RetryBatch(ctx, b.Batch.ID)
 	chk.exchange(t, http.StatusOK, rb, err)

@@ -22,7 +22,7 @@ func (s *server) createDistribution(c echo.Context) error {
 		d, err := s.Service.Submit(c.Request().Context(), teamOf(c), req)
 		if err != nil {
 			var se *service.Error
-			if errors.As(err, &se) && se.Code == service.CodeDuplicate {
+			if errors.As(err, &se) && se.Code == service.CodeDuplicate && se.ExistingID != "" {
 				c.Response().Header().Set(echo.HeaderLocation, "/v1/distributions/"+se.ExistingID)
 			}
 			return 0, nil, err

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
@@ -18,17 +20,36 @@ import (
 )
 
 // Error is the body of every error answer:
-// {"error": {"code": "...", "message": "...", "details": [...]}}.
+// {"error": {"code": "...", "message": "...", "details": [...]}}, with
+// details always a list, [] when there is nothing to add.
 type Error struct {
 	Status  int    `json:"-"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
-	Details []any  `json:"details,omitempty"`
+	Details []any  `json:"details"`
 	// RetryAfter, in seconds, is sent as a Retry-After header when set.
 	RetryAfter int `json:"-"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// MarshalJSON encodes e with details as a list, never null: one shape for
+// every error answer and every batch item's error.
+func (e *Error) MarshalJSON() ([]byte, error) {
+	type wire Error
+	w := wire(*e)
+	if w.Details == nil {
+		w.Details = []any{}
+	}
+	return json.Marshal(w)
+}
+
+// otherTeamRef is the detail of a duplicate whose active distribution is
+// another team's: when it was created, never its id.
+type otherTeamRef struct {
+	OtherTeam bool      `json:"other_team"`
+	Since     time.Time `json:"since"`
+}
 
 type errorBody struct {
 	Error *Error `json:"error"`
@@ -120,8 +141,9 @@ var statusOf = map[service.Code]int{
 }
 
 // serviceError renders a use case's refusal, with its details: the fields
-// of an invalid request, the existing id of a duplicate, every item's
-// result of a batch without a valid item.
+// of an invalid request, the existing id of the team's own duplicate (or,
+// for another team's, only when it was created), every item's result of a
+// batch without a valid item.
 func serviceError(se *service.Error) *Error {
 	status, ok := statusOf[se.Code]
 	if !ok {
@@ -133,6 +155,9 @@ func serviceError(se *service.Error) *Error {
 	}
 	if se.ExistingID != "" {
 		e.Details = append(e.Details, map[string]string{"existing_id": se.ExistingID})
+	}
+	if se.OtherTeamSince != nil {
+		e.Details = append(e.Details, otherTeamRef{OtherTeam: true, Since: *se.OtherTeamSince})
 	}
 	for _, r := range itemResults(se.Items) {
 		e.Details = append(e.Details, r)

@@ -243,11 +243,11 @@ func (a *testAPI) fail(ctx context.Context, t *testing.T, id string) {
 	t.Helper()
 	now := time.Now().UTC()
 	_, err := a.Store.Update(ctx, id, func(r *store.Record) error {
-		r.State = distribution.StateFailed
-		r.Error = &distribution.Error{Code: "iot.prod.NotExistedProduct", Message: "The product does not exist.", RequestID: "E2A1B3C4"}
-		r.FinishedAt = &now
-		r.Attempts = 1
-		return nil
+		if err := r.StartSubmit(now); err != nil {
+			return err
+		}
+		return r.Finish(now, distribution.StateFailed,
+			&distribution.Error{Code: "iot.prod.NotExistedProduct", Message: "The product does not exist.", RequestID: "E2A1B3C4"}, nil)
 	})
 	if err != nil {
 		t.Fatalf("fail %s: %v", id, err)

@@ -544,8 +544,11 @@ func TestOpenAPIContract(t *testing.T) {
 		d3 := a.createDistribution(ctx, t, tokenA, "a1Retry1")
 		a.fail(ctx, t, d3.ID)
 		c.run(t, a, exchange{name: "failed", request: A(post("/v1/distributions/"+d3.ID+"/retry", nil)), want: 202, check: func(t *testing.T, r *response) {
-			if d := decode[distribution.Distribution](t, r.body); d.State != distribution.StateQueued || d.Error != nil || d.Attempts != 0 {
-				t.Errorf("retried %+v: want queued, no error, 0 attempts", d)
+			// The attempt that failed stays counted and in the history.
+			d := decode[distribution.Distribution](t, r.body)
+			if d.State != distribution.StateQueued || d.Error != nil || d.Attempts != 1 || len(d.History) != 1 ||
+				d.History[0].Outcome != distribution.OutcomeFailed || d.History[0].Error == nil || d.History[0].Error.RequestID != "E2A1B3C4" {
+				t.Errorf("retried %+v: want queued, no error, 1 attempt whose error stays in the history", d)
 			}
 		}})
 		c.run(t, a, exchange{name: "not failed", request: A(post("/v1/distributions/"+d2.ID+"/retry", nil)), want: 409, check: wantCode("invalid_state")})

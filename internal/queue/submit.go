@@ -58,7 +58,7 @@ func (w *Worker) HandleSubmit(ctx context.Context, t *asynq.Task) error {
 		if adopted {
 			return nil
 		}
-		if r, _, err = w.apply(ctx, id, func(r *store.Record) error { return r.ForgetCreate() }); err != nil {
+		if r, _, err = w.apply(ctx, id, func(r *store.Record) error { return r.ForgetCreate(w.now()) }); err != nil {
 			return err
 		}
 		if r.JobID != "" || r.State.Terminal() {
@@ -137,7 +137,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 		case alibaba.Throttled:
 			// Not executed, not a failure (Q4): the account pauses, then this
 			// run goes back to the rate with its slot.
-			if err := w.requeue(ctx, id, distribution.WaitBackoff, true); err != nil {
+			if err := w.requeue(ctx, id, distribution.WaitBackoff, nil); err != nil {
 				return err
 			}
 			if loop < maxThrottleLoops {
@@ -148,7 +148,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 		case alibaba.QuotaExceeded:
 			// The remote is fuller than the slots know: jobs made outside
 			// distq. The reconciler counts them; wait for a slot.
-			if err := w.requeue(ctx, id, distribution.WaitJobSlots, true); err != nil {
+			if err := w.requeue(ctx, id, distribution.WaitJobSlots, nil); err != nil {
 				return err
 			}
 			w.limiter.ReleaseSlot(ctx, a.UID, id)
@@ -167,12 +167,12 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 			return w.finish(ctx, a, r, distribution.StateFailed, apiErrorOf(apiErr), nil)
 		default: // Transient
 			w.releaseSlot(ctx, a, id)
-			if r.Attempts >= w.opts.MaxAttempts {
+			if r.RunAttempts() >= w.opts.MaxAttempts {
 				e := apiErrorOf(apiErr)
-				e.Message = fmt.Sprintf("gave up after %d attempts: %s", r.Attempts, e.Message)
+				e.Message = fmt.Sprintf("gave up after %d attempts: %s", r.RunAttempts(), e.Message)
 				return w.finish(ctx, a, r, distribution.StateFailed, e, nil)
 			}
-			if err := w.requeue(ctx, id, distribution.WaitBackoff, false); err != nil {
+			if err := w.requeue(ctx, id, distribution.WaitBackoff, apiErrorOf(apiErr)); err != nil {
 				return err
 			}
 			return err
@@ -200,10 +200,12 @@ func (w *Worker) maxCreateWait(r *store.Record) time.Duration {
 }
 
 // requeue puts a submitting distribution back to queued, clearing the
-// Create marker (its outcome is known: not executed). uncount takes back the
+// Create marker (its outcome is known: not executed). failure, the error
+// that ended the attempt, stays in the record's history; nil takes back the
 // attempt when the refusal was not the distribution's failure.
-func (w *Worker) requeue(ctx context.Context, id string, reason distribution.WaitReason, uncount bool) error {
-	_, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.Requeue(reason, uncount) })
+func (w *Worker) requeue(ctx context.Context, id string, reason distribution.WaitReason, failure *distribution.Error) error {
+	now := w.now()
+	_, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.Requeue(now, reason, failure) })
 	return err
 }
 

@@ -46,7 +46,7 @@ func (s *Service) updateError(err error, id string) error {
 // Retry puts team's failed distribution id back in the queue as new. It
 // refuses with CodeNotFound, CodeInvalidState when it is not failed, or
 // CodeDuplicate when another distribution of the same product to the same
-// target is active.
+// target is active (named only when it is the team's own).
 func (s *Service) Retry(ctx context.Context, team, id string) (*distribution.Distribution, error) {
 	r, err := s.load(ctx, team, id)
 	if err != nil {
@@ -62,9 +62,11 @@ func (s *Service) retry(ctx context.Context, r *distribution.Record) (*distribut
 	if owner, err := s.d.Store.ActiveOwner(ctx, r.UID, r.ProductKey, r.TargetInstanceID); err != nil {
 		return nil, err
 	} else if owner != "" && owner != r.ID {
-		e := errorf(CodeDuplicate, "distribution %s of the same product to the same instance is active", owner)
-		e.ExistingID = owner
-		return nil, e
+		claims := []distribution.Claim{{Existing: owner}}
+		if err := s.resolveOwners(ctx, claims); err != nil {
+			return nil, err
+		}
+		return nil, duplicate(r.Team, claims[0], r.ProductKey, r.TargetInstanceID)
 	}
 	id := r.ID
 	r, err := s.d.Store.Update(ctx, id, func(r *distribution.Record) error { return r.Retry() })

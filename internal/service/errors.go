@@ -3,6 +3,7 @@ package service
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/distq/distq/internal/distribution"
 )
@@ -19,7 +20,8 @@ const (
 	// CodeNotFound: no such distribution or batch for this team.
 	CodeNotFound Code = "not_found"
 	// CodeDuplicate: an active distribution of the same product to the same
-	// target exists (ExistingID).
+	// target exists: the team's own (ExistingID), or another team's
+	// (OtherTeamSince, and no id).
 	CodeDuplicate Code = "duplicate_active"
 	// CodeInvalidState: the distribution (or no item of the batch) is in a
 	// state the operation applies to.
@@ -43,8 +45,12 @@ const (
 type Error struct {
 	Code    Code
 	Message string
-	// ExistingID names the active distribution of a CodeDuplicate.
+	// ExistingID names the active distribution of a CodeDuplicate when it
+	// is the caller's team's own.
 	ExistingID string
+	// OtherTeamSince is set on a CodeDuplicate whose active distribution is
+	// another team's: when that one was created. Its id is never told.
+	OtherTeamSince *time.Time
 	// Fields lists what is wrong with a request (CodeInvalid).
 	Fields []distribution.FieldError
 	// Items holds every item's outcome when no item of a batch was valid.

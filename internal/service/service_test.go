@@ -268,3 +268,25 @@ func TestOnce(t *testing.T) {
 		t.Fatalf("bad key: %v, want CodeBadIdempotencyKey", err)
 	}
 }
+
+// A duplicate whose active distribution's record cannot be read (a claim
+// whose record is still being written) is refused without naming any id:
+// whose it is is unknown.
+func TestDuplicateOfAnUnreadableOwner(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, st, enq := newService(t)
+	ghost := distribution.NewID(time.Now())
+	if err := st.Client().Set(ctx, "distq:active:{"+uid+"}:a1ghost:iotx-dst", ghost, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := svc.Submit(ctx, "team-b", distribution.Request{ProductKey: "a1ghost", SourceInstanceID: "iotx-src", TargetInstanceID: "iotx-dst"})
+	var e *service.Error
+	if !errors.As(err, &e) || e.Code != service.CodeDuplicate || e.ExistingID != "" || e.OtherTeamSince != nil ||
+		e.Message != "another distribution of product a1ghost to instance iotx-dst is active; this one was not created" {
+		t.Fatalf("Submit: %#v, want a duplicate naming nothing", err)
+	}
+	if len(enq.ids) != 0 {
+		t.Errorf("enqueued %v", enq.ids)
+	}
+}

@@ -50,10 +50,11 @@ func (s *Service) Submit(ctx context.Context, team string, req distribution.Requ
 	if err != nil {
 		return nil, err
 	}
-	if id := claims[0].Existing; id != "" {
-		e := errorf(CodeDuplicate, "distribution %s of product %s to instance %s is still active; this one was not created", id, rec.ProductKey, rec.TargetInstanceID)
-		e.ExistingID = id
-		return nil, e
+	if claims[0].Existing != "" {
+		if err := s.resolveOwners(ctx, claims); err != nil {
+			return nil, err
+		}
+		return nil, duplicate(team, claims[0], rec.ProductKey, rec.TargetInstanceID)
 	}
 	if err := s.d.Enqueuer.Submit(ctx, []*distribution.Record{rec}); err != nil {
 		// No half-written record: undo, and tell the caller to retry.
@@ -92,7 +93,8 @@ type ItemResult struct {
 	// ID is the new distribution's id.
 	ID string
 	// ExistingID names the active distribution of the same product to the
-	// same target that made this item a duplicate (nothing was created).
+	// same target that made this item a duplicate (nothing was created),
+	// when it is the team's own; another team's is never named.
 	ExistingID string
 	Err        error
 }
@@ -157,6 +159,11 @@ func (s *Service) SubmitBatch(ctx context.Context, team string, req BatchRequest
 		recs = append(recs, rec)
 		idx = append(idx, i)
 	}
+	// The items' ids sort in item order: a batch lists in the order of its
+	// items (the file's order, for distqctl).
+	for j, id := range distribution.NewIDs(now, len(recs)) {
+		recs[j].ID = id
+	}
 	if len(recs) == 0 {
 		e := errorf(CodeInvalid, "no item of the batch is valid; nothing was created")
 		e.Items = results
@@ -170,10 +177,7 @@ func (s *Service) SubmitBatch(ctx context.Context, team string, req BatchRequest
 	for j, cl := range claims {
 		i := idx[j]
 		if cl.Record == nil {
-			results[i].ExistingID = cl.Existing
-			results[i].Err = &Error{Code: CodeDuplicate, ExistingID: cl.Existing,
-				Message: "distribution " + cl.Existing + " of the same product to the same instance is still active"}
-			continue
+			continue // a duplicate: answered below, once the batch is queued
 		}
 		results[i].ID = cl.Record.ID
 		accepted = append(accepted, cl.Record)
@@ -184,6 +188,16 @@ func (s *Service) SubmitBatch(ctx context.Context, team string, req BatchRequest
 			s.d.Log.Error("undo batch after failed enqueue", "batch_id", b.ID, "err", derr)
 		}
 		return nil, unavailable(err)
+	}
+	if err := s.resolveOwners(ctx, claims); err != nil {
+		// Whose the active ones are is unknown: none is named.
+		s.d.Log.Warn("read the active distributions of a batch's duplicates", "batch_id", b.ID, "err", err)
+	}
+	for j, cl := range claims {
+		if cl.Record == nil {
+			e := duplicate(team, cl, recs[j].ProductKey, recs[j].TargetInstanceID)
+			results[idx[j]].ExistingID, results[idx[j]].Err = e.ExistingID, e
+		}
 	}
 	s.d.Metrics.Submitted.WithLabelValues(acct.Name).Add(float64(len(accepted)))
 	// The batch record was written with Size 0; its size is what the
