@@ -280,7 +280,7 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return fmt.Errorf("decode %s: %w", id, err)
 		}
-		old := r.State
+		old, oldAttempts := r.State, r.Attempts
 		if err := fn(&r); err != nil {
 			if errors.Is(err, ErrNoChange) {
 				out = &r
@@ -299,6 +299,9 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 				ttl = s.retention
 			}
 			p.Set(ctx, key, newRaw, ttl)
+			if r.Attempts > oldAttempts { // a Create is about to be sent
+				countCreate(ctx, p, &r, r.UpdatedAt)
+			}
 			if r.State != old {
 				s.index(ctx, p, &r, old)
 				if r.State.Terminal() {
