@@ -260,3 +260,17 @@ func (s *Service) Account(ctx context.Context, team, name string) (*AccountView,
 	sort.Slice(v.Teams, func(i, j int) bool { return strings.Compare(v.Teams[i].Team, v.Teams[j].Team) < 0 })
 	return v, nil
 }
+
+// Accounts returns the names of the accounts a team may submit to, the
+// default one first.
+func (s *Service) Accounts() []string {
+	var out []string
+	def, _ := s.account("")
+	out = append(out, def.Name)
+	for _, a := range s.d.Accounts {
+		if a.Name != def.Name {
+			out = append(out, a.Name)
+		}
+	}
+	return out
+}

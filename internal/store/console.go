@@ -92,6 +92,8 @@ func (s *Redis) Teams(ctx context.Context) ([]string, error) {
 	return s.rdb.SMembers(ctx, keyTeams).Result()
 }
 
+// With REV, ZRANGE takes the maximum first.
+
 // Batches returns up to limit of team's batch ids, newest first, older
 // than the id before (all when before is "").
 func (s *Redis) Batches(ctx context.Context, team, before string, limit int) ([]string, error) {
@@ -99,7 +101,7 @@ func (s *Redis) Batches(ctx context.Context, team, before string, limit int) ([]
 	if before != "" {
 		stop = "(" + before
 	}
-	return s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: keyTeamBatches(team), Start: "-", Stop: stop, ByLex: true, Rev: true, Count: int64(limit)}).Result()
+	return s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: keyTeamBatches(team), Start: stop, Stop: "-", ByLex: true, Rev: true, Count: int64(limit)}).Result()
 }
 
 // Newest returns up to limit of team's distributions newest first that
@@ -116,7 +118,7 @@ func (s *Redis) Newest(ctx context.Context, f distribution.Filter, singles bool,
 	case f.State != "":
 		key = keyTeamState(f.Team, string(f.State))
 	}
-	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: key, Start: "-", Stop: "+", ByLex: true, Rev: true, Count: int64(scan)}).Result()
+	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: key, Start: "+", Stop: "-", ByLex: true, Rev: true, Count: int64(scan)}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("newest: %w", err)
 	}

@@ -1,0 +1,381 @@
+package console
+
+import (
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/distq/distq/internal/distribution"
+	"github.com/distq/distq/internal/service"
+)
+
+// batchRow is a batch as the pages show it.
+type batchRow struct {
+	service.BatchView
+	Segments []segment
+	Finished int
+	Label    string
+	// Share is the team's fraction of the account's Creates over the last
+	// minute (batch page only).
+	Share *float64
+}
+
+func newBatchRow(v service.BatchView) batchRow {
+	b := batchRow{BatchView: v, Segments: segments(v.Counts)}
+	for st, n := range v.Counts {
+		if st.Terminal() {
+			b.Finished += n
+		}
+	}
+	failed, canceled := v.Counts[distribution.StateFailed], v.Counts[distribution.StateCanceled]
+	switch {
+	case !v.Done:
+		b.Label = "in progress"
+	case failed > 0:
+		b.Label = fmt.Sprintf("done, %d failed", failed)
+	case canceled == v.Size:
+		b.Label = "canceled"
+	default:
+		b.Label = "done"
+	}
+	return b
+}
+
+// Failed counts the failed items.
+func (b batchRow) Failed() int { return b.Counts[distribution.StateFailed] }
+
+// Percent is how much of the batch is finished.
+func (b batchRow) Percent() int {
+	if b.Size == 0 {
+		return 100
+	}
+	return 100 * b.Finished / b.Size
+}
+
+type homeData struct {
+	State, ProductKey string
+	Filtered          bool
+	Batches           []batchRow
+	Distributions     []distribution.Distribution
+	Error             string
+}
+
+const homeBatches = 25
+
+func (c *console) home(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	d := &homeData{State: q.Get("state"), ProductKey: strings.TrimSpace(q.Get("product_key"))}
+	f := distribution.Filter{ProductKey: d.ProductKey}
+	if d.State != "" {
+		f.State = distribution.State(d.State)
+		if !f.State.Valid() {
+			d.Error = "Unknown state " + strconv.Quote(d.State) + "."
+			d.State, f.State = "", ""
+		}
+	}
+	if len(d.ProductKey) > 64 {
+		d.Error, d.ProductKey, f.ProductKey = "A product key has at most 64 characters.", "", ""
+	}
+	d.Filtered = f.State != "" || f.ProductKey != ""
+	batches, _, err := c.Service.Batches(ctx, s.Team, "", homeBatches)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	// Without a filter: the recent single distributions. With one: every
+	// distribution that matches, and the batches they belong to.
+	d.Distributions, err = c.Service.Recent(ctx, s.Team, f, !d.Filtered, 50)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	inBatch := map[string]bool{}
+	for _, x := range d.Distributions {
+		inBatch[x.BatchID] = true
+	}
+	for _, b := range batches {
+		if f.State != "" && b.Counts[f.State] == 0 || f.ProductKey != "" && !inBatch[b.ID] {
+			continue
+		}
+		d.Batches = append(d.Batches, newBatchRow(b))
+	}
+	c.render(w, r, s, http.StatusOK, "home", d)
+}
+
+type batchData struct {
+	Batch    batchRow
+	Failures []failureGroup
+	// More is set when the failures shown are a sample.
+	FailedShown int
+	Poll        int
+	Flash       string
+	CSRF        string
+}
+
+type failureGroup struct {
+	Code  string
+	Count int
+	Items []distribution.Distribution
+}
+
+// maxFailureItems bounds the failed items shown per code.
+const maxFailureItems = 10
+
+func (c *console) loadBatch(r *http.Request, s *session) (*batchData, error) {
+	ctx := r.Context()
+	v, err := c.Service.Batch(ctx, s.Team, r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	d := &batchData{Batch: newBatchRow(*v), Poll: int(c.Poll.Milliseconds()), CSRF: s.CSRF}
+	if acct, err := c.Service.Account(ctx, s.Team, v.Account); err == nil {
+		for _, t := range acct.Teams {
+			if t.Self {
+				share := t.Share
+				d.Batch.Share = &share
+			}
+		}
+	}
+	if v.Counts[distribution.StateFailed] > 0 {
+		groups := map[string]*failureGroup{}
+		var order []string
+		err := c.eachItem(r, s.Team, v.ID, distribution.StateFailed, func(x distribution.Distribution) {
+			code := "unknown"
+			if x.Error != nil {
+				code = x.Error.Code
+			}
+			g := groups[code]
+			if g == nil {
+				g = &failureGroup{Code: code}
+				groups[code] = g
+				order = append(order, code)
+			}
+			g.Count++
+			if len(g.Items) < maxFailureItems {
+				g.Items = append(g.Items, x)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, code := range order {
+			d.Failures = append(d.Failures, *groups[code])
+		}
+	}
+	return d, nil
+}
+
+// eachItem calls fn for every item of team's batch id in state (every
+// state when ""), in creation order.
+func (c *console) eachItem(r *http.Request, team, id string, state distribution.State, fn func(distribution.Distribution)) error {
+	f := distribution.Filter{BatchID: id, State: state, Limit: 1000}
+	for {
+		items, next, err := c.Service.List(r.Context(), team, f)
+		if err != nil {
+			return err
+		}
+		for _, x := range items {
+			fn(x)
+		}
+		if next == "" {
+			return nil
+		}
+		f.After = next
+	}
+}
+
+var flashes = map[string]string{
+	"submitted": "Batch submitted.",
+	"canceled":  "Canceled %d queued distributions.",
+	"retried":   "Retrying %d failed distributions.",
+}
+
+func flash(r *http.Request) string {
+	msg, ok := flashes[r.URL.Query().Get("done")]
+	if !ok {
+		return ""
+	}
+	if strings.Contains(msg, "%d") {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		return fmt.Sprintf(msg, n)
+	}
+	return msg
+}
+
+func (c *console) batchPage(w http.ResponseWriter, r *http.Request, s *session) {
+	d, err := c.loadBatch(r, s)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	d.Flash = flash(r)
+	c.render(w, r, s, http.StatusOK, "batch", d)
+}
+
+// batchLive is the part of the batch page that its script refreshes.
+func (c *console) batchLive(w http.ResponseWriter, r *http.Request, s *session) {
+	d, err := c.loadBatch(r, s)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	c.renderTemplate(w, s, http.StatusOK, "batch", "live", &view{Data: d})
+}
+
+// batchCSV downloads every item of a batch.
+func (c *console) batchCSV(w http.ResponseWriter, r *http.Request, s *session) {
+	b, err := c.Service.FindBatch(r.Context(), s.Team, r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	var rows [][]string
+	err = c.eachItem(r, s.Team, b.ID, "", func(x distribution.Distribution) {
+		status, code := "", ""
+		if x.RemoteStatus != nil {
+			status = strconv.Itoa(*x.RemoteStatus)
+		}
+		if x.Error != nil {
+			code = x.Error.Code
+		}
+		rows = append(rows, []string{x.ID, x.ProductKey, string(x.State), cell(x.JobID), status, cell(code)})
+	})
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+b.ID+`.csv"`)
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"id", "product_key", "state", "job_id", "remote_status", "error_code"})
+	cw.WriteAll(rows)
+}
+
+// cell keeps a remote value from being read as a formula by a spreadsheet.
+func cell(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
+}
+
+func (c *console) batchCancel(w http.ResponseWriter, r *http.Request, s *session) {
+	res, err := c.Service.CancelBatch(r.Context(), s.Team, r.PathValue("id"))
+	c.afterBatchAction(w, r, s, "canceled", res, err)
+}
+
+func (c *console) batchRetry(w http.ResponseWriter, r *http.Request, s *session) {
+	res, err := c.Service.RetryBatch(r.Context(), s.Team, r.PathValue("id"))
+	c.afterBatchAction(w, r, s, "retried", res, err)
+}
+
+func (c *console) afterBatchAction(w http.ResponseWriter, r *http.Request, s *session, done string, res *service.BatchActionResult, err error) {
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, fmt.Sprintf("%s/batches/%s?done=%s&n=%d", Prefix, res.BatchID, done, res.Changed), http.StatusSeeOther)
+}
+
+type distributionData struct {
+	D        *distribution.Distribution
+	Timeline []event
+	CSRF     string
+	Flash    string
+}
+
+// event is one step of a distribution's timeline.
+type event struct {
+	At    time.Time
+	What  string
+	Class string
+}
+
+func timeline(d *distribution.Distribution) []event {
+	ev := []event{{At: d.CreatedAt, What: "Accepted and queued", Class: "queued"}}
+	if d.Attempts > 0 && d.SubmittedAt == nil && !d.State.Terminal() {
+		ev = append(ev, event{At: d.UpdatedAt, What: fmt.Sprintf("Create sent (attempt %d)", d.Attempts), Class: "submitting"})
+	}
+	if d.SubmittedAt != nil {
+		ev = append(ev, event{At: *d.SubmittedAt, What: "Remote job " + d.JobID + " created", Class: "running"})
+	}
+	if d.RemoteStatus != nil && !d.State.Terminal() {
+		ev = append(ev, event{At: d.UpdatedAt, What: "Remote status: " + remoteName(d.RemoteStatus), Class: "running"})
+	}
+	if d.FinishedAt != nil {
+		what := map[distribution.State]string{
+			distribution.StateSucceeded: "Succeeded", distribution.StateFailed: "Failed", distribution.StateCanceled: "Canceled",
+		}[d.State]
+		if d.RemoteStatus != nil {
+			what += " (remote status: " + remoteName(d.RemoteStatus) + ")"
+		}
+		ev = append(ev, event{At: *d.FinishedAt, What: what, Class: string(d.State)})
+	}
+	return ev
+}
+
+func (c *console) distributionPage(w http.ResponseWriter, r *http.Request, s *session) {
+	d, err := c.Service.Get(r.Context(), s.Team, r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	c.render(w, r, s, http.StatusOK, "distribution", &distributionData{D: d, Timeline: timeline(d), CSRF: s.CSRF, Flash: flash(r)})
+}
+
+func (c *console) distributionCancel(w http.ResponseWriter, r *http.Request, s *session) {
+	d, err := c.Service.Cancel(r.Context(), s.Team, r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, Prefix+"/distributions/"+d.ID+"?done=canceled&n=1", http.StatusSeeOther)
+}
+
+func (c *console) distributionRetry(w http.ResponseWriter, r *http.Request, s *session) {
+	d, err := c.Service.Retry(r.Context(), s.Team, r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, Prefix+"/distributions/"+d.ID+"?done=retried&n=1", http.StatusSeeOther)
+}
+
+type accountData struct {
+	A       *service.AccountView
+	Rate    rateChart
+	Slots   slotGauge
+	Backlog hbars
+	Share   hbars
+	Self    *service.TeamFigures
+}
+
+func (c *console) accountPage(w http.ResponseWriter, r *http.Request, s *session) {
+	v, err := c.Service.Account(r.Context(), s.Team, r.URL.Query().Get("account"))
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	d := &accountData{A: v, Rate: newRateChart(v), Slots: newSlotGauge(v)}
+	var names []string
+	var self []bool
+	var backlog, share []float64
+	top := 0.0
+	for i, t := range v.Teams {
+		names = append(names, t.Team)
+		self = append(self, t.Self)
+		backlog = append(backlog, float64(t.Backlog))
+		share = append(share, t.Share)
+		top = max(top, float64(t.Backlog))
+		if t.Self {
+			d.Self = &v.Teams[i]
+		}
+	}
+	d.Backlog = newHBars(names, self, backlog, top, func(f float64) string { return strconv.Itoa(int(f)) })
+	d.Share = newHBars(names, self, share, 1, func(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) })
+	c.render(w, r, s, http.StatusOK, "account", d)
+}
