@@ -83,7 +83,7 @@ var funcs = template.FuncMap{
 		}
 		return "in " + human(d)
 	},
-	"pct": func(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) },
+	"pct":    func(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) },
 	"states": func() []distribution.State { return distribution.States },
 	"remote": remoteName,
 	"deref": func(p *int) int {
@@ -92,7 +92,7 @@ var funcs = template.FuncMap{
 		}
 		return *p
 	},
-	"f1": func(f float64) string { return fmt.Sprintf("%.1f", f) },
+	"f1":    func(f float64) string { return fmt.Sprintf("%.1f", f) },
 	"upper": strings.ToUpper,
 	"addf":  func(a, b float64) float64 { return a + b },
 	"subf":  func(a, b float64) float64 { return a - b },
