@@ -59,7 +59,7 @@ type rateBar struct {
 }
 
 func newRateChart(v *service.AccountView) rateChart {
-	c := rateChart{Width: 640, Height: 200, Top: 12, Left: 44, PlotW: 584, PlotH: 160}
+	c := rateChart{Width: 1000, Height: 230, Top: 14, Left: 48, PlotW: 940, PlotH: 186}
 	c.Limit = v.CreateQPS * 60
 	top := c.Limit
 	for _, m := range v.Minutes {
@@ -100,7 +100,7 @@ type hrow struct {
 }
 
 func newHBars(names []string, self []bool, values []float64, max float64, format func(float64) string) hbars {
-	h := hbars{Width: 640, Label: 150, BarW: 400}
+	h := hbars{Width: 480, Label: 130, BarW: 290}
 	for i, name := range names {
 		w := 0.0
 		if max > 0 {
@@ -128,7 +128,7 @@ type slotPart struct {
 }
 
 func newSlotGauge(v *service.AccountView) slotGauge {
-	g := slotGauge{Width: 640, BarW: 640}
+	g := slotGauge{Width: 1000, BarW: 1000}
 	limit := max(v.MaxJobs, v.SlotsInUse+v.External, 1)
 	x := 0.0
 	add := func(name, class string, n int) {

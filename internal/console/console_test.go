@@ -259,6 +259,9 @@ func TestAnotherTeamsWorkIsNotFound(t *testing.T) {
 	if p := a.get("/console/batches/" + bid); p.status != http.StatusOK || !strings.Contains(p.body, bid) || !strings.Contains(p.body, "<progress") {
 		t.Fatalf("own batch: %d", p.status)
 	}
+	if p := a.get("/console/batches/" + bid + "/live"); p.status != http.StatusOK || !strings.Contains(p.body, `data-state="queued">2<`) || strings.Contains(p.body, "<html") {
+		t.Fatalf("own batch's live part: %d %.300s", p.status, p.body)
+	}
 	for _, path := range []string{"/console/batches/" + bid, "/console/batches/" + bid + "/live", "/console/batches/" + bid + "/items.csv", "/console/distributions/" + did} {
 		if p := b.get(path); p.status != http.StatusNotFound || !strings.Contains(p.body, "Not found") {
 			t.Errorf("team B GET %s: %d, want the 404 page", path, p.status)

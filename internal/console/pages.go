@@ -44,6 +44,19 @@ func newBatchRow(v service.BatchView) batchRow {
 	return b
 }
 
+// Tone is the badge's colour class of the batch's label.
+func (b batchRow) Tone() string {
+	switch {
+	case !b.Done:
+		return "active"
+	case b.Failed() > 0:
+		return "done-failed"
+	case b.Counts[distribution.StateCanceled] == b.Size:
+		return "done-canceled"
+	}
+	return "done"
+}
+
 // Failed counts the failed items.
 func (b batchRow) Failed() int { return b.Counts[distribution.StateFailed] }
 
@@ -223,7 +236,7 @@ func (c *console) batchLive(w http.ResponseWriter, r *http.Request, s *session) 
 		c.fail(w, r, s, err)
 		return
 	}
-	c.renderTemplate(w, s, http.StatusOK, "batch", "live", &view{Data: d})
+	c.renderTemplate(w, s, http.StatusOK, "batch", "live", d)
 }
 
 // batchCSV downloads every item of a batch.
