@@ -269,6 +269,17 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("CSV of batch A (%d lines): %s", len(lines), items)
 	}
 
+	// A distribution's timeline, from acceptance to the remote job's end.
+	first := strings.Split(lines[1], ",")[0]
+	navigate(ctx, "open a distribution", chromedp.Navigate(base+"/distributions/"+first))
+	tl := eval(`document.querySelector(".timeline").innerText`)
+	for _, want := range []string{"Accepted and queued", "Create sent (attempt 1)", "Remote job ", "Succeeded (remote status: completed)"} {
+		if !strings.Contains(tl, want) {
+			t.Errorf("timeline of %s lacks %q: %s", first, want, tl)
+		}
+	}
+	shots.shot(ctx, "distribution")
+
 	// A remote message with a <script> is shown as text.
 	rdb := redis.NewClient(db.Options())
 	defer rdb.Close()
@@ -277,7 +288,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	if msg := eval(`document.querySelector(".message").textContent`); !strings.HasPrefix(msg, "<script>") || eval(`String(window.pwned)`) != "undefined" || strings.Contains(eval(`document.title`), "pwned") {
 		t.Fatalf("remote message %q ran or was not shown as text", msg)
 	}
-	shots.shot(ctx, "distribution")
+	shots.shot(ctx, "remote-error")
 
 	// Home, account, and the phone's width.
 	navigate(ctx, "home", chromedp.Navigate(base+"/"))

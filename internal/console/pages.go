@@ -308,11 +308,63 @@ type event struct {
 	Class string
 }
 
-func timeline(d *distribution.Distribution) []event {
-	ev := []event{{At: d.CreatedAt, What: "Accepted and queued", Class: "queued"}}
-	if d.Attempts > 0 && d.SubmittedAt == nil && !d.State.Terminal() {
-		ev = append(ev, event{At: d.UpdatedAt, What: fmt.Sprintf("Create sent (attempt %d)", d.Attempts), Class: "submitting"})
+// timeline writes a distribution's steps for people; a record without
+// steps (written before distq kept them) gets them from its dates.
+func timeline(d *distribution.Distribution, steps []distribution.Step) []event {
+	if len(steps) == 0 {
+		return fromDates(d)
 	}
+	var ev []event
+	for _, st := range steps {
+		e := event{At: st.At, Class: string(st.State)}
+		switch st.What {
+		case "accepted":
+			e.What = "Accepted and queued"
+		case "create_sent":
+			e.What = fmt.Sprintf("Create sent (attempt %d)", st.Attempt)
+		case "requeued":
+			e.What = "Back in the queue"
+			if st.WaitReason != "" {
+				e.What += ", waiting for " + strings.ReplaceAll(string(st.WaitReason), "_", " ")
+			}
+		case "create_lost":
+			e.What = "The Create made no job; queued again"
+		case "started":
+			e.What = "Remote job " + st.JobID + " created"
+			if st.RemoteStatus != nil {
+				e.What += " (remote status: " + remoteName(st.RemoteStatus) + ")"
+			}
+		case "remote_status":
+			e.What = "Remote status: " + remoteName(st.RemoteStatus)
+		case "finished":
+			e.What = finishedName(st.State)
+			if st.RemoteStatus != nil {
+				e.What += " (remote status: " + remoteName(st.RemoteStatus) + ")"
+			}
+		case "canceled":
+			e.What = "Canceled"
+		case "retried":
+			e.What = "Retried: queued again as new"
+		default:
+			e.What = st.What
+		}
+		ev = append(ev, e)
+	}
+	return ev
+}
+
+func finishedName(s distribution.State) string {
+	switch s {
+	case distribution.StateSucceeded:
+		return "Succeeded"
+	case distribution.StateFailed:
+		return "Failed"
+	}
+	return "Finished: " + string(s)
+}
+
+func fromDates(d *distribution.Distribution) []event {
+	ev := []event{{At: d.CreatedAt, What: "Accepted and queued", Class: "queued"}}
 	if d.SubmittedAt != nil {
 		ev = append(ev, event{At: *d.SubmittedAt, What: "Remote job " + d.JobID + " created", Class: "running"})
 	}
@@ -320,11 +372,9 @@ func timeline(d *distribution.Distribution) []event {
 		ev = append(ev, event{At: d.UpdatedAt, What: "Remote status: " + remoteName(d.RemoteStatus), Class: "running"})
 	}
 	if d.FinishedAt != nil {
-		what := map[distribution.State]string{
-			distribution.StateSucceeded: "Succeeded", distribution.StateFailed: "Failed", distribution.StateCanceled: "Canceled",
-		}[d.State]
-		if d.RemoteStatus != nil {
-			what += " (remote status: " + remoteName(d.RemoteStatus) + ")"
+		what := finishedName(d.State)
+		if d.State == distribution.StateCanceled {
+			what = "Canceled"
 		}
 		ev = append(ev, event{At: *d.FinishedAt, What: what, Class: string(d.State)})
 	}
@@ -332,12 +382,12 @@ func timeline(d *distribution.Distribution) []event {
 }
 
 func (c *console) distributionPage(w http.ResponseWriter, r *http.Request, s *session) {
-	d, err := c.Service.Get(r.Context(), s.Team, r.PathValue("id"))
+	d, steps, err := c.Service.Timeline(r.Context(), s.Team, r.PathValue("id"))
 	if err != nil {
 		c.fail(w, r, s, err)
 		return
 	}
-	c.render(w, r, s, http.StatusOK, "distribution", &distributionData{D: d, Timeline: timeline(d), CSRF: s.CSRF, Flash: flash(r)})
+	c.render(w, r, s, http.StatusOK, "distribution", &distributionData{D: d, Timeline: timeline(d, steps), CSRF: s.CSRF, Flash: flash(r)})
 }
 
 func (c *console) distributionCancel(w http.ResponseWriter, r *http.Request, s *session) {

@@ -21,6 +21,58 @@ type Record struct {
 	CreateSentAt *time.Time `json:"create_sent_at,omitempty"`
 	// Polls counts Query calls for this record's job.
 	Polls int `json:"polls,omitempty"`
+	// History is the distribution's timeline, oldest first: one Step per
+	// transition that moved it (and per change of its job's remote
+	// status), at most MaxHistory.
+	History []Step `json:"history,omitempty"`
+}
+
+// Step is one step of a distribution's timeline.
+type Step struct {
+	// At is when it happened; a transition that is not given the time
+	// leaves it zero and Touch fills it in.
+	At    time.Time `json:"at"`
+	State State     `json:"state"`
+	// What names the transition: "accepted", "create_sent", "started",
+	// "requeued", "create_lost", "remote_status", "finished", "canceled",
+	// "retried".
+	What         string     `json:"what"`
+	JobID        string     `json:"job_id,omitempty"`
+	RemoteStatus *int       `json:"remote_status,omitempty"`
+	WaitReason   WaitReason `json:"wait_reason,omitempty"`
+	Attempt      int        `json:"attempt,omitempty"`
+}
+
+// MaxHistory bounds a record's timeline; the oldest steps after the first
+// make room for new ones.
+const MaxHistory = 50
+
+// note adds a step of what to the timeline, in the record's new state.
+func (r *Record) note(at time.Time, what string) {
+	st := Step{At: at, State: r.State, What: what, JobID: r.JobID, WaitReason: r.WaitReason}
+	if r.RemoteStatus != nil {
+		v := *r.RemoteStatus
+		st.RemoteStatus = &v
+	}
+	if what == "create_sent" {
+		st.Attempt = r.Attempts
+	}
+	if len(r.History) >= MaxHistory {
+		r.History = append(r.History[:1], r.History[len(r.History)-MaxHistory+2:]...)
+	}
+	r.History = append(r.History, st)
+}
+
+// Accepted starts the timeline of a new record at its creation.
+func (r *Record) Accepted() { r.note(r.CreatedAt, "accepted") }
+
+// Touch marks the record changed at now, the time of the steps that
+// transitions added without one. The store calls it on every write.
+func (r *Record) Touch(now time.Time) {
+	r.UpdatedAt = now
+	for i := len(r.History) - 1; i >= 0 && r.History[i].At.IsZero(); i-- {
+		r.History[i].At = now
+	}
 }
 
 // Queues of submit tasks, served in strict priority: a single submission is

@@ -48,6 +48,7 @@ func (r *Record) Cancel(now time.Time) error {
 		return r.refuse("canceled", "a queued distribution")
 	}
 	r.State, r.WaitReason, r.FinishedAt = StateCanceled, WaitNone, &now
+	r.note(now, "canceled")
 	return nil
 }
 
@@ -60,6 +61,7 @@ func (r *Record) Retry() error {
 	r.State, r.WaitReason, r.Error = StateQueued, WaitNone, nil
 	r.JobID, r.RemoteStatus, r.SubmittedAt, r.FinishedAt, r.CreateSentAt = "", nil, nil, nil, nil
 	r.Attempts = 0
+	r.note(time.Time{}, "retried")
 	return nil
 }
 
@@ -74,6 +76,7 @@ func (r *Record) StartSubmit(now time.Time) error {
 	}
 	r.State, r.WaitReason, r.CreateSentAt = StateSubmitting, WaitNone, &now
 	r.Attempts++
+	r.note(now, "create_sent")
 	return nil
 }
 
@@ -87,6 +90,7 @@ func (r *Record) Started(now time.Time, jobID string, status *int) error {
 	r.State, r.WaitReason, r.JobID, r.CreateSentAt = StateRunning, WaitNone, jobID, nil
 	r.SubmittedAt = &now
 	r.RemoteStatus = status
+	r.note(now, "started")
 	return nil
 }
 
@@ -102,6 +106,7 @@ func (r *Record) Requeue(reason WaitReason, uncount bool) error {
 	if uncount && r.Attempts > 0 {
 		r.Attempts--
 	}
+	r.note(time.Time{}, "requeued")
 	return nil
 }
 
@@ -114,6 +119,7 @@ func (r *Record) ForgetCreate() error {
 	}
 	r.CreateSentAt = nil
 	r.State = StateQueued
+	r.note(time.Time{}, "create_lost")
 	return nil
 }
 
@@ -135,7 +141,11 @@ func (r *Record) ObserveRemote(status int) error {
 	if r.State.Terminal() {
 		return r.refuse("observed", "an unfinished distribution")
 	}
+	changed := r.RemoteStatus == nil || *r.RemoteStatus != status
 	r.RemoteStatus = &status
+	if changed {
+		r.note(time.Time{}, "remote_status")
+	}
 	return nil
 }
 
@@ -153,5 +163,6 @@ func (r *Record) Finish(now time.Time, outcome State, e *Error, remoteStatus *in
 	if remoteStatus != nil {
 		r.RemoteStatus = remoteStatus
 	}
+	r.note(now, "finished")
 	return nil
 }

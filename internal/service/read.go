@@ -177,3 +177,14 @@ func (s *Service) eta(ctx context.Context, acct Account, before time.Time, open 
 	}
 	return s.d.Now().Add(time.Duration(secs * float64(time.Second))).Truncate(time.Second), nil
 }
+
+// Timeline returns team's distribution id with its timeline, oldest step
+// first, or CodeNotFound. Records written before distq kept timelines
+// have none.
+func (s *Service) Timeline(ctx context.Context, team, id string) (*distribution.Distribution, []distribution.Step, error) {
+	r, err := s.load(ctx, team, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &r.Distribution, r.History, nil
+}

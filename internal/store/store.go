@@ -288,7 +288,7 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 			}
 			return err
 		}
-		r.UpdatedAt = s.now()
+		r.Touch(s.now())
 		newRaw, err := json.Marshal(&r)
 		if err != nil {
 			return err
