@@ -155,6 +155,16 @@ func TestConsoleInABrowser(t *testing.T) {
 	if h := eval(`document.querySelector("h1").textContent`); h != "Your work" {
 		t.Fatalf("after sign-in: %q", h)
 	}
+	// The keyboard: the first Tab reaches the skip link, Enter moves to
+	// the content.
+	do("tab", chromedp.KeyEvent("\t"))
+	if f := eval(`document.activeElement.textContent`); f != "Skip to content" {
+		t.Errorf("first Tab focuses %q, want the skip link", f)
+	}
+	do("enter", chromedp.KeyEvent("\r"))
+	if f := eval(`document.activeElement.id`); f != "main" {
+		t.Errorf("the skip link leads to %q, want main", f)
+	}
 	// The stylesheet and the script are allowed by the CSP (no inline ones
 	// exist): the header is styled.
 	if bg := eval(`getComputedStyle(document.querySelector("header.top")).backgroundColor`); bg != "rgb(17, 22, 31)" {
@@ -270,7 +280,12 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 
 	// A distribution's timeline, from acceptance to the remote job's end.
-	first := strings.Split(lines[1], ",")[0]
+	var first string
+	for _, l := range lines {
+		if f := strings.Split(l, ","); f[1] == "a1Console01" {
+			first = f[0]
+		}
+	}
 	navigate(ctx, "open a distribution", chromedp.Navigate(base+"/distributions/"+first))
 	tl := eval(`document.querySelector(".timeline").innerText`)
 	for _, want := range []string{"Accepted and queued", "Create sent (attempt 1)", "Remote job ", "Succeeded (remote status: completed)"} {

@@ -57,6 +57,9 @@ func (b batchRow) Tone() string {
 	return "done"
 }
 
+// Queued counts the queued items.
+func (b batchRow) Queued() int { return b.Counts[distribution.StateQueued] }
+
 // Failed counts the failed items.
 func (b batchRow) Failed() int { return b.Counts[distribution.StateFailed] }
 

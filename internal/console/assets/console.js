@@ -5,6 +5,16 @@
 (function () {
   "use strict";
 
+  // The batch's buttons apply only when something is queued or failed.
+  function buttons(live) {
+    var root = live.querySelector(".live-root");
+    if (!root) { return; }
+    var cancel = document.getElementById("cancel-queued");
+    var retry = document.getElementById("retry-failed");
+    if (cancel) { cancel.disabled = root.getAttribute("data-queued") === "0"; }
+    if (retry) { retry.disabled = root.getAttribute("data-failed") === "0"; }
+  }
+
   function refresh(live) {
     var src = live.getAttribute("data-src");
     var every = parseInt(live.getAttribute("data-poll"), 10) || 2000;
@@ -25,6 +35,7 @@
             if (!d.open) { closed[d.querySelector(".code").textContent] = true; }
           });
           live.innerHTML = html;
+          buttons(live);
           live.querySelectorAll("details.failure").forEach(function (d) {
             if (closed[d.querySelector(".code").textContent]) { d.open = false; }
           });
