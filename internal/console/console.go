@@ -22,9 +22,13 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/distq/distq/internal/service"
 )
@@ -67,6 +71,9 @@ type console struct {
 	Deps
 	tokens []tokenEntry
 	pages  *pages
+
+	mu       sync.Mutex
+	failures map[string]*rate.Limiter // client address -> failed sign-ins
 }
 
 type tokenEntry struct {
@@ -85,7 +92,7 @@ func New(d Deps) http.Handler {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	c := &console{Deps: d, pages: mustParsePages()}
+	c := &console{Deps: d, pages: mustParsePages(), failures: map[string]*rate.Limiter{}}
 	for token, team := range d.Tokens {
 		c.tokens = append(c.tokens, tokenEntry{hash: sha256.Sum256([]byte(token)), team: team})
 	}
@@ -157,10 +164,13 @@ func cacheAssets(next http.Handler) http.Handler {
 	})
 }
 
-// team returns the team of an API token ("" when none), comparing the
-// token's hash with every entry in constant time.
-func (c *console) team(token string) string {
-	sum := sha256.Sum256([]byte(token))
+// teamOfHash returns the team of the token whose hex SHA-256 is h ("" when
+// none), comparing with every entry in constant time.
+func (c *console) teamOfHash(h string) string {
+	var sum [32]byte
+	if n, err := hex.Decode(sum[:], []byte(h)); err != nil || n != len(sum) {
+		return ""
+	}
 	team := ""
 	for _, t := range c.tokens {
 		if subtle.ConstantTimeCompare(sum[:], t.hash[:]) == 1 {
@@ -169,6 +179,42 @@ func (c *console) team(token string) string {
 	}
 	return team
 }
+
+// Failed sign-ins are limited per client address: a burst of 10, then one
+// every 6 s.
+const (
+	loginBurst = 10
+	loginEvery = 6 * time.Second
+)
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (c *console) limiter(r *http.Request) *rate.Limiter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ip := clientIP(r)
+	l := c.failures[ip]
+	if l == nil {
+		if len(c.failures) > 10000 { // bounded: forget everyone rather than grow
+			c.failures = map[string]*rate.Limiter{}
+		}
+		l = rate.NewLimiter(rate.Every(loginEvery), loginBurst)
+		c.failures[ip] = l
+	}
+	return l
+}
+
+// loginAllowed reports whether the client may try to sign in now.
+func (c *console) loginAllowed(r *http.Request) bool { return c.limiter(r).Tokens() >= 1 }
+
+// loginFailed counts a failed sign-in of the client.
+func (c *console) loginFailed(r *http.Request) { c.limiter(r).Allow() }
 
 // fail renders the page of a use case's refusal, or a 500 page for any
 // other error.

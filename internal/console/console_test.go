@@ -419,3 +419,41 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// Failed sign-ins from one address are limited; a session ends when its
+// token is no longer configured.
+func TestSignInLimitsAndRevokedTokens(t *testing.T) {
+	t.Parallel()
+	tc := newConsole(t)
+	a := tc.browser(t)
+	a.signIn(tokenA)
+	// The same sessions, served by a console whose configuration dropped
+	// team A's token.
+	revoked := httptest.NewServer(console.New(console.Deps{Service: tc.Svc, Sessions: tc.Store, Tokens: map[string]string{tokenB: "team-b"}}))
+	defer revoked.Close()
+	u, _ := url.Parse(tc.URL + "/console/")
+	r, _ := url.Parse(revoked.URL + "/console/")
+	a.c.Jar.SetCookies(r, a.c.Jar.Cookies(u))
+	a.base = revoked.URL
+	if p := a.get("/console/"); p.status != http.StatusSeeOther {
+		t.Fatalf("session of a revoked token: %d, want a redirect to sign in", p.status)
+	}
+	a.base = tc.URL
+	if p := a.get("/console/"); p.status != http.StatusOK {
+		t.Fatalf("the same session where the token is configured: %d, want 200", p.status)
+	}
+	// (Sign-ins above succeeded; now fail from the same address.)
+	b := tc.browser(t)
+	status := 0
+	for range 11 {
+		login := b.get("/console/login")
+		status = b.post("/console/login", url.Values{"csrf": {csrfOf(t, login)}, "token": {"guess-guess-guess"}}).status
+	}
+	if status != http.StatusTooManyRequests {
+		t.Fatalf("11th failed sign-in in a row: %d, want 429", status)
+	}
+	login := b.get("/console/login")
+	if p := b.post("/console/login", url.Values{"csrf": {csrfOf(t, login)}, "token": {tokenA}}); p.status != http.StatusTooManyRequests {
+		t.Fatalf("right token while limited: %d, want 429", p.status)
+	}
+}

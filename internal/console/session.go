@@ -23,7 +23,10 @@ const (
 
 // session is a signed-in team.
 type session struct {
-	Team    string    `json:"team"`
+	Team string `json:"team"`
+	// Token is the hex SHA-256 of the token that signed in: a session ends
+	// when its token is no longer configured.
+	Token   string    `json:"token"`
 	CSRF    string    `json:"csrf"`
 	Expires time.Time `json:"expires"`
 }
@@ -50,7 +53,7 @@ func (c *console) session(r *http.Request) (*session, bool) {
 		return nil, false
 	}
 	var s session
-	if json.Unmarshal(raw, &s) != nil || s.Team == "" || time.Now().After(s.Expires) {
+	if json.Unmarshal(raw, &s) != nil || s.Team == "" || time.Now().After(s.Expires) || c.teamOfHash(s.Token) != s.Team {
 		return nil, false
 	}
 	return &s, true
@@ -155,13 +158,20 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		c.showLogin(w, r, http.StatusForbidden, "The sign-in form expired; try again.")
 		return
 	}
-	team := c.team(r.FormValue("token"))
+	if !c.loginAllowed(r) {
+		c.showLogin(w, r, http.StatusTooManyRequests, "Too many failed sign-ins from here; wait a minute and try again.")
+		return
+	}
+	sum := sha256.Sum256([]byte(r.FormValue("token")))
+	hash := hex.EncodeToString(sum[:])
+	team := c.teamOfHash(hash)
 	if team == "" {
+		c.loginFailed(r)
 		c.showLogin(w, r, http.StatusUnauthorized, "That token is not valid.")
 		return
 	}
 	id := randomToken()
-	s := session{Team: team, CSRF: randomToken(), Expires: time.Now().Add(c.SessionTTL)}
+	s := session{Team: team, Token: hash, CSRF: randomToken(), Expires: time.Now().Add(c.SessionTTL)}
 	raw, _ := json.Marshal(s)
 	if err := c.Sessions.PutSession(r.Context(), sessionKey(id), raw, c.SessionTTL); err != nil {
 		c.fail(w, r, nil, err)
