@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -125,8 +126,9 @@ func (c *console) home(w http.ResponseWriter, r *http.Request, s *session) {
 type batchData struct {
 	Batch    batchRow
 	Failures []failureGroup
-	// More is set when the failures shown are a sample.
-	FailedShown int
+	// Scanned is how many failed items were grouped when that is fewer
+	// than failed (0 when all were).
+	Scanned int
 	Poll        int
 	Flash       string
 	CSRF        string
@@ -138,8 +140,15 @@ type failureGroup struct {
 	Items []distribution.Distribution
 }
 
-// maxFailureItems bounds the failed items shown per code.
-const maxFailureItems = 10
+// maxFailureItems bounds the failed items shown per code, and
+// maxFailureScan the failed items grouped on each refresh.
+const (
+	maxFailureItems = 10
+	maxFailureScan  = 2000
+)
+
+// errStop ends eachItem early.
+var errStop = errors.New("stop")
 
 func (c *console) loadBatch(r *http.Request, s *session) (*batchData, error) {
 	ctx := r.Context()
@@ -148,6 +157,9 @@ func (c *console) loadBatch(r *http.Request, s *session) (*batchData, error) {
 		return nil, err
 	}
 	d := &batchData{Batch: newBatchRow(*v), Poll: int(c.Poll.Milliseconds()), CSRF: s.CSRF}
+	if v.Size > 1000 { // a big batch's refresh reads more: less often
+		d.Poll = int(max(c.Poll, 5*time.Second).Milliseconds())
+	}
 	if acct, err := c.Service.Account(ctx, s.Team, v.Account); err == nil {
 		for _, t := range acct.Teams {
 			if t.Self {
@@ -159,7 +171,12 @@ func (c *console) loadBatch(r *http.Request, s *session) (*batchData, error) {
 	if v.Counts[distribution.StateFailed] > 0 {
 		groups := map[string]*failureGroup{}
 		var order []string
-		err := c.eachItem(r, s.Team, v.ID, distribution.StateFailed, func(x distribution.Distribution) {
+		scanned := 0
+		err := c.eachItem(r, s.Team, v.ID, distribution.StateFailed, func(x distribution.Distribution) error {
+			if scanned == maxFailureScan {
+				return errStop
+			}
+			scanned++
 			code := "unknown"
 			if x.Error != nil {
 				code = x.Error.Code
@@ -174,9 +191,13 @@ func (c *console) loadBatch(r *http.Request, s *session) (*batchData, error) {
 			if len(g.Items) < maxFailureItems {
 				g.Items = append(g.Items, x)
 			}
+			return nil
 		})
 		if err != nil {
 			return nil, err
+		}
+		if scanned < v.Counts[distribution.StateFailed] {
+			d.Scanned = scanned
 		}
 		for _, code := range order {
 			d.Failures = append(d.Failures, *groups[code])
@@ -186,8 +207,8 @@ func (c *console) loadBatch(r *http.Request, s *session) (*batchData, error) {
 }
 
 // eachItem calls fn for every item of team's batch id in state (every
-// state when ""), in creation order.
-func (c *console) eachItem(r *http.Request, team, id string, state distribution.State, fn func(distribution.Distribution)) error {
+// state when ""), in creation order, until fn returns errStop.
+func (c *console) eachItem(r *http.Request, team, id string, state distribution.State, fn func(distribution.Distribution) error) error {
 	f := distribution.Filter{BatchID: id, State: state, Limit: 1000}
 	for {
 		items, next, err := c.Service.List(r.Context(), team, f)
@@ -195,7 +216,11 @@ func (c *console) eachItem(r *http.Request, team, id string, state distribution.
 			return err
 		}
 		for _, x := range items {
-			fn(x)
+			if err := fn(x); errors.Is(err, errStop) {
+				return nil
+			} else if err != nil {
+				return err
+			}
 		}
 		if next == "" {
 			return nil
@@ -250,7 +275,7 @@ func (c *console) batchCSV(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	var rows [][]string
-	err = c.eachItem(r, s.Team, b.ID, "", func(x distribution.Distribution) {
+	err = c.eachItem(r, s.Team, b.ID, "", func(x distribution.Distribution) error {
 		status, code := "", ""
 		if x.RemoteStatus != nil {
 			status = strconv.Itoa(*x.RemoteStatus)
@@ -259,6 +284,7 @@ func (c *console) batchCSV(w http.ResponseWriter, r *http.Request, s *session) {
 			code = x.Error.Code
 		}
 		rows = append(rows, []string{x.ID, x.ProductKey, string(x.State), cell(x.JobID), status, cell(code)})
+		return nil
 	})
 	if err != nil {
 		c.fail(w, r, s, err)
