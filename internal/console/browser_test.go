@@ -133,9 +133,13 @@ func TestConsoleInABrowser(t *testing.T) {
 			t.Fatalf("waiting for %s: %v (page: %s)", what, err, eval(`document.querySelector("main").innerText`))
 		}
 	}
-	// Every field of the page has a label a screen reader reads.
+	// Every field of the page has a label a screen reader reads, and
+	// nothing needs the CSP to allow an inline script or style.
 	labelled := func(page string) {
 		t.Helper()
+		if n := eval(`String(document.querySelectorAll("[style],script:not([src]),style").length + [...document.querySelectorAll("*")].filter(e => [...e.attributes].some(a => a.name.startsWith("on"))).length)`); n != "0" {
+			t.Errorf("%s: %s elements with inline script or style", page, n)
+		}
 		if n := eval(`String([...document.querySelectorAll("input:not([type=hidden]),select,textarea")].filter(e => e.labels.length === 0).map(e => e.name))`); n != "" {
 			t.Errorf("%s: fields without a label: %s", page, n)
 		}
@@ -198,6 +202,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	if eta := eval(`document.querySelector("#h-summary + p time").getAttribute("datetime")`); eta == "" {
 		t.Fatalf("no ETA in the preview")
 	}
+	labelled("preview")
 	shots.shot(ctx, "preview")
 	// A double click submits once (the form's key; the script too).
 	navigate(ctx, "submit the batch", chromedp.DoubleClick(chromedp.ID("submit-batch")))
@@ -247,6 +252,7 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	// The first batch's page follows it to 100% without a reload.
 	navigate(ctx, "open batch A", chromedp.Navigate(base+"/batches/"+batchA))
+	labelled("batch")
 	if max := eval(`document.querySelector("progress").getAttribute("max")`); max != "20" {
 		t.Fatalf("progress max %q, want 20", max)
 	}
@@ -313,6 +319,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	labelled("home")
 	shots.shot(ctx, "home")
 	navigate(ctx, "account", chromedp.Navigate(base+"/account"))
+	labelled("account")
 	if n := eval(`String(document.querySelectorAll("svg.chart[role=img]").length)`); n != "4" {
 		t.Fatalf("account page has %s charts, want 4", n)
 	}
