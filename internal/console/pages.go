@@ -129,9 +129,9 @@ type batchData struct {
 	// Scanned is how many failed items were grouped when that is fewer
 	// than failed (0 when all were).
 	Scanned int
-	Poll        int
-	Flash       string
-	CSRF        string
+	Poll    int
+	Flash   string
+	CSRF    string
 }
 
 type failureGroup struct {
