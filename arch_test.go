@@ -10,10 +10,11 @@ const module = "github.com/distq/distq"
 
 // The layering of distq, proven on what each package really pulls in
 // (go list -deps, transitive, tests excluded): the domain imports no other
-// distq package, the use cases and the REST API reach no adapter (the
-// Redis store, the quota scripts, the queue, the Alibaba client), so that
-// every front door goes through internal/service and the rules of a
-// distribution's life cannot leak back into a transport.
+// distq package, the use cases and the front doors (the REST API, the
+// console) reach no adapter (the Redis store, the quota scripts, the queue,
+// the Alibaba client), so that every front door goes through
+// internal/service and the rules of a distribution's life cannot leak back
+// into a transport.
 func TestLayering(t *testing.T) {
 	t.Parallel()
 	adapters := []string{
@@ -29,6 +30,7 @@ func TestLayering(t *testing.T) {
 		{pkg: "internal/webhook", forbidden: append([]string{module + "/"}, adapters...)},
 		{pkg: "internal/service", forbidden: append([]string{module + "/internal/httpapi", "github.com/labstack/echo"}, adapters...)},
 		{pkg: "internal/httpapi", forbidden: adapters[:5]},
+		{pkg: "internal/console", forbidden: append([]string{module + "/internal/httpapi", "github.com/labstack/echo"}, adapters...)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {

@@ -82,6 +82,7 @@ func banner(out io.Writer, st *devstack.Stack, opts devstack.Options, took, igno
 	fmt.Fprintf(out, `
 distq dev stack is up
   api:        %[1]s   (openapi: %[1]s/openapi.yaml)
+  console:    %[1]s/console/   (sign in with a team's API token)
   simulator:  %[2]s   (audit: %[2]s/_alisim/audit)
   metrics:    %[1]s/metrics  %[3]s/metrics
   redis:      %[4]s

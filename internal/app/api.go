@@ -7,12 +7,15 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/labstack/echo/v4"
 
 	"github.com/distq/distq/internal/config"
+	"github.com/distq/distq/internal/console"
 	"github.com/distq/distq/internal/httpapi"
 	"github.com/distq/distq/internal/metrics"
 	"github.com/distq/distq/internal/notify"
 	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/quota"
 	"github.com/distq/distq/internal/service"
 	"github.com/distq/distq/internal/store"
 )
@@ -37,6 +40,8 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Idempotency: st,
 		Enqueuer:    queue.NewEnqueuer(client),
 		Changes:     store.NewChanges(rdb, log),
+		Figures:     st,
+		Slots:       slotHolders{quota.New(rdb, quota.Options{})},
 		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
 		Accounts:    serviceAccounts(cfg),
 		Webhooks:    serviceWebhooks(cfg, notify.NewOutbox(st, client, insp)),
@@ -52,6 +57,12 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Ready:       pinger(rdb),
 		TeamRate:    float64(cfg.TeamRPS),
 	})
+	// The team console, a second front door of the same service.
+	con := echo.WrapHandler(console.New(console.Deps{
+		Service: svc, Sessions: st, Tokens: cfg.Tokens, TokenHashes: cfg.TokenHashes, Log: log,
+	}))
+	e.Any(console.Prefix, con)
+	e.Any(console.Prefix+"/*", con)
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go background(bg)
@@ -86,4 +97,24 @@ func serviceWebhooks(cfg *config.Config, events service.Events) service.Webhooks
 		teams[team] = true
 	}
 	return service.Webhooks{Teams: teams, Allowed: cfg.Webhooks.Allowed, Events: events}
+}
+
+// slotHolders tells the service which distributions hold an account's job
+// slots, from the quota's leases.
+type slotHolders struct{ l *quota.Limiter }
+
+func (h slotHolders) SlotHolders(ctx context.Context, uid string) ([]string, int, error) {
+	leases, err := h.l.Holders(ctx, uid)
+	if err != nil {
+		return nil, 0, err
+	}
+	ext, err := h.l.External(ctx, uid)
+	if err != nil {
+		return nil, 0, err
+	}
+	ids := make([]string, 0, len(leases))
+	for id := range leases {
+		ids = append(ids, id)
+	}
+	return ids, ext, nil
 }

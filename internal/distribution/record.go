@@ -25,6 +25,58 @@ type Record struct {
 	// run are Attempts - RetryBase (RunAttempts), which bound transient
 	// errors, while Attempts counts the distribution's whole life.
 	RetryBase int `json:"retry_base,omitempty"`
+	// Timeline is the distribution's timeline, oldest first: one Step per
+	// transition that moved it (and per change of its job's remote
+	// status), at most MaxTimeline.
+	Timeline []Step `json:"timeline,omitempty"`
+}
+
+// Step is one step of a distribution's timeline.
+type Step struct {
+	// At is when it happened; a transition that is not given the time
+	// leaves it zero and Touch fills it in.
+	At    time.Time `json:"at"`
+	State State     `json:"state"`
+	// What names the transition: "accepted", "create_sent", "started",
+	// "requeued", "create_lost", "remote_status", "finished", "canceled",
+	// "retried".
+	What         string     `json:"what"`
+	JobID        string     `json:"job_id,omitempty"`
+	RemoteStatus *int       `json:"remote_status,omitempty"`
+	WaitReason   WaitReason `json:"wait_reason,omitempty"`
+	Attempt      int        `json:"attempt,omitempty"`
+}
+
+// MaxTimeline bounds a record's timeline; the oldest steps after the first
+// make room for new ones.
+const MaxTimeline = 50
+
+// note adds a step of what to the timeline, in the record's new state.
+func (r *Record) note(at time.Time, what string) {
+	st := Step{At: at, State: r.State, What: what, JobID: r.JobID, WaitReason: r.WaitReason}
+	if r.RemoteStatus != nil {
+		v := *r.RemoteStatus
+		st.RemoteStatus = &v
+	}
+	if what == "create_sent" {
+		st.Attempt = r.Attempts
+	}
+	if len(r.Timeline) >= MaxTimeline {
+		r.Timeline = append(r.Timeline[:1], r.Timeline[len(r.Timeline)-MaxTimeline+2:]...)
+	}
+	r.Timeline = append(r.Timeline, st)
+}
+
+// Accepted starts the timeline of a new record at its creation.
+func (r *Record) Accepted() { r.note(r.CreatedAt, "accepted") }
+
+// Touch marks the record changed at now, the time of the steps that
+// transitions added without one. The store calls it on every write.
+func (r *Record) Touch(now time.Time) {
+	r.UpdatedAt = now
+	for i := len(r.Timeline) - 1; i >= 0 && r.Timeline[i].At.IsZero(); i-- {
+		r.Timeline[i].At = now
+	}
 }
 
 // RunAttempts is the number of attempts since the distribution was last

@@ -48,6 +48,7 @@ func (r *Record) Cancel(now time.Time) error {
 		return r.refuse("canceled", "a queued distribution")
 	}
 	r.State, r.WaitReason, r.FinishedAt = StateCanceled, WaitNone, &now
+	r.note(now, "canceled")
 	return nil
 }
 
@@ -62,6 +63,7 @@ func (r *Record) Retry() error {
 	r.State, r.WaitReason, r.Error = StateQueued, WaitNone, nil
 	r.JobID, r.RemoteStatus, r.SubmittedAt, r.FinishedAt, r.CreateSentAt = "", nil, nil, nil, nil
 	r.RetryBase = r.Attempts
+	r.note(time.Time{}, "retried")
 	return nil
 }
 
@@ -78,6 +80,7 @@ func (r *Record) StartSubmit(now time.Time) error {
 	r.State, r.WaitReason, r.CreateSentAt = StateSubmitting, WaitNone, &now
 	r.Attempts++
 	r.addAttempt(Attempt{Number: r.Attempts, StartedAt: now, Outcome: OutcomeInProgress})
+	r.note(now, "create_sent")
 	return nil
 }
 
@@ -94,6 +97,7 @@ func (r *Record) Started(now time.Time, jobID string, status *int) error {
 	if a := r.openAttempt(); a != nil {
 		a.JobID = jobID
 	}
+	r.note(now, "started")
 	return nil
 }
 
@@ -107,6 +111,7 @@ func (r *Record) Requeue(now time.Time, reason WaitReason, failure *Error) error
 		return r.refuse("requeued", "a submitting distribution")
 	}
 	r.State, r.WaitReason, r.CreateSentAt = StateQueued, reason, nil
+	r.note(now, "requeued")
 	if failure != nil {
 		r.closeAttempt(now, OutcomeRequeued, failure)
 		return nil
@@ -133,6 +138,7 @@ func (r *Record) ForgetCreate(now time.Time) error {
 	r.State = StateQueued
 	r.closeAttempt(now, OutcomeRequeued, &Error{Code: CodeCreateLost,
 		Message: "the Create's answer was lost and the remote shows no job made by it; a new Create follows"})
+	r.note(now, "create_lost")
 	return nil
 }
 
@@ -158,7 +164,11 @@ func (r *Record) ObserveRemote(status int) error {
 	if r.State.Terminal() {
 		return r.refuse("observed", "an unfinished distribution")
 	}
+	changed := r.RemoteStatus == nil || *r.RemoteStatus != status
 	r.RemoteStatus = &status
+	if changed {
+		r.note(time.Time{}, "remote_status")
+	}
 	return nil
 }
 
@@ -177,6 +187,7 @@ func (r *Record) Finish(now time.Time, outcome State, e *Error, remoteStatus *in
 		r.RemoteStatus = remoteStatus
 	}
 	r.closeAttempt(now, Outcome(outcome), e)
+	r.note(now, "finished")
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // Every transition, from every state: allowed ones change the record as
@@ -140,7 +141,8 @@ func TestTransitions(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v, want it allowed", tt.op.name, err)
 				}
-				if diff := cmp.Diff(*tt.want, got); diff != "" {
+				// The timeline is checked in TestTimeline.
+				if diff := cmp.Diff(*tt.want, got, cmpopts.IgnoreFields(Record{}, "Timeline")); diff != "" {
 					t.Errorf("record after %s (-want +got):\n%s", tt.op.name, diff)
 				}
 				return
@@ -224,5 +226,74 @@ func TestHistoryAcrossRetries(t *testing.T) {
 	}
 	if n := len(r.History); n != MaxHistory || r.Attempts != 3+MaxHistory+5 || r.History[n-1].Number != r.Attempts || r.History[0].Number != r.Attempts-MaxHistory+1 {
 		t.Fatalf("after %d attempts: %d kept, numbers %d…%d", r.Attempts, n, r.History[0].Number, r.History[n-1].Number)
+	}
+}
+
+// Each transition adds a step to the timeline, in the state it moved to;
+// a remote status is a step only when it changes; Touch dates the steps of
+// transitions that are not given the time; the timeline keeps its first
+// step and the latest ones.
+func TestTimeline(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	r := Record{Distribution: Distribution{ID: "d_1", State: StateQueued, CreatedAt: t0}}
+	r.Accepted()
+	one, two := 1, 2
+	steps := []func() error{
+		func() error { return r.StartSubmit(at(1)) },
+		func() error { return r.Requeue(at(2), WaitRateLimit, nil) },
+		func() error { return r.StartSubmit(at(3)) },
+		func() error { return r.Started(at(4), "job1", nil) },
+		func() error { return r.ObserveRemote(one) },
+		func() error { return r.ObserveRemote(one) },
+		func() error { return r.Finish(at(7), StateSucceeded, nil, &two) },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		r.Touch(at(i + 1))
+	}
+	type s struct {
+		At      time.Time
+		State   State
+		What    string
+		JobID   string
+		Remote  int
+		Attempt int
+		Wait    WaitReason
+	}
+	var got []s
+	for _, h := range r.Timeline {
+		x := s{At: h.At, State: h.State, What: h.What, JobID: h.JobID, Attempt: h.Attempt, Wait: h.WaitReason, Remote: -1}
+		if h.RemoteStatus != nil {
+			x.Remote = *h.RemoteStatus
+		}
+		got = append(got, x)
+	}
+	want := []s{
+		{At: t0, State: StateQueued, What: "accepted", Remote: -1},
+		{At: at(1), State: StateSubmitting, What: "create_sent", Attempt: 1, Remote: -1},
+		{At: at(2), State: StateQueued, What: "requeued", Wait: WaitRateLimit, Remote: -1},
+		{At: at(3), State: StateSubmitting, What: "create_sent", Attempt: 1, Remote: -1},
+		{At: at(4), State: StateRunning, What: "started", JobID: "job1", Remote: -1},
+		{At: at(5), State: StateRunning, What: "remote_status", JobID: "job1", Remote: 1},
+		{At: at(7), State: StateSucceeded, What: "finished", JobID: "job1", Remote: 2},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("timeline (-want +got):\n%s", diff)
+	}
+
+	// A long life keeps the first step and the latest ones.
+	long := Record{Distribution: Distribution{ID: "d_2", State: StateQueued, CreatedAt: t0}}
+	long.Accepted()
+	for i := range MaxTimeline {
+		if err := long.StartSubmit(at(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(long.Timeline); n != MaxTimeline || long.Timeline[0].What != "accepted" || long.Timeline[n-1].Attempt != MaxTimeline || long.Timeline[1].Attempt != 2 {
+		t.Fatalf("a long timeline: %d steps, first %q, attempts %d…%d", n, long.Timeline[0].What, long.Timeline[1].Attempt, long.Timeline[n-1].Attempt)
 	}
 }

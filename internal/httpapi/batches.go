@@ -74,6 +74,17 @@ type batchCreated struct {
 	Results  []ItemResult `json:"results"`
 }
 
+// batchDryRun is the answer of POST /v1/batches?dry_run=true: what the
+// batch would be if submitted now; nothing was written.
+type batchDryRun struct {
+	DryRun   bool         `json:"dry_run"`
+	Accepted int          `json:"accepted"`
+	Rejected int          `json:"rejected"`
+	Results  []ItemResult `json:"results"`
+	// ETA is when the accepted items would be done; absent when none is.
+	ETA *time.Time `json:"eta,omitempty"`
+}
+
 // itemResults renders the outcome of each item of a batch.
 func itemResults(rs []service.ItemResult) []ItemResult {
 	out := make([]ItemResult, len(rs))
@@ -100,7 +111,7 @@ func (s *server) createBatch(c echo.Context) error {
 	if err := service.CheckBatchSize(len(req.Items)); err != nil {
 		return err
 	}
-	return s.idempotent(c, raw, func() (int, any, error) {
+	decodeItems := func() service.BatchRequest {
 		br := service.BatchRequest{Defaults: req.Request, Items: make([]service.BatchItem, len(req.Items))}
 		for i, rawItem := range req.Items {
 			dec := json.NewDecoder(bytes.NewReader(rawItem))
@@ -109,6 +120,22 @@ func (s *server) createBatch(c echo.Context) error {
 				br.Items[i].Err = decodeError(err)
 			}
 		}
+		return br
+	}
+	switch dry := c.QueryParam("dry_run"); dry {
+	case "true":
+		res, err := s.Service.DryRunBatch(c.Request().Context(), teamOf(c), decodeItems())
+		if err != nil {
+			return err
+		}
+		c.Response().Header().Set("Idempotent-Replayed", "false")
+		return c.JSON(http.StatusOK, batchDryRun{DryRun: true, Accepted: res.Valid, Rejected: res.Rejected, Results: itemResults(res.Results), ETA: res.ETA})
+	case "", "false":
+	default:
+		return errorf(http.StatusBadRequest, "bad_parameter", "dry_run must be true or false, got %q", dry)
+	}
+	return s.idempotent(c, raw, func() (int, any, error) {
+		br := decodeItems()
 		res, err := s.Service.SubmitBatch(c.Request().Context(), teamOf(c), br)
 		if err != nil {
 			return 0, nil, err

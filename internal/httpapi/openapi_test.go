@@ -449,6 +449,31 @@ func TestOpenAPIContract(t *testing.T) {
 		c.run(t, a, exchange{name: "wrong media type", request: text, want: 415, invalid: true})
 		many := []byte(`{"product_key":"a1Many","source_instance_id":"iotx-a","target_instance_id":"iotx-b","items":[{}` + strings.Repeat(`,{}`, httpapi.MaxBatchItems) + `]}`)
 		c.run(t, a, exchange{name: "too many items", request: A(post("/v1/batches", many)), want: 413, invalid: true, check: wantCode("too_many_items")})
+		// A dry run validates each item (a repeat within the batch too) and
+		// estimates, writing nothing: the same items then submit for real.
+		dry := []byte(`{"source_instance_id":"iotx-src","target_instance_id":"iotx-dst","items":[{"product_key":"a1Dry1"},{"product_key":"a1Dry1"},{"product_key":"bad key"},{"product_key":"a1Dry2"}]}`)
+		c.run(t, a, exchange{name: "dry run", request: A(post("/v1/batches?dry_run=true", dry)), want: 200, invalid: true, check: func(t *testing.T, r *response) {
+			d := decode[struct {
+				DryRun             bool `json:"dry_run"`
+				Accepted, Rejected int
+				Results            []httpapi.ItemResult
+				ETA                *time.Time
+			}](t, r.body)
+			if !d.DryRun || d.Accepted != 2 || d.Rejected != 2 || len(d.Results) != 4 || d.ETA == nil {
+				t.Fatalf("dry run %+v: want 2 accepted, 2 rejected, 4 results, an eta", d)
+			}
+			if d.Results[0].Error != nil || d.Results[0].ID != "" || d.Results[1].Error == nil || d.Results[1].Error.Code != "duplicate_active" ||
+				d.Results[2].Error == nil || d.Results[2].Error.Code != "validation_failed" {
+				t.Errorf("dry run results %+v", d.Results)
+			}
+		}})
+		c.run(t, a, exchange{name: "dry run, no item valid", request: A(post("/v1/batches?dry_run=true", []byte(`{"items":[{"product_key":"bad key"}]}`))), want: 200, invalid: true})
+		c.run(t, a, exchange{name: "dry run, bad value", request: A(post("/v1/batches?dry_run=yes", dry)), want: 400, invalid: true, check: wantCode("bad_parameter")})
+		c.run(t, a, exchange{name: "nothing written by the dry run", request: A(get("/v1/distributions?product_key=a1Dry1")), want: 200, check: func(t *testing.T, r *response) {
+			if p := decode[page](t, r.body); len(p.Items) != 0 {
+				t.Errorf("after a dry run: %+v, want no distribution", p.Items)
+			}
+		}})
 	})
 
 	t.Run("list", func(t *testing.T) {

@@ -159,21 +159,42 @@ func (s *Service) view(ctx context.Context, b *distribution.BatchStatus) (*Batch
 	if v.Done {
 		return v, nil
 	}
-	ahead, err := s.d.Store.CountOpenBefore(ctx, b.CreatedAt)
+	acct, _ := s.account(b.Account)
+	eta, err := s.eta(ctx, acct, b.CreatedAt, open)
 	if err != nil {
 		return nil, err
 	}
-	acct, _ := s.account(b.Account)
+	v.ETA = &eta
+	return v, nil
+}
+
+// eta is when open more distributions of acct would be done behind the
+// backlog accepted before `before`: at the account's Create rate, or
+// through its job slots at the recent job duration, whichever is slower.
+func (s *Service) eta(ctx context.Context, acct Account, before time.Time, open int) (time.Time, error) {
+	ahead, err := s.d.Store.CountOpenBefore(ctx, before)
+	if err != nil {
+		return time.Time{}, err
+	}
 	jobDur, err := s.d.Store.JobDuration(ctx, acct.UID)
 	if err != nil {
-		return nil, err
+		return time.Time{}, err
 	}
 	n := float64(ahead) + float64(open)
-	secs := n / float64(acct.CreateQPS)
+	secs := n / float64(max(acct.CreateQPS, 1))
 	if acct.MaxJobs > 0 {
 		secs = math.Max(secs, n*jobDur.Seconds()/float64(acct.MaxJobs))
 	}
-	eta := s.d.Now().Add(time.Duration(secs * float64(time.Second))).Truncate(time.Second)
-	v.ETA = &eta
-	return v, nil
+	return s.d.Now().Add(time.Duration(secs * float64(time.Second))).Truncate(time.Second), nil
+}
+
+// Timeline returns team's distribution id with its timeline, oldest step
+// first, or CodeNotFound. Records written before distq kept timelines
+// have none.
+func (s *Service) Timeline(ctx context.Context, team, id string) (*distribution.Distribution, []distribution.Step, error) {
+	r, err := s.load(ctx, team, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &r.Distribution, r.Timeline, nil
 }

@@ -74,6 +74,10 @@ type Deps struct {
 	Idempotency IdempotencyStore
 	Enqueuer    Enqueuer
 	Changes     Changes
+	// Figures and Slots feed the console's views (optional: without them
+	// those views are empty).
+	Figures Figures
+	Slots   Slots
 	// Canceler removes the queued task of a canceled distribution (optional,
 	// best effort: the worker skips a canceled record anyway).
 	Canceler func(ctx context.Context, queue, id string) error

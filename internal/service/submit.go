@@ -21,7 +21,7 @@ func (s *Service) newRecord(team string, req distribution.Request, batchID, queu
 	if err := req.Validate(acct.UID); err != nil {
 		return nil, domainError(err)
 	}
-	return &distribution.Record{
+	r := &distribution.Record{
 		Distribution: distribution.Distribution{
 			ID: distribution.NewID(now), Team: team, Account: acct.Name, BatchID: batchID,
 			ProductKey: req.ProductKey, SourceInstanceID: req.SourceInstanceID, TargetInstanceID: req.TargetInstanceID,
@@ -30,7 +30,9 @@ func (s *Service) newRecord(team string, req distribution.Request, batchID, queu
 		},
 		UID:   acct.UID,
 		Queue: queue,
-	}, nil
+	}
+	r.Accepted()
+	return r, nil
 }
 
 // Submit accepts one distribution for team: validated, written queued and

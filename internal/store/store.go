@@ -283,7 +283,7 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return fmt.Errorf("decode %s: %w", id, err)
 		}
-		old := r.State
+		old, oldAttempts := r.State, r.Attempts
 		if err := fn(&r); err != nil {
 			if errors.Is(err, ErrNoChange) {
 				out = &r
@@ -291,7 +291,7 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 			}
 			return err
 		}
-		r.UpdatedAt = s.now()
+		r.Touch(s.now())
 		newRaw, err := json.Marshal(&r)
 		if err != nil {
 			return err
@@ -302,6 +302,9 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 				ttl = s.retention
 			}
 			p.Set(ctx, key, newRaw, ttl)
+			if r.Attempts > oldAttempts { // a Create is about to be sent
+				countCreate(ctx, p, &r, r.UpdatedAt)
+			}
 			if r.State != old {
 				s.index(ctx, p, &r, old)
 				if r.State.Terminal() {
