@@ -125,6 +125,8 @@ cleanup() {
   if [ "$build_cache_ours" = 1 ]; then
     say "removing the build cache"
     docker builder prune -af >/dev/null 2>&1
+  elif [ -n "${DOCKER_BUILDKIT:-}" ]; then
+    say "the daemon was already running: its build cache is left as it is"
   fi
   if [ -n "$dockerd_pid" ]; then
     say "stopping the Docker daemon this check started (pid $dockerd_pid)"
@@ -538,6 +540,18 @@ for s in "${services[@]}"; do
 done
 
 # ---------------------------------------------------------------- teardown
+step "docker-compose stop: every container must end on SIGTERM (exit code 0)"
+t=$(date +%s)
+mapfile -t cids < <(compose ps -q)
+compose stop 2>&1 | sed 's/^/  /'
+bad=0
+for c in "${cids[@]}"; do
+  printf '  %-26s exit %s\n' "$(docker inspect -f '{{.Name}}' "$c" | tr -d /)" "$(docker inspect -f '{{.State.ExitCode}}' "$c")"
+  [ "$(docker inspect -f '{{.State.ExitCode}}' "$c")" = 0 ] || bad=1
+done
+say "stopped in $(( $(date +%s) - t ))s"
+[ "$bad" = 0 ] || die "a container did not exit 0 on SIGTERM"
+
 step "docker-compose down -v"
 t=$(date +%s)
 compose down -v --remove-orphans 2>&1 | sed 's/^/  /'
