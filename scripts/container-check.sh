@@ -451,6 +451,14 @@ for s in "${services[@]}"; do
     "$(docker inspect -f '{{.RestartCount}}' "$c")"
 done
 
+# Redis runs as the file says: append-only file on the redis-data volume, no eviction.
+aof=$(compose exec -T redis redis-cli config get appendonly | tail -1 | tr -d '\r')
+evict=$(compose exec -T redis redis-cli config get maxmemory-policy | tail -1 | tr -d '\r')
+mounts=$(docker inspect -f '{{range .Mounts}}{{.Name}}:{{.Destination}} {{end}}' "$(cid redis)")
+say "redis: appendonly=$aof maxmemory-policy=$evict mounts=$mounts"
+[ "$aof" = yes ] && [ "$evict" = noeviction ] && [[ "$mounts" == *redis-data:/data* ]] ||
+  die "redis does not run with docker-compose.yml's persistence settings"
+
 # ---------------------------------------------------------------- the batch
 step "a batch of $items items through the api ($api)"
 curl_api() { curl -sS --max-time 10 -H "Authorization: Bearer $token" "$@"; }
