@@ -3,7 +3,7 @@ GO        ?= go
 TEST_REDIS_ADDR ?= 127.0.0.1:6379
 export TEST_REDIS_ADDR
 
-.PHONY: run test vet build bench check-deployments container-check fmt
+.PHONY: run test vet lint build bench check-deployments container-check fmt
 
 ## run: the whole stack (simulator + api + worker) on an embedded Redis.
 ## Built, then exec'd rather than `go run`, which exits 1 on Ctrl-C whatever
@@ -20,6 +20,13 @@ test: vet
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+## lint: gofmt, go vet, staticcheck, and go.mod/go.sum exactly as `go mod tidy` leaves them.
+lint: vet
+	$(GO) run $(STATICCHECK) ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum differ from 'go mod tidy' (diff above): run it and commit"; exit 1; }
 
 build:
 	mkdir -p bin

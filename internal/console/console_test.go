@@ -168,11 +168,11 @@ func TestSignInAndOut(t *testing.T) {
 	if p := b.get("/console/account"); p.status != http.StatusSeeOther || !strings.HasPrefix(p.header.Get("Location"), "/console/login?next=") {
 		t.Fatalf("signed out: %d to %q, want 303 to the sign-in page", p.status, p.header.Get("Location"))
 	}
-	login := b.get("/console/login")
+	b.get("/console/login") // sets the sign-in CSRF cookie
 	if p := b.post("/console/login", url.Values{"csrf": {"forged"}, "token": {tokenA}}); p.status != http.StatusForbidden {
 		t.Fatalf("sign in with a forged CSRF token: %d, want 403", p.status)
 	}
-	login = b.get("/console/login")
+	login := b.get("/console/login")
 	if p := b.post("/console/login", url.Values{"csrf": {csrfOf(t, login)}, "token": {"not-a-token"}}); p.status != http.StatusUnauthorized || !strings.Contains(p.body, "not valid") {
 		t.Fatalf("sign in with a bad token: %d, want 401 saying so", p.status)
 	}

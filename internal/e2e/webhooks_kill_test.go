@@ -88,7 +88,7 @@ func TestWebhookAfterWorkerSIGKILL(t *testing.T) {
 		_ = app.RunAPI(ctx, apiCfg, slog.New(slog.DiscardHandler), func(a string) { apiAddr <- a })
 	}()
 	t.Cleanup(func() { cancel(); <-apiDone })
-	c := newAPI(t, "http://" + <-apiAddr, devstack.DevToken)
+	c := newAPI(t, "http://"+<-apiAddr, devstack.DevToken)
 
 	startWorker := func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWorkerProcess$")
