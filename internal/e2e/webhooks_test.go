@@ -180,8 +180,8 @@ func (c *api) submitBatch(notifyURL string, pks ...string) string {
 func (c *api) batchUntil(id string, limit time.Duration, what string, cond func(b batchWithNotification) bool) batchWithNotification {
 	c.t.Helper()
 	deadline := time.Now().Add(limit)
-	var b batchWithNotification
 	for {
+		var b batchWithNotification // fresh each time: fields an answer omits must not keep an older answer's values
 		if code := c.do("GET", "/v1/batches/"+id, nil, &b); code != http.StatusOK {
 			c.t.Fatalf("get batch %s: %d", id, code)
 		}
