@@ -14,9 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 
 	"github.com/hibiken/asynq"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/store"
@@ -81,39 +81,18 @@ func (e *Enqueuer) Submit(ctx context.Context, recs []*store.Record) error {
 	if len(recs) == 1 {
 		return e.submitOne(ctx, recs[0])
 	}
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-		next  = make(chan *store.Record)
-	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for range min(enqueueParallelism, len(recs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := range next {
-				if err := e.submitOne(ctx, r); err != nil {
-					once.Do(func() { first = err; cancel() })
-				}
-			}
-		}()
-	}
-feed:
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(enqueueParallelism)
 	for _, r := range recs {
-		select {
-		case next <- r:
-		case <-ctx.Done():
-			break feed
+		if gctx.Err() != nil {
+			break // an enqueue failed, or the caller left: the caller undoes every record
 		}
+		g.Go(func() error { return e.submitOne(gctx, r) })
 	}
-	close(next)
-	wg.Wait()
-	if first == nil && ctx.Err() != nil && !errors.Is(ctx.Err(), context.Canceled) {
-		first = ctx.Err()
+	if err := g.Wait(); err != nil {
+		return err
 	}
-	return first
+	return ctx.Err() // records left unqueued when the caller's context ended
 }
 
 func (e *Enqueuer) submitOne(ctx context.Context, r *store.Record) error {
