@@ -18,6 +18,10 @@ func keyTeamProduct(team, pk string) string { return prefix + "team:" + team + "
 func keyActive(uid, pk, target string) string {
 	return fmt.Sprintf("%sactive:{%s}:%s:%s", prefix, uid, pk, target)
 }
+
+// patternActive matches every active key, for SCAN.
+const patternActive = prefix + "active:*"
+
 func keyIdem(team, key string) string { return prefix + "idem:" + team + ":" + key }
 
 // keyOpen holds the ids of every distribution not yet finished, for the
