@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/labstack/echo-contrib/echoprometheus"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +70,8 @@ type server struct {
 	hub      *hub
 	tokens   []tokenEntry
 	limiters sync.Map // team -> *rate.Limiter
+	// routes are the path templates of the routes, the url labels.
+	routes map[string]bool
 	now      func() time.Time
 }
 
@@ -109,11 +110,8 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
 		Generator: func() string { return store.NewDistributionID(time.Now())[2:] },
 	}))
+	e.Use(s.httpMetrics)
 	e.Use(middleware.Recover())
-	e.Use(echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
-		Namespace: "distq", Subsystem: "http", Registerer: d.Registry,
-		Skipper: func(c echo.Context) bool { return c.Path() == "/metrics" },
-	}))
 	e.Use(s.accessLog)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
@@ -132,6 +130,7 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	v1.GET("/batches/:id/distributions", s.listBatchDistributions)
 	v1.POST("/batches/:id/cancel", s.cancelBatch)
 	v1.POST("/batches/:id/retry", s.retryBatch)
+	s.routes = routeTemplates(e)
 	return e, s.hub.run
 }
 

@@ -23,6 +23,11 @@ type Metrics struct {
 	Duration        *prometheus.HistogramVec // account
 	Waiting         *prometheus.GaugeVec     // account, reason
 	Reconciled      *prometheus.CounterVec   // account, what
+	// HTTPRequests and HTTPDuration are the api's requests. Their labels
+	// come from closed sets: url is a route template or "unmatched",
+	// method a known method or "other", code the status sent.
+	HTTPRequests *prometheus.CounterVec   // code, method, url
+	HTTPDuration *prometheus.HistogramVec // method, url
 }
 
 // Outcomes of a finished distribution.
@@ -73,9 +78,17 @@ func New(reg prometheus.Registerer) *Metrics {
 		Reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "distq_reconciled_total", Help: "Repairs made by the reconciler (adopted jobs, released slots, re-enqueued tasks).",
 		}, []string{"account", "what"}),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "distq_http_requests_total", Help: "HTTP requests answered by the api, by the status sent, the method and the route template (\"unmatched\" when no route matched).",
+		}, []string{"code", "method", "url"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "distq_http_request_duration_seconds", Help: "Time to answer an HTTP request of the api, long polls included.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"method", "url"}),
 	}
 	reg.MustRegister(m.Submitted, m.Finished, m.Requests, m.RequestDuration, m.Throttled, m.QuotaWait,
-		m.SlotsInUse, m.SlotsLimit, m.RateLimit, m.Duration, m.Waiting, m.Reconciled)
+		m.SlotsInUse, m.SlotsLimit, m.RateLimit, m.Duration, m.Waiting, m.Reconciled,
+		m.HTTPRequests, m.HTTPDuration)
 	return m
 }
 
