@@ -72,7 +72,7 @@ type server struct {
 	limiters sync.Map // team -> *rate.Limiter
 	// routes are the path templates of the routes, the url labels.
 	routes map[string]bool
-	now      func() time.Time
+	now    func() time.Time
 }
 
 type tokenEntry struct {

@@ -322,7 +322,6 @@ func (s *Redis) undoInsert(ctx context.Context, b *distribution.Batch, won []*Re
 // sent with EVAL: EVALSHA's NOSCRIPT fallback cannot run in a transaction.
 const delIfEqualsSrc = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`
 
-
 // index adds r's index entries for its state (and removes those of
 // oldState when it is not empty) inside a transaction.
 func (s *Redis) index(ctx context.Context, tx redis.Pipeliner, r *Record, oldState distribution.State) {
