@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -64,38 +63,34 @@ func itemError(err error) *Error {
 }
 
 func (s *server) createBatch(c echo.Context) error {
-	var req batchRequest
-	raw, err := readJSON(c, &req)
+	body, err := readBatch(c)
 	if err != nil {
 		return err
 	}
 	switch {
-	case len(req.Items) == 0:
+	case len(body.Items) == 0:
 		return errorf(http.StatusUnprocessableEntity, "validation_failed", "items: want at least one item")
-	case len(req.Items) > MaxBatchItems:
-		return errorf(http.StatusRequestEntityTooLarge, "too_many_items", "a batch holds at most %d items, got %d: split it", MaxBatchItems, len(req.Items))
+	case len(body.Items) > MaxBatchItems:
+		return errorf(http.StatusRequestEntityTooLarge, "too_many_items", "a batch holds at most %d items, got %d: split it", MaxBatchItems, len(body.Items))
 	}
-	return s.idempotent(c, raw, func() (int, any, error) {
+	return s.idempotent(c, body.Raw, func() (int, any, error) {
 		team := teamOf(c)
 		now := s.now()
-		acct, ok := s.Config.Account(req.Account)
+		acct, ok := s.Config.Account(body.Defaults.Account)
 		if !ok {
 			return 0, nil, validationError(&distribution.ValidationError{Fields: []distribution.FieldError{{Field: "account", Message: "unknown account"}}})
 		}
 		b := &distribution.Batch{ID: store.NewBatchID(now), Team: team, Account: acct.Name, CreatedAt: now}
-		results := make([]ItemResult, len(req.Items))
+		results := make([]ItemResult, len(body.Items))
 		var recs []*store.Record
 		var idx []int
-		for i, rawItem := range req.Items {
+		for i, item := range body.Items {
 			results[i].Index = i
-			var item distribution.Request
-			dec := json.NewDecoder(bytes.NewReader(rawItem))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&item); err != nil {
-				results[i].Error = decodeError(err)
+			if body.ItemErrors[i] != nil {
+				results[i].Error = body.ItemErrors[i]
 				continue
 			}
-			item.FillFrom(req.Request)
+			item.FillFrom(body.Defaults)
 			rec, err := s.newRecord(team, item, b.ID, queue.QueueBatch, now)
 			if err != nil {
 				results[i].Error = itemError(err)
@@ -143,7 +138,7 @@ func (s *server) createBatch(c echo.Context) error {
 			return 0, nil, err
 		}
 		c.Response().Header().Set(echo.HeaderLocation, "/v1/batches/"+b.ID)
-		return http.StatusAccepted, batchCreated{Batch: *view, Accepted: len(accepted), Rejected: len(req.Items) - len(accepted), Results: results}, nil
+		return http.StatusAccepted, batchCreated{Batch: *view, Accepted: len(accepted), Rejected: len(body.Items) - len(accepted), Results: results}, nil
 	})
 }
 

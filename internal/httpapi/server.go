@@ -111,7 +111,13 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 		Generator: func() string { return store.NewDistributionID(time.Now())[2:] },
 	}))
 	e.Use(s.httpMetrics)
-	e.Use(middleware.Recover())
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			d.Log.Error("panic", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+				"method", c.Request().Method, "route", c.Path(), "err", err, "stack", string(stack))
+			return err
+		},
+	}))
 	e.Use(s.accessLog)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
