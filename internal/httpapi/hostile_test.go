@@ -102,7 +102,9 @@ func TestLenientJSONIsRefused(t *testing.T) {
 			if c.code == "" {
 				return
 			}
-			var eb struct{ Error struct{ Code, Message string } }
+			var eb struct {
+				Error struct{ Code, Message string }
+			}
 			if err := json.Unmarshal(resp.body, &eb); err != nil || eb.Error.Code != c.code || eb.Error.Message == "" {
 				t.Fatalf("body %s, want code %s with a message", resp.body, c.code)
 			}
