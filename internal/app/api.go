@@ -23,7 +23,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	if len(cfg.Tokens) == 0 && len(cfg.TokenHashes) == 0 {
 		return errors.New("DISTQ_API_TOKENS: required: at least one team:token (or DISTQ_API_TOKENS_FILE)")
 	}
-	rdb, err := Redis(cfg)
+	rdb, err := Redis(cfg, forAPI)
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,9 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	// No server-wide ReadTimeout: the api bounds each body's reading itself
+	// (10 s, 60 s for a batch upload), which long polls would not survive.
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	err = serve(ctx, srv, ln, 75*time.Second)
 	log.Info("api stopped")
 	return err

@@ -22,11 +22,15 @@ import (
 	"github.com/distq/distq/internal/metrics"
 )
 
-// Redis connects to the configured Redis (one server or Sentinel).
-func Redis(cfg *config.Config) (redis.UniversalClient, error) {
+// Redis connects to the configured Redis (one server or Sentinel), with
+// the options changed by tune.
+func Redis(cfg *config.Config, tune ...func(*redis.UniversalOptions)) (redis.UniversalClient, error) {
 	opts, err := cfg.RedisOptions()
 	if err != nil {
 		return nil, err
+	}
+	for _, t := range tune {
+		t(opts)
 	}
 	return redis.NewUniversalClient(opts), nil
 }
@@ -84,5 +88,7 @@ func pinger(rdb redis.UniversalClient) func(context.Context) error {
 
 // Logger returns the JSON logger of the binaries.
 func Logger(level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	l := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	redis.SetLogger(redisLogger{l})
+	return l
 }

@@ -129,6 +129,7 @@ func (s *server) idempotent(c echo.Context, body []byte, fn func() (int, any, er
 		}
 		break
 	}
+	defer s.Store.KeepIdempotency(ctx, team, key, hash)()
 	status, v, err := fn()
 	if err != nil {
 		if aerr := s.Store.AbandonIdempotency(context.WithoutCancel(ctx), team, key); aerr != nil {

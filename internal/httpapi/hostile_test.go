@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/distq/distq/internal/httpapi"
+	"github.com/distq/distq/internal/redistest"
 )
 
 // A batch body of 8 MiB of tiny items (`{"items":[0,0,…]}`, about four
@@ -128,5 +132,166 @@ func TestLenientJSONIsRefused(t *testing.T) {
 	if created.Accepted != 1 || created.Rejected != 2 || created.Results[1].Error == nil || created.Results[1].Error.Code != "unknown_field" ||
 		created.Results[2].Error == nil || created.Results[2].Error.Code != "malformed_json" {
 		t.Fatalf("batch answer %s, want item 0 accepted, 1 unknown_field, 2 malformed_json", resp.body)
+	}
+}
+
+// X-Request-Id from a client is kept only when it is a short safe token.
+func TestRequestIDIsBoundedAndSafe(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{})
+	for _, c := range []struct {
+		sent string
+		keep bool
+	}{
+		{"req-123.A_b", true},
+		{strings.Repeat("r", 64), true},
+		{strings.Repeat("r", 65), false},
+		{strings.Repeat("x", 60<<10), false},
+		{"a b", false},
+		{`x" level=ERROR msg="forged`, false},
+		{"ключ", false},
+	} {
+		resp, err := a.do(t.Context(), request{method: http.MethodGet, path: "/healthz", header: map[string]string{"X-Request-Id": c.sent}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := resp.header.Get("X-Request-Id")
+		switch {
+		case c.keep && got != c.sent:
+			t.Errorf("X-Request-Id %.20q answered %q, want it kept", c.sent, got)
+		case !c.keep && (got == c.sent || got == "" || len(got) > 64 || strings.ContainsAny(got, " \"=")):
+			t.Errorf("X-Request-Id %.20q answered %.80q, want a generated safe token", c.sent, got)
+		}
+	}
+}
+
+// API answers are neither cached nor sniffed; a 401 closes the connection.
+func TestAnswersCarrySafetyHeaders(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{})
+	for _, r := range []request{
+		{method: http.MethodGet, path: "/v1/distributions", token: tokenA},
+		{method: http.MethodGet, path: "/v1/distributions/nope", token: tokenA},
+		{method: http.MethodGet, path: "/v1/distributions"},
+	} {
+		resp, err := a.do(t.Context(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.header.Get("Cache-Control") != "no-store" || resp.header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s %s: headers %v, want Cache-Control: no-store and X-Content-Type-Options: nosniff", r.method, r.path, resp.header)
+		}
+	}
+	// A 401 closes the connection (Go's client strips the header: ask the
+	// handler directly).
+	rec := httptest.NewRecorder()
+	a.Echo.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/distributions", nil))
+	if rec.Code != http.StatusUnauthorized || rec.Header().Get("Connection") != "close" {
+		t.Errorf("unauthenticated: %d %v, want 401 with Connection: close", rec.Code, rec.Header())
+	}
+}
+
+// Malformed query strings and repeated one-value parameters are refused
+// with a 400 naming the parameter, not read as defaults.
+func TestMalformedQueryIsRefused(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{})
+	d := a.createDistribution(t.Context(), t, tokenA, "a1query")
+	for _, c := range []struct{ path, param string }{
+		{"/v1/distributions?cursor=%%%", "cursor"},
+		{"/v1/distributions/" + d.ID + "?wait=%%%", "wait"},
+		{"/v1/distributions?state=queued&state=failed", "state"},
+		{"/v1/distributions?limit=1&limit=2", "limit"},
+		{"/v1/distributions?%zz=1", "%zz"},
+	} {
+		resp, err := a.do(t.Context(), request{method: http.MethodGet, path: c.path, token: tokenA})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb struct{ Error struct{ Code, Message string } }
+		_ = json.Unmarshal(resp.body, &eb)
+		if resp.status != 400 || eb.Error.Code != "bad_parameter" || !strings.Contains(eb.Error.Message, c.param) {
+			t.Errorf("%s: %d %s, want 400 bad_parameter naming %s", c.path, resp.status, resp.body, c.param)
+		}
+	}
+}
+
+// One team holds at most MaxLongPolls long polls; beyond, 429. Other
+// teams are not affected.
+func TestLongPollsAreCappedPerTeam(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	a := newAPI(t, apiOptions{maxLongPolls: 2})
+	d := a.createDistribution(ctx, t, tokenA, "a1poll")
+	other := a.createDistribution(ctx, t, tokenB, "a1pollb")
+	held := make(chan error, 2)
+	for range 2 {
+		go func() {
+			for { // a probe below may hold the slot a moment: try again
+				resp, err := a.do(ctx, request{method: http.MethodGet, path: "/v1/distributions/" + d.ID + "?wait=30s", token: tokenA})
+				if err != nil || resp.status != http.StatusTooManyRequests {
+					held <- err
+					return
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := a.do(ctx, request{method: http.MethodGet, path: "/v1/distributions/" + d.ID + "?wait=50ms", token: tokenA})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.status == http.StatusTooManyRequests {
+			if !strings.Contains(string(resp.body), "too_many_long_polls") || resp.header.Get("Retry-After") == "" {
+				t.Fatalf("429 %s %v, want too_many_long_polls with Retry-After", resp.body, resp.header)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a third long poll of one team was never refused")
+		}
+	}
+	resp, err := a.do(ctx, request{method: http.MethodGet, path: "/v1/distributions/" + other.ID + "?wait=50ms", token: tokenB})
+	if err != nil || resp.status != http.StatusOK {
+		t.Fatalf("other team's long poll: %v %v, want 200", resp, err)
+	}
+	// Without wait, the team is not limited.
+	resp, err = a.do(ctx, request{method: http.MethodGet, path: "/v1/distributions/" + d.ID, token: tokenA})
+	if err != nil || resp.status != http.StatusOK {
+		t.Fatalf("plain GET while the polls are held: %v %v, want 200", resp, err)
+	}
+	cancel()
+	for range 2 {
+		<-held
+	}
+}
+
+// A hung Redis (a proxy that stops forwarding) answers a prompt 503
+// within the request timeout, not after the client's own timeout.
+func TestHungRedisAnswersPrompt503(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	proxy := redistest.NewProxy(t, db.Addr)
+	opts := &redis.Options{Addr: proxy.Addr(), DB: db.Number, MaxRetries: 1, ContextTimeoutEnabled: true}
+	a := newAPI(t, apiOptions{redis: opts, requestTimeout: 500 * time.Millisecond})
+	d := a.createDistribution(t.Context(), t, tokenA, "a1hung")
+	proxy.Stall()
+	defer proxy.Resume()
+	for _, r := range []request{
+		{method: http.MethodGet, path: "/v1/distributions/" + d.ID, token: tokenA},
+		{method: http.MethodGet, path: "/v1/distributions", token: tokenA},
+		{method: http.MethodPost, path: "/v1/distributions", token: tokenA, body: mustJSON(t, dreq("a1hung2"))},
+	} {
+		start := time.Now()
+		resp, err := a.do(t.Context(), r)
+		took := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.status != http.StatusServiceUnavailable || took > 2*time.Second {
+			t.Errorf("%s %s on a hung Redis: %d after %v, want 503 within 2 s", r.method, r.path, resp.status, took)
+		}
 	}
 }

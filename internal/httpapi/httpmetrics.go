@@ -42,6 +42,11 @@ func (s *server) httpMetrics(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		start := time.Now()
 		if err := next(c); err != nil {
+			if st := toError(err).Status; st == http.StatusUnauthorized || st == http.StatusRequestEntityTooLarge {
+				// Not worth the connection: a token guesser or an oversized
+				// body must dial again.
+				c.Response().Header().Set("Connection", "close")
+			}
 			c.Error(err)
 		}
 		url := c.Path()

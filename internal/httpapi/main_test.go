@@ -50,6 +50,9 @@ type apiOptions struct {
 	// TeamRate and TeamBurst of the api (0: its defaults).
 	teamRate  float64
 	teamBurst int
+	// requestTimeout and maxLongPolls of the api (0: its defaults).
+	requestTimeout time.Duration
+	maxLongPolls   int
 }
 
 // testAPI is the api served over real HTTP on a real Redis database.
@@ -101,6 +104,9 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 		Ready:     func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		TeamRate:  o.teamRate,
 		TeamBurst: o.teamBurst,
+
+		RequestTimeout: o.requestTimeout,
+		MaxLongPolls:   o.maxLongPolls,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})

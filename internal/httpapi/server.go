@@ -63,6 +63,11 @@ type Deps struct {
 	TeamBurst int
 	// MaxWait bounds long polls (default 60s).
 	MaxWait time.Duration
+	// RequestTimeout bounds each request, Redis included (default 3s; long
+	// polls get MaxWait more, batch uploads 30s).
+	RequestTimeout time.Duration
+	// MaxLongPolls caps the long polls one team holds at once (default 100).
+	MaxLongPolls int
 }
 
 type server struct {
@@ -72,6 +77,7 @@ type server struct {
 	limiters sync.Map // team -> *rate.Limiter
 	// routes are the path templates of the routes, the url labels.
 	routes map[string]bool
+	polls  longPolls
 	now    func() time.Time
 }
 
@@ -92,7 +98,14 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	if d.MaxWait <= 0 {
 		d.MaxWait = 60 * time.Second
 	}
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = DefaultRequestTimeout
+	}
+	if d.MaxLongPolls <= 0 {
+		d.MaxLongPolls = DefaultMaxLongPolls
+	}
 	s := &server{Deps: d, hub: newHub(d.Store.Client(), d.Log), now: func() time.Time { return time.Now().UTC() }}
+	s.polls.max = int64(d.MaxLongPolls)
 	for token, team := range d.Config.Tokens {
 		// Tokens are kept only as hashes, compared in constant time.
 		s.tokens = append(s.tokens, tokenEntry{hash: sha256.Sum256([]byte(token)), team: team})
@@ -107,9 +120,8 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Log)
-	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
-		Generator: func() string { return store.NewDistributionID(time.Now())[2:] },
-	}))
+	e.Use(requestID(func() string { return store.NewDistributionID(time.Now())[2:] }))
+	e.Use(apiHeaders)
 	e.Use(s.httpMetrics)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -119,13 +131,14 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 		},
 	}))
 	e.Use(s.accessLog)
+	e.Use(s.deadline, bodyDeadline, checkQuery)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", openapiYAML) })
 
-	v1 := e.Group("/v1", s.auth, s.teamLimit)
+	v1 := e.Group("/v1", s.auth, s.teamLimit, s.polls.middleware)
 	v1.POST("/distributions", s.createDistribution, bodyLimit(MaxSingleBody))
 	v1.GET("/distributions", s.listDistributions)
 	v1.GET("/distributions/:id", s.getDistribution)

@@ -46,7 +46,9 @@ type Redis struct {
 	claimTTL  time.Duration
 	// undoTimeout bounds the undo of a failed insert.
 	undoTimeout time.Duration
-	now         func() time.Time
+	// idemInFlightTTL is IdempotencyInFlightTTL (tests shorten it).
+	idemInFlightTTL time.Duration
+	now             func() time.Time
 }
 
 // NewRedis returns a store on rdb; finished records expire after retention.
@@ -54,7 +56,8 @@ func NewRedis(rdb redis.UniversalClient, retention time.Duration) *Redis {
 	if retention <= 0 {
 		retention = 30 * 24 * time.Hour
 	}
-	return &Redis{rdb: rdb, retention: retention, claimTTL: DefaultClaimTTL, undoTimeout: defaultUndoTimeout, now: func() time.Time { return time.Now().UTC() }}
+	return &Redis{rdb: rdb, retention: retention, claimTTL: DefaultClaimTTL, undoTimeout: defaultUndoTimeout,
+		idemInFlightTTL: IdempotencyInFlightTTL, now: func() time.Time { return time.Now().UTC() }}
 }
 
 // Client returns the Redis client of the store.
@@ -303,20 +306,36 @@ func teamOf(b *distribution.Batch, recs []*Record) string {
 
 // undoInsert removes, in one transaction on a context the caller cannot
 // cancel, everything a failed Insert may have written: the records, their
-// indexes, the batch and the claims that are still the records'.
+// indexes, the batch and the claims that are still the records'. It waits
+// for the undo at most undoWait, so that a hung Redis still gets a prompt
+// answer to the client; the undo itself goes on up to undoTimeout.
 func (s *Redis) undoInsert(ctx context.Context, b *distribution.Batch, won []*Record) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.undoTimeout)
-	defer cancel()
-	tx := s.rdb.TxPipeline()
-	s.deleteRecords(ctx, tx, won)
-	if b != nil {
-		tx.Del(ctx, keyBatch(b.ID), keyBatchCounts(b.ID), keyBatchItems(b.ID))
-		tx.ZRem(ctx, keyTeamBatches(b.Team), b.ID)
+	if len(won) == 0 && b == nil {
+		return
 	}
-	if len(won) > 0 || b != nil {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.undoTimeout)
+		defer cancel()
+		tx := s.rdb.TxPipeline()
+		s.deleteRecords(ctx, tx, won)
+		if b != nil {
+			tx.Del(ctx, keyBatch(b.ID), keyBatchCounts(b.ID), keyBatchItems(b.ID))
+			tx.ZRem(ctx, keyTeamBatches(b.Team), b.ID)
+		}
 		_, _ = tx.Exec(ctx) // what this cannot remove, the claims' TTL and the reconciler's sweep do
+	}()
+	t := time.NewTimer(undoWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
 	}
 }
+
+// undoWait is how long a failed Insert waits for its undo.
+const undoWait = time.Second
 
 // delIfEqualsSrc deletes KEYS[1] if it holds ARGV[1]. Inside MULTI it is
 // sent with EVAL: EVALSHA's NOSCRIPT fallback cannot run in a transaction.
