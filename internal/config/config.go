@@ -324,6 +324,9 @@ func parseTokens(s string) (map[string]string, error) {
 		if !ok || team == "" || token == "" {
 			return nil, fmt.Errorf("want team:token[,team:token…], got an entry without team or token")
 		}
+		if err := checkTeam(team); err != nil {
+			return nil, err
+		}
 		if len(token) < 8 {
 			return nil, fmt.Errorf("token of team %q is shorter than 8 characters", team)
 		}
@@ -352,6 +355,9 @@ func tokenFile(path string) (map[string]string, error) {
 		f := strings.Fields(line)
 		if len(f) != 2 || len(f[1]) != 64 || strings.Trim(strings.ToLower(f[1]), "0123456789abcdef") != "" {
 			return nil, fmt.Errorf("line %d: want \"team sha256-hex\"", i+1)
+		}
+		if err := checkTeam(f[0]); err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
 		}
 		out[strings.ToLower(f[1])] = f[0]
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -292,6 +293,72 @@ func TestHungRedisAnswersPrompt503(t *testing.T) {
 		}
 		if resp.status != http.StatusServiceUnavailable || took > 2*time.Second {
 			t.Errorf("%s %s on a hung Redis: %d after %v, want 503 within 2 s", r.method, r.path, resp.status, took)
+		}
+	}
+}
+
+// The Bearer scheme is case-insensitive; two Authorization headers are
+// refused; failed authentications are limited per client address.
+func TestAuthenticationIsStrictAndThrottled(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{})
+	send := func(addr string, auth ...string) int {
+		req := httptest.NewRequest(http.MethodGet, "/v1/distributions", nil)
+		req.RemoteAddr = addr
+		for _, h := range auth {
+			req.Header.Add("Authorization", h)
+		}
+		rec := httptest.NewRecorder()
+		a.Echo.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for _, h := range []string{"Bearer " + tokenA, "bearer " + tokenA, "BEARER " + tokenA, "Bearer  " + tokenA} {
+		if got := send("192.0.2.1:1000", h); got != 200 {
+			t.Errorf("Authorization %q: %d, want 200", strings.Replace(h, tokenA, "<token>", 1), got)
+		}
+	}
+	if got := send("192.0.2.1:1000", "Bearer "+tokenA, "Bearer "+tokenB); got != 400 {
+		t.Errorf("two Authorization headers: %d, want 400", got)
+	}
+	if got := send("192.0.2.1:1000", "Basic "+tokenA); got != 401 {
+		t.Errorf("Basic scheme: %d, want 401", got)
+	}
+	// A guesser: a burst of failures is answered 401, then 429.
+	codes := map[int]int{}
+	for i := range 100 {
+		codes[send("192.0.2.7:4000", fmt.Sprintf("Bearer guess-%04d-xxxxxxxx", i))]++
+	}
+	if codes[401] == 0 || codes[401] > 25 || codes[429] < 75 {
+		t.Fatalf("100 wrong tokens from one address answered %v, want at most 25 401s then 429s", codes)
+	}
+	// The guesser's address is refused even with a valid token (no oracle);
+	// other addresses are not affected.
+	if got := send("192.0.2.7:4001", "Bearer "+tokenA); got != 429 {
+		t.Errorf("valid token from the throttled address: %d, want 429", got)
+	}
+	if got := send("192.0.2.8:4000", "Bearer wrong-token-xxxx"); got != 401 {
+		t.Errorf("wrong token from another address: %d, want 401", got)
+	}
+	if got := send("192.0.2.8:4000", "Bearer "+tokenA); got != 200 {
+		t.Errorf("valid token from another address: %d, want 200", got)
+	}
+}
+
+// A known path with a wrong method answers 405 with Allow.
+func TestWrongMethodAnswers405WithAllow(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{})
+	for _, c := range []struct{ method, path, allow string }{
+		{http.MethodPut, "/v1/distributions", "GET"},
+		{http.MethodDelete, "/v1/distributions/d_x", "GET"},
+		{http.MethodGet, "/v1/batches/b_x/cancel", "POST"},
+	} {
+		req := httptest.NewRequest(c.method, c.path, nil)
+		req.Header.Set("Authorization", "Bearer "+tokenA)
+		rec := httptest.NewRecorder()
+		a.Echo.ServeHTTP(rec, req)
+		if rec.Code != 405 || !strings.Contains(rec.Header().Get("Allow"), c.allow) || !strings.Contains(rec.Body.String(), "method_not_allowed") {
+			t.Errorf("%s %s: %d Allow %q %s, want 405 allowing %s", c.method, c.path, rec.Code, rec.Header().Get("Allow"), rec.Body, c.allow)
 		}
 	}
 }

@@ -78,6 +78,8 @@ type server struct {
 	// routes are the path templates of the routes, the url labels.
 	routes map[string]bool
 	polls  longPolls
+	// authFailures limits failed authentications per client address.
+	authFailures failureLimiter
 	now    func() time.Time
 }
 
@@ -138,17 +140,22 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", openapiYAML) })
 
-	v1 := e.Group("/v1", s.auth, s.teamLimit, s.polls.middleware)
-	v1.POST("/distributions", s.createDistribution, bodyLimit(MaxSingleBody))
-	v1.GET("/distributions", s.listDistributions)
-	v1.GET("/distributions/:id", s.getDistribution)
-	v1.POST("/distributions/:id/cancel", s.cancelDistribution)
-	v1.POST("/distributions/:id/retry", s.retryDistribution)
-	v1.POST("/batches", s.createBatch, bodyLimit(MaxBatchBody))
-	v1.GET("/batches/:id", s.getBatch)
-	v1.GET("/batches/:id/distributions", s.listBatchDistributions)
-	v1.POST("/batches/:id/cancel", s.cancelBatch)
-	v1.POST("/batches/:id/retry", s.retryBatch)
+	// Middleware per route, not on the group: a group's middleware makes
+	// Echo answer 404 to a known path with a wrong method, not 405.
+	v1 := e.Group("/v1")
+	mw := func(extra ...echo.MiddlewareFunc) []echo.MiddlewareFunc {
+		return append([]echo.MiddlewareFunc{s.auth, s.teamLimit, s.polls.middleware}, extra...)
+	}
+	v1.POST("/distributions", s.createDistribution, mw(bodyLimit(MaxSingleBody))...)
+	v1.GET("/distributions", s.listDistributions, mw()...)
+	v1.GET("/distributions/:id", s.getDistribution, mw()...)
+	v1.POST("/distributions/:id/cancel", s.cancelDistribution, mw()...)
+	v1.POST("/distributions/:id/retry", s.retryDistribution, mw()...)
+	v1.POST("/batches", s.createBatch, mw(bodyLimit(MaxBatchBody))...)
+	v1.GET("/batches/:id", s.getBatch, mw()...)
+	v1.GET("/batches/:id/distributions", s.listBatchDistributions, mw()...)
+	v1.POST("/batches/:id/cancel", s.cancelBatch, mw()...)
+	v1.POST("/batches/:id/retry", s.retryBatch, mw()...)
 	s.routes = routeTemplates(e)
 	return e, s.hub.run
 }
@@ -172,9 +179,25 @@ func teamOf(c echo.Context) string { return c.Get(teamKey).(string) }
 
 func (s *server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h := c.Request().Header.Get(echo.HeaderAuthorization)
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || token == "" {
+		addr := clientAddr(c)
+		if s.authFailures.exhausted(addr) {
+			e := errorf(http.StatusTooManyRequests, "rate_limited", "too many failed authentications from this address; retry after %ds", authRetryAfter)
+			e.RetryAfter = authRetryAfter
+			return e
+		}
+		hs := c.Request().Header.Values(echo.HeaderAuthorization)
+		if len(hs) > 1 {
+			s.authFailures.add(addr)
+			return errorf(http.StatusBadRequest, "bad_request", "send one Authorization header, not %d", len(hs))
+		}
+		h := ""
+		if len(hs) == 1 {
+			h = hs[0]
+		}
+		// The scheme is case-insensitive (RFC 9110 section 11.1).
+		scheme, token, ok := strings.Cut(h, " ")
+		token = strings.TrimLeft(token, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="distq"`)
 			return errorf(http.StatusUnauthorized, "unauthorized", "missing bearer token: send Authorization: Bearer <token>")
 		}
@@ -186,6 +209,7 @@ func (s *server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		if team == "" {
+			s.authFailures.add(addr)
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="distq", error="invalid_token"`)
 			return errorf(http.StatusUnauthorized, "unauthorized", "invalid bearer token")
 		}
