@@ -209,7 +209,9 @@ func TestMalformedQueryIsRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var eb struct{ Error struct{ Code, Message string } }
+		var eb struct {
+			Error struct{ Code, Message string }
+		}
 		_ = json.Unmarshal(resp.body, &eb)
 		if resp.status != 400 || eb.Error.Code != "bad_parameter" || !strings.Contains(eb.Error.Message, c.param) {
 			t.Errorf("%s: %d %s, want 400 bad_parameter naming %s", c.path, resp.status, resp.body, c.param)

@@ -80,7 +80,7 @@ type server struct {
 	polls  longPolls
 	// authFailures limits failed authentications per client address.
 	authFailures failureLimiter
-	now    func() time.Time
+	now          func() time.Time
 }
 
 type tokenEntry struct {
