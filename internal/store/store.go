@@ -388,7 +388,39 @@ func (s *Redis) deleteRecords(ctx context.Context, tx redis.Pipeliner, recs []*R
 			tx.HIncrBy(ctx, keyBatchCounts(r.BatchID), string(r.State), -1)
 		}
 		tx.Eval(ctx, delIfEqualsSrc, []string{keyActive(r.UID, r.ProductKey, r.TargetInstanceID)}, r.ID)
+		if k := waitingKey(r); k != "" {
+			tx.SRem(ctx, k, r.ID)
+		}
 	}
+}
+
+// waitingKey is the waiting set r belongs to, or "" when r does not wait.
+func waitingKey(r *Record) string {
+	if r.State != distribution.StateQueued || r.WaitReason == "" {
+		return ""
+	}
+	return keyWaiting(r.Account, string(r.WaitReason))
+}
+
+// Waiting returns how many queued distributions of each account wait for
+// each reason, from sets kept in the records' transactions: the same
+// answer from every process, exact at the time of the call.
+func (s *Redis) Waiting(ctx context.Context, accounts []string, reasons []distribution.WaitReason) (map[[2]string]int64, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := map[[2]string]*redis.IntCmd{}
+	for _, a := range accounts {
+		for _, r := range reasons {
+			cmds[[2]string{a, string(r)}] = pipe.SCard(ctx, keyWaiting(a, string(r)))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("count waiting: %w", err)
+	}
+	out := make(map[[2]string]int64, len(cmds))
+	for k, c := range cmds {
+		out[k] = c.Val()
+	}
+	return out, nil
 }
 
 // DeleteBatch removes a batch record (after its items were deleted).
@@ -421,6 +453,7 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 			return fmt.Errorf("decode %s: %w", id, err)
 		}
 		old := r.State
+		oldRec := r
 		if err := fn(&r); err != nil {
 			if errors.Is(err, ErrNoChange) {
 				out = &r
@@ -439,6 +472,14 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 				ttl = s.retention
 			}
 			p.Set(ctx, key, newRaw, ttl)
+			if was, is := waitingKey(&oldRec), waitingKey(&r); was != is {
+				if was != "" {
+					p.SRem(ctx, was, r.ID)
+				}
+				if is != "" {
+					p.SAdd(ctx, is, r.ID)
+				}
+			}
 			if r.State != old {
 				s.index(ctx, p, &r, old)
 				if r.State.Terminal() {
