@@ -39,6 +39,11 @@ func readBatch(c echo.Context) (*batchBody, error) {
 	if err != nil {
 		return nil, err
 	}
+	release, err := acquireDecode(c.Request().Context())
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	b := &batchBody{Raw: raw}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if t, err := dec.Token(); err != nil {

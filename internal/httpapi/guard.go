@@ -201,3 +201,24 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// maxBatchDecodes is how many batch bodies the api decodes at once (each
+// decode allocates up to ~35 MiB beyond its 8 MiB body: the decoder and
+// 10,000 items); others wait their turn within their deadline, so eight
+// hostile uploads in parallel cannot take the api past its memory limit.
+// Reading a body takes no slot: slow uploads cannot starve the others.
+const maxBatchDecodes = 4
+
+var batchDecodes = make(chan struct{}, maxBatchDecodes)
+
+// acquireDecode takes a decode slot; release gives it back.
+func acquireDecode(ctx context.Context) (release func(), err error) {
+	select {
+	case batchDecodes <- struct{}{}:
+		return func() { <-batchDecodes }, nil
+	case <-ctx.Done():
+		e := errorf(http.StatusServiceUnavailable, "unavailable", "too many batch uploads in progress; try again shortly")
+		e.RetryAfter = 1
+		return nil, e
+	}
+}

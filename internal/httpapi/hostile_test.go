@@ -293,6 +293,7 @@ func TestHungRedisAnswersPrompt503(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Logf("%s %s on a hung Redis: %d in %v", r.method, r.path, resp.status, took.Round(time.Millisecond))
 		if resp.status != http.StatusServiceUnavailable || took > 2*time.Second {
 			t.Errorf("%s %s on a hung Redis: %d after %v, want 503 within 2 s", r.method, r.path, resp.status, took)
 		}
@@ -330,6 +331,7 @@ func TestAuthenticationIsStrictAndThrottled(t *testing.T) {
 	for i := range 100 {
 		codes[send("192.0.2.7:4000", fmt.Sprintf("Bearer guess-%04d-xxxxxxxx", i))]++
 	}
+	t.Logf("100 wrong tokens from one address: %v", codes)
 	if codes[401] == 0 || codes[401] > 25 || codes[429] < 75 {
 		t.Fatalf("100 wrong tokens from one address answered %v, want at most 25 401s then 429s", codes)
 	}

@@ -129,6 +129,7 @@ func TestHTTPMetricsLabelsAreClosed(t *testing.T) {
 		send(method, fmt.Sprintf("/v1/y%d", i), "api")
 	}
 	counts, after := scrapeHTTP(t, a)
+	t.Logf("distq_http_* series: %d before, %d after 20,000 unmatched requests", before, after)
 	if after != before {
 		t.Fatalf("distq_http_* label sets: %d before, %d after 20,000 unmatched requests; want constant", before, after)
 	}
