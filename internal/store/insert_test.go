@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -285,5 +286,64 @@ func TestInsertConflictNamesOwningTeam(t *testing.T) {
 	c := claims[0]
 	if c.Record != nil || c.Existing != first.ID || c.ExistingTeam != "a" || !c.ExistingCreatedAt.Equal(first.CreatedAt) {
 		t.Fatalf("claim %+v, want the conflict with %s of team a created %v", c, first.ID, first.CreatedAt)
+	}
+}
+
+// cmdCounter counts the commands a client sends, by name.
+type cmdCounter struct{ n sync.Map }
+
+func (h *cmdCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *cmdCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.add(cmd.Name())
+		return next(ctx, cmd)
+	}
+}
+func (h *cmdCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.add(c.Name())
+		}
+		return next(ctx, cmds)
+	}
+}
+func (h *cmdCounter) add(name string) {
+	v, _ := h.n.LoadOrStore(name, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+func (h *cmdCounter) get(name string) int64 {
+	v, ok := h.n.Load(name)
+	if !ok {
+		return 0
+	}
+	return v.(*atomic.Int64).Load()
+}
+
+// Listing with another team's batch id reads none of that batch's items.
+func TestListOfAnotherTeamsBatchReadsNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := redistest.New(t)
+	s := NewRedis(db.Client, time.Hour)
+	now := time.Now()
+	b := &distribution.Batch{ID: NewBatchID(now), Team: "a", Account: "a", CreatedAt: now}
+	if _, err := s.Insert(ctx, b, batchRecords("a", b.ID, 300)); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(db.Options())
+	t.Cleanup(func() { rdb.Close() })
+	count := &cmdCounter{}
+	rdb.AddHook(count)
+	other := NewRedis(rdb, time.Hour)
+	recs, next, err := other.List(ctx, Filter{Team: "b", BatchID: b.ID, Limit: 100})
+	if err != nil || len(recs) != 0 || next != "" {
+		t.Fatalf("team b listing team a's batch: %d records, %q, %v; want none", len(recs), next, err)
+	}
+	if n := count.get("mget") + count.get("zrange"); n != 0 {
+		t.Fatalf("team b's listing read team a's batch (%d reads of items)", n)
+	}
+	recs, _, err = other.List(ctx, Filter{Team: "a", BatchID: b.ID, Limit: 100})
+	if err != nil || len(recs) != 100 {
+		t.Fatalf("team a listing its batch: %d records, %v; want 100", len(recs), err)
 	}
 }
