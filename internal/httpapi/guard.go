@@ -20,6 +20,10 @@ const (
 	DefaultRequestTimeout = 3 * time.Second
 	// batchTimeout bounds a batch upload (reading 8 MiB, 10,000 inserts).
 	batchTimeout = 30 * time.Second
+	// batchActionTimeout bounds a batch's cancel or retry, which changes up
+	// to 10,000 records one by one (a hung Redis still fails the first
+	// command within the client's read timeout and one retry).
+	batchActionTimeout = 2 * time.Minute
 	// idempotentTimeout bounds a create with an Idempotency-Key, which may
 	// wait for the first request with the key to finish.
 	idempotentTimeout = 15 * time.Second
@@ -83,7 +87,8 @@ func isBatchUpload(c echo.Context) bool {
 }
 
 // deadline gives each request an overall deadline: the request timeout,
-// more for a batch upload or a create with an Idempotency-Key, and the
+// more for a batch upload, a batch action or a create with an
+// Idempotency-Key, and the
 // longest wait plus the request timeout for a long poll. Redis calls that
 // pass the deadline fail, and the error handler answers 503.
 func (s *server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
@@ -94,6 +99,8 @@ func (s *server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 			d += s.MaxWait
 		case isBatchUpload(c):
 			d = max(d, batchTimeout)
+		case c.Path() == "/v1/batches/:id/cancel" || c.Path() == "/v1/batches/:id/retry":
+			d = max(d, batchActionTimeout)
 		case c.Request().Method == http.MethodPost && c.Request().Header.Get("Idempotency-Key") != "":
 			d = max(d, idempotentTimeout)
 		}
