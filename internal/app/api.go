@@ -57,7 +57,9 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	}
 	// No server-wide ReadTimeout: the api bounds each body's reading itself
 	// (10 s, 60 s for a batch upload), which long polls would not survive.
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	// Headers: the api answers a JSON 431 past httpapi.MaxHeaderBytes;
+	// net/http's text/plain one only past 1 MiB.
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 1 << 20}
 	err = serve(ctx, srv, ln, 75*time.Second)
 	log.Info("api stopped")
 	return err

@@ -366,3 +366,18 @@ func TestWrongMethodAnswers405WithAllow(t *testing.T) {
 		}
 	}
 }
+
+// Headers past MaxHeaderBytes answer a JSON 431, not net/http's text.
+func TestOversizedHeadersAnswerJSON431(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{})
+	resp, err := a.do(t.Context(), request{method: http.MethodGet, path: "/v1/distributions", token: tokenA,
+		header: map[string]string{"X-Padding": strings.Repeat("p", httpapi.MaxHeaderBytes)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eb struct{ Error struct{ Code string } }
+	if resp.status != http.StatusRequestHeaderFieldsTooLarge || json.Unmarshal(resp.body, &eb) != nil || eb.Error.Code != "headers_too_large" {
+		t.Fatalf("%d %s %s, want a JSON 431 headers_too_large", resp.status, resp.header.Get("Content-Type"), resp.body)
+	}
+}

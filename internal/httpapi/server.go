@@ -133,7 +133,7 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 		},
 	}))
 	e.Use(s.accessLog)
-	e.Use(s.deadline, bodyDeadline, checkQuery)
+	e.Use(headerLimit, s.deadline, bodyDeadline, checkQuery)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
