@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 	"unicode/utf8"
@@ -65,7 +66,11 @@ func readBody(c echo.Context) ([]byte, error) {
 		if errors.As(err, &tooBig) {
 			return nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "request body is larger than %d bytes", tooBig.Limit)
 		}
-		return nil, errorf(http.StatusBadRequest, "bad_request", "reading the body: %v", err)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.Response().Header().Set("Connection", "close")
+			return nil, errorf(http.StatusRequestTimeout, "request_timeout", "the request body did not arrive in time")
+		}
+		return nil, errorf(http.StatusBadRequest, "bad_request", "the request body could not be read")
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, errorf(http.StatusBadRequest, "malformed_json", "request body is empty; want a JSON object")

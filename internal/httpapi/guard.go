@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -27,10 +26,10 @@ const (
 	// idempotentTimeout bounds a create with an Idempotency-Key, which may
 	// wait for the first request with the key to finish.
 	idempotentTimeout = 15 * time.Second
-	// bodyReadTimeout and batchBodyReadTimeout bound the reading of a body
+	// DefaultBodyTimeout and batchBodyTimeout bound the reading of a body
 	// (the server's own ReadTimeout is off, so that long polls live).
-	bodyReadTimeout      = 10 * time.Second
-	batchBodyReadTimeout = 60 * time.Second
+	DefaultBodyTimeout = 10 * time.Second
+	batchBodyTimeout   = 60 * time.Second
 	// DefaultMaxLongPolls is how many long polls one team may hold at once.
 	DefaultMaxLongPolls = 100
 	// maxRequestID is the longest X-Request-Id taken from a client.
@@ -112,40 +111,23 @@ func (s *server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // bodyDeadline bounds the time a client may take to send its body (60 s
-// for a batch upload, 10 s otherwise), so slow bodies do not hold
-// connections; once the body is read the deadline is lifted, since the
-// server would otherwise take its expiry for a closed connection.
-func bodyDeadline(next echo.HandlerFunc) echo.HandlerFunc {
+// for a batch upload, BodyTimeout otherwise), so slow bodies do not hold
+// connections. net/http lifts the deadline once the body is read (when it
+// starts watching the connection), so answering may take longer.
+func (s *server) bodyDeadline(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		if req.ContentLength == 0 || req.Body == nil || req.Body == http.NoBody {
 			return next(c)
 		}
-		d := bodyReadTimeout
+		d := s.BodyTimeout
 		if isBatchUpload(c) {
-			d = batchBodyReadTimeout
+			d = max(d, batchBodyTimeout)
 		}
-		rc := http.NewResponseController(c.Response().Writer)
-		if err := rc.SetReadDeadline(time.Now().Add(d)); err != nil {
-			return next(c) // not a net/http connection (tests' recorders)
-		}
-		req.Body = &liftOnEOF{ReadCloser: req.Body, lift: func() { _ = rc.SetReadDeadline(time.Time{}) }}
+		// Not a net/http connection (tests' recorders): no deadline.
+		_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(d))
 		return next(c)
 	}
-}
-
-type liftOnEOF struct {
-	io.ReadCloser
-	lift func()
-	once sync.Once
-}
-
-func (l *liftOnEOF) Read(p []byte) (int, error) {
-	n, err := l.ReadCloser.Read(p)
-	if err != nil {
-		l.once.Do(l.lift)
-	}
-	return n, err
 }
 
 // longPolls caps the long polls each team holds at once: beyond the cap

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -379,5 +380,46 @@ func TestOversizedHeadersAnswerJSON431(t *testing.T) {
 	var eb struct{ Error struct{ Code string } }
 	if resp.status != http.StatusRequestHeaderFieldsTooLarge || json.Unmarshal(resp.body, &eb) != nil || eb.Error.Code != "headers_too_large" {
 		t.Fatalf("%d %s %s, want a JSON 431 headers_too_large", resp.status, resp.header.Get("Content-Type"), resp.body)
+	}
+}
+
+// A body that stops arriving is cut at the body timeout, not held for a
+// minute; a request whose body arrived in time is not disturbed by it,
+// even when answering takes longer than the timeout (a long poll has no
+// body, a create reads its body first).
+func TestSlowBodyIsCut(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{bodyTimeout: 300 * time.Millisecond})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte(`{"product_key":"a1slow",`)) // and then nothing
+	start := time.Now()
+	resp, err := a.do(t.Context(), request{method: http.MethodPost, path: "/v1/distributions", token: tokenA, stream: pr})
+	took := time.Since(start)
+	t.Logf("stalled body: %d %s after %v", resp.status, resp.body, took.Round(time.Millisecond))
+	if err == nil && resp.status != http.StatusRequestTimeout || took > 3*time.Second {
+		t.Fatalf("stalled body: %v %v after %v, want refused within 3 s", resp, err, took)
+	}
+	// A body that arrived in time: the deadline is lifted, so a handler
+	// that answers later than the body timeout (here: waiting 1 s for the
+	// first request with its Idempotency-Key) is not cut off.
+	body := mustJSON(t, dreq("a1fast"))
+	if _, err := a.Store.ClaimIdempotency(t.Context(), teamA, "slow-key", bodyHash("POST /v1/distributions", body)); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(time.Second, func() {
+		a.Store.CompleteIdempotency(context.Background(), teamA, "slow-key", bodyHash("POST /v1/distributions", body), 202, []byte(`{"id":"d_replayed"}`))
+	})
+	start = time.Now()
+	resp, err = a.do(t.Context(), request{method: http.MethodPost, path: "/v1/distributions", token: tokenA, body: body, header: map[string]string{"Idempotency-Key": "slow-key"}})
+	if err != nil || resp.status != 200 || !strings.Contains(string(resp.body), "d_replayed") {
+		t.Fatalf("create answered after the body timeout: %v %v after %v, want the replayed 200", resp, err, time.Since(start))
+	}
+	// A long poll (no body) outlives the body timeout.
+	d := a.createDistribution(t.Context(), t, tokenA, "a1fast2")
+	start = time.Now()
+	resp, err = a.do(t.Context(), request{method: http.MethodGet, path: "/v1/distributions/" + d.ID + "?wait=1s", token: tokenA})
+	if err != nil || resp.status != 200 || time.Since(start) < 900*time.Millisecond {
+		t.Fatalf("long poll: %v %v after %v, want 200 after its 1 s wait", resp, err, time.Since(start))
 	}
 }

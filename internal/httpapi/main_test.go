@@ -53,6 +53,7 @@ type apiOptions struct {
 	// requestTimeout and maxLongPolls of the api (0: its defaults).
 	requestTimeout time.Duration
 	maxLongPolls   int
+	bodyTimeout    time.Duration
 }
 
 // testAPI is the api served over real HTTP on a real Redis database.
@@ -107,6 +108,7 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 
 		RequestTimeout: o.requestTimeout,
 		MaxLongPolls:   o.maxLongPolls,
+		BodyTimeout:    o.bodyTimeout,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})

@@ -68,6 +68,9 @@ type Deps struct {
 	RequestTimeout time.Duration
 	// MaxLongPolls caps the long polls one team holds at once (default 100).
 	MaxLongPolls int
+	// BodyTimeout bounds the sending of a request body (default 10s; 60s
+	// for a batch upload).
+	BodyTimeout time.Duration
 }
 
 type server struct {
@@ -106,6 +109,9 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	if d.MaxLongPolls <= 0 {
 		d.MaxLongPolls = DefaultMaxLongPolls
 	}
+	if d.BodyTimeout <= 0 {
+		d.BodyTimeout = DefaultBodyTimeout
+	}
 	s := &server{Deps: d, hub: newHub(d.Store.Client(), d.Log), now: func() time.Time { return time.Now().UTC() }}
 	s.polls.max = int64(d.MaxLongPolls)
 	for token, team := range d.Config.Tokens {
@@ -133,7 +139,7 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 		},
 	}))
 	e.Use(s.accessLog)
-	e.Use(headerLimit, s.deadline, bodyDeadline, checkQuery)
+	e.Use(headerLimit, s.deadline, s.bodyDeadline, checkQuery)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
