@@ -51,6 +51,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	if err != nil {
 		return err
 	}
+	ln = limitListener(ln, maxAPIConns)
 	log.Info("api listening", "addr", ln.Addr().String(), "accounts", len(cfg.Accounts), "teams", len(cfg.Tokens))
 	if ready != nil {
 		ready(ln.Addr().String())
