@@ -22,19 +22,6 @@ import (
 	"github.com/distq/distq/internal/metrics"
 )
 
-// Redis connects to the configured Redis (one server or Sentinel), with
-// the options changed by tune.
-func Redis(cfg *config.Config, tune ...func(*redis.UniversalOptions)) (redis.UniversalClient, error) {
-	opts, err := cfg.RedisOptions()
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range tune {
-		t(opts)
-	}
-	return redis.NewUniversalClient(opts), nil
-}
-
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -57,6 +57,9 @@ func (s *server) httpMetrics(next echo.HandlerFunc) echo.HandlerFunc {
 		if !knownMethods[method] {
 			method = "other"
 		}
+		if s.Metrics == nil {
+			return nil
+		}
 		s.Metrics.HTTPRequests.WithLabelValues(strconv.Itoa(c.Response().Status), method, url).Inc()
 		s.Metrics.HTTPDuration.WithLabelValues(method, url).Observe(time.Since(start).Seconds())
 		return nil

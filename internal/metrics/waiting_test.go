@@ -34,7 +34,7 @@ func TestWaitingGaugeIsTheSameOnEveryWorker(t *testing.T) {
 	for i := range 12 {
 		now := time.Now()
 		r := &store.Record{Distribution: distribution.Distribution{
-			ID: store.NewDistributionID(now), Team: "t", Account: accounts[i%2], ProductKey: fmt.Sprintf("pk%d", i),
+			ID: distribution.NewID(now), Team: "t", Account: accounts[i%2], ProductKey: fmt.Sprintf("pk%d", i),
 			SourceInstanceID: "iotx-a", TargetInstanceID: "iotx-b", State: distribution.StateQueued, CreatedAt: now, UpdatedAt: now,
 		}, UID: "1", Queue: "single"}
 		recs = append(recs, r)

@@ -58,14 +58,7 @@ func (w *Worker) HandleSubmit(ctx context.Context, t *asynq.Task) error {
 		if adopted {
 			return nil
 		}
-		if r, err = w.store.Update(ctx, id, func(r *store.Record) error {
-			if r.JobID != "" || r.State.Terminal() {
-				return store.ErrNoChange
-			}
-			r.CreateSentAt = nil
-			r.State = distribution.StateQueued
-			return nil
-		}); err != nil {
+		if r, _, err = w.apply(ctx, id, func(r *store.Record) error { return r.ForgetCreate(w.now()) }); err != nil {
 			return err
 		}
 		if r.JobID != "" || r.State.Terminal() {
@@ -121,17 +114,9 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 		// Mark the Create as sent before sending it: a crash from here on
 		// leaves a marker that makes the next run look before creating (Q5).
 		now := w.now()
-		canceled := false
-		r, err = w.store.Update(ctx, id, func(r *store.Record) error {
-			if r.State != distribution.StateQueued && r.State != distribution.StateSubmitting || r.JobID != "" {
-				canceled = true
-				return store.ErrNoChange
-			}
-			r.State, r.WaitReason, r.CreateSentAt = distribution.StateSubmitting, "", &now
-			r.Attempts++
-			return nil
-		})
-		if err != nil || canceled {
+		var started bool
+		r, started, err = w.apply(ctx, id, func(r *store.Record) error { return r.StartSubmit(now) })
+		if err != nil || !started { // canceled meanwhile, or another run has its job
 			w.releaseSlot(ctx, a, id)
 			return err
 		}
@@ -152,7 +137,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 		case alibaba.Throttled:
 			// Not executed, not a failure (Q4): the account pauses, then this
 			// run goes back to the rate with its slot.
-			if err := w.requeue(ctx, id, distribution.WaitBackoff, true); err != nil {
+			if err := w.requeue(ctx, id, distribution.WaitBackoff, nil); err != nil {
 				return err
 			}
 			if loop < maxThrottleLoops {
@@ -163,7 +148,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 		case alibaba.QuotaExceeded:
 			// The remote is fuller than the slots know: jobs made outside
 			// distq. The reconciler counts them; wait for a slot.
-			if err := w.requeue(ctx, id, distribution.WaitJobSlots, true); err != nil {
+			if err := w.requeue(ctx, id, distribution.WaitJobSlots, nil); err != nil {
 				return err
 			}
 			w.limiter.ReleaseSlot(ctx, a.UID, id)
@@ -182,12 +167,12 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 			return w.finish(ctx, a, r, distribution.StateFailed, apiErrorOf(apiErr), nil)
 		default: // Transient
 			w.releaseSlot(ctx, a, id)
-			if r.Attempts >= w.opts.MaxAttempts {
+			if r.RunAttempts() >= w.opts.MaxAttempts {
 				e := apiErrorOf(apiErr)
-				e.Message = fmt.Sprintf("gave up after %d attempts: %s", r.Attempts, e.Message)
+				e.Message = fmt.Sprintf("gave up after %d attempts: %s", r.RunAttempts(), e.Message)
 				return w.finish(ctx, a, r, distribution.StateFailed, e, nil)
 			}
-			if err := w.requeue(ctx, id, distribution.WaitBackoff, false); err != nil {
+			if err := w.requeue(ctx, id, distribution.WaitBackoff, apiErrorOf(apiErr)); err != nil {
 				return err
 			}
 			return err
@@ -215,32 +200,19 @@ func (w *Worker) maxCreateWait(r *store.Record) time.Duration {
 }
 
 // requeue puts a submitting distribution back to queued, clearing the
-// Create marker (its outcome is known: not executed). uncount takes back the
+// Create marker (its outcome is known: not executed). failure, the error
+// that ended the attempt, stays in the record's history; nil takes back the
 // attempt when the refusal was not the distribution's failure.
-func (w *Worker) requeue(ctx context.Context, id string, reason distribution.WaitReason, uncount bool) error {
-	_, err := w.store.Update(ctx, id, func(r *store.Record) error {
-		if r.State != distribution.StateSubmitting {
-			return store.ErrNoChange
-		}
-		r.State, r.WaitReason, r.CreateSentAt = distribution.StateQueued, reason, nil
-		if uncount && r.Attempts > 0 {
-			r.Attempts--
-		}
-		return nil
-	})
+func (w *Worker) requeue(ctx context.Context, id string, reason distribution.WaitReason, failure *distribution.Error) error {
+	now := w.now()
+	_, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.Requeue(now, reason, failure) })
 	return err
 }
 
 // setWaiting shows why a queued distribution waits (Q3), without a write
 // when it already says so.
 func (w *Worker) setWaiting(ctx context.Context, id string, reason distribution.WaitReason) {
-	_, err := w.store.Update(ctx, id, func(r *store.Record) error {
-		if r.State != distribution.StateQueued || r.WaitReason == reason {
-			return store.ErrNoChange
-		}
-		r.WaitReason = reason
-		return nil
-	})
+	_, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.Wait(reason) })
 	if err != nil {
 		w.log.Warn("set wait reason", "distribution_id", id, "err", err)
 	}
@@ -249,15 +221,7 @@ func (w *Worker) setWaiting(ctx context.Context, id string, reason distribution.
 // started records the remote job of a distribution and schedules its poll.
 func (w *Worker) started(ctx context.Context, a *Account, id, jobID, requestID string, status *int) error {
 	now := w.now()
-	_, err := w.store.Update(ctx, id, func(r *store.Record) error {
-		if r.JobID != "" {
-			return store.ErrNoChange
-		}
-		r.State, r.WaitReason, r.JobID, r.CreateSentAt = distribution.StateRunning, "", jobID, nil
-		r.SubmittedAt = &now
-		r.RemoteStatus = status
-		return nil
-	})
+	_, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.Started(now, jobID, status) })
 	if err != nil {
 		// The job exists but is not recorded: the marker stays, so the next
 		// run adopts it through the List.

@@ -242,22 +242,11 @@ func (w *Worker) refreshSlotGauge(ctx context.Context, a *Account) {
 // finish records a final state and its metrics.
 func (w *Worker) finish(ctx context.Context, a *Account, r *store.Record, state distribution.State, e *distribution.Error, remoteStatus *int) error {
 	now := w.now()
-	var wasTerminal bool
-	r2, err := w.store.Update(ctx, r.ID, func(r *store.Record) error {
-		if r.State.Terminal() {
-			wasTerminal = true
-			return store.ErrNoChange
-		}
-		r.State, r.WaitReason, r.Error, r.FinishedAt, r.CreateSentAt = state, "", e, &now, nil
-		if remoteStatus != nil {
-			r.RemoteStatus = remoteStatus
-		}
-		return nil
-	})
+	r2, finished, err := w.apply(ctx, r.ID, func(r *store.Record) error { return r.Finish(now, state, e, remoteStatus) })
 	if err != nil {
 		return fmt.Errorf("finish %s: %w", r.ID, err)
 	}
-	if wasTerminal {
+	if !finished { // it was finished already
 		return nil
 	}
 	w.metrics.Finished.WithLabelValues(a.Name, string(state)).Inc()

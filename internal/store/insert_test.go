@@ -84,7 +84,7 @@ func TestInsertStalledRedisLeavesNoPermanentClaim(t *testing.T) {
 	rdb.AddHook(hook)
 	s := NewRedis(rdb, time.Hour)
 	now := time.Now()
-	b := &distribution.Batch{ID: NewBatchID(now), Team: "t", Account: "a", CreatedAt: now}
+	b := &distribution.Batch{ID: distribution.NewBatchID(now), Team: "t", Account: "a", CreatedAt: now}
 	recs := batchRecords("t", b.ID, 200)
 
 	hook.armed.Store(true)
@@ -326,7 +326,7 @@ func TestListOfAnotherTeamsBatchReadsNothing(t *testing.T) {
 	db := redistest.New(t)
 	s := NewRedis(db.Client, time.Hour)
 	now := time.Now()
-	b := &distribution.Batch{ID: NewBatchID(now), Team: "a", Account: "a", CreatedAt: now}
+	b := &distribution.Batch{ID: distribution.NewBatchID(now), Team: "a", Account: "a", CreatedAt: now}
 	if _, err := s.Insert(ctx, b, batchRecords("a", b.ID, 300)); err != nil {
 		t.Fatal(err)
 	}
@@ -335,14 +335,14 @@ func TestListOfAnotherTeamsBatchReadsNothing(t *testing.T) {
 	count := &cmdCounter{}
 	rdb.AddHook(count)
 	other := NewRedis(rdb, time.Hour)
-	recs, next, err := other.List(ctx, Filter{Team: "b", BatchID: b.ID, Limit: 100})
+	recs, next, err := other.List(ctx, distribution.Filter{Team: "b", BatchID: b.ID, Limit: 100})
 	if err != nil || len(recs) != 0 || next != "" {
 		t.Fatalf("team b listing team a's batch: %d records, %q, %v; want none", len(recs), next, err)
 	}
 	if n := count.get("mget") + count.get("zrange"); n != 0 {
 		t.Fatalf("team b's listing read team a's batch (%d reads of items)", n)
 	}
-	recs, _, err = other.List(ctx, Filter{Team: "a", BatchID: b.ID, Limit: 100})
+	recs, _, err = other.List(ctx, distribution.Filter{Team: "a", BatchID: b.ID, Limit: 100})
 	if err != nil || len(recs) != 100 {
 		t.Fatalf("team a listing its batch: %d records, %v; want 100", len(recs), err)
 	}

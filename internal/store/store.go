@@ -17,27 +17,15 @@ import (
 	"github.com/distq/distq/internal/distribution"
 )
 
-// Errors of the store.
+// Errors of the store: the domain's, so that the use cases recognise them
+// without importing the store.
 var (
-	ErrNotFound = errors.New("not found")
-	// ErrConflict: the record changed under a transaction too many times.
-	ErrConflict = errors.New("record changed concurrently")
+	ErrNotFound = distribution.ErrNotFound
+	ErrConflict = distribution.ErrConflict
 )
 
-// Record is a distribution with what the service keeps beside it.
-type Record struct {
-	distribution.Distribution
-	// UID is the account's UID (the quota key).
-	UID string `json:"uid"`
-	// Queue is the asynq queue of its submit task.
-	Queue string `json:"queue"`
-	// CreateSentAt is set just before a Create is sent and cleared when its
-	// outcome is known; set on a record without job id, it means a Create of
-	// unknown outcome that must be looked up before another is sent (Q5).
-	CreateSentAt *time.Time `json:"create_sent_at,omitempty"`
-	// Polls counts Query calls for this record's job.
-	Polls int `json:"polls,omitempty"`
-}
+// Record is the domain's record, as the store keeps it.
+type Record = distribution.Record
 
 // Redis is the store. It is safe for concurrent use.
 type Redis struct {
@@ -107,17 +95,9 @@ func (s *Redis) GetMany(ctx context.Context, ids []string) ([]*Record, error) {
 	return out, nil
 }
 
-// Claim is the result of claiming the active key of one new record.
-type Claim struct {
-	Record *Record
-	// Existing is the id of the active distribution of the same product to
-	// the same target, when there is one; Record was not claimed then.
-	Existing string
-	// ExistingTeam and ExistingCreatedAt describe Existing when its record
-	// could be read: callers answer another team's conflict without its id.
-	ExistingTeam      string
-	ExistingCreatedAt time.Time
-}
+// Claim is the domain's result of claiming the active key of one new
+// record.
+type Claim = distribution.Claim
 
 // DefaultClaimTTL is how long the active-key claims of an Insert live
 // before the records' transaction makes them permanent: a claim whose
@@ -282,6 +262,9 @@ func (s *Redis) writeRecords(ctx context.Context, b *distribution.Batch, won []*
 					p.Persist(ctx, k)
 				}
 			}
+			if b != nil && b.NotifyURL != "" && len(won) == 0 {
+				s.announceEmptyBatch(ctx, p, b.ID) // in this MULTI: see webhooks.go
+			}
 			p.SAdd(ctx, keyTeams, teamOf(b, won))
 			return nil
 		})
@@ -429,10 +412,11 @@ func (s *Redis) DeleteBatch(ctx context.Context, b *distribution.Batch) error {
 }
 
 // ErrNoChange tells Update that fn decided to leave the record as it is.
-var ErrNoChange = errors.New("no change")
+var ErrNoChange = distribution.ErrNoChange
 
 // Update changes the record of id with fn under compare-and-set: fn sees the
-// current record and changes it; the write happens only if nobody changed
+// current record and changes it, by calling one of the record's named
+// transitions; the write happens only if nobody changed
 // the record meanwhile (else fn runs again on the new one). Indexes, batch
 // counts and the active key follow the state. fn returning ErrNoChange
 // leaves the record untouched and Update returns it with a nil error; any
@@ -489,6 +473,12 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 				if old.Terminal() && !r.State.Terminal() { // retry
 					p.ZAdd(ctx, keyOpen, redis.Z{Score: float64(s.now().UnixMilli()), Member: r.ID})
 					p.SetNX(ctx, keyActive(r.UID, r.ProductKey, r.TargetInstanceID), r.ID, 0)
+				}
+				if r.State.Terminal() && !old.Terminal() {
+					s.announce(ctx, p, &r) // in this MULTI: see webhooks.go
+				}
+				if r.BatchID != "" {
+					p.Publish(ctx, ChangesChannel, r.BatchID) // the batch's counts changed
 				}
 			}
 			p.Publish(ctx, ChangesChannel, r.ID)
