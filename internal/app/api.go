@@ -24,7 +24,7 @@ import (
 // taking requests, lets those in flight finish, and closes Redis. ready, if
 // not nil, is called with the listening address.
 func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(addr string)) error {
-	rdb, err := Redis(cfg)
+	rdb, err := Redis(cfg, forAPI)
 	if err != nil {
 		return err
 	}
@@ -54,6 +54,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		TokenHashes: cfg.TokenHashes,
 		Registry:    reg,
 		Log:         log,
+		Metrics:     m,
 		Ready:       pinger(rdb),
 		TeamRate:    float64(cfg.TeamRPS),
 	})
@@ -70,11 +71,16 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	if err != nil {
 		return err
 	}
+	ln = limitListener(ln, maxAPIConns)
 	log.Info("api listening", "addr", ln.Addr().String(), "accounts", len(cfg.Accounts), "teams", len(cfg.Tokens))
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	// No server-wide ReadTimeout: the api bounds each body's reading itself
+	// (10 s, 60 s for a batch upload), which long polls would not survive.
+	// Headers: the api answers a JSON 431 past httpapi.MaxHeaderBytes;
+	// net/http's text/plain one only past 1 MiB.
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 1 << 20}
 	err = serve(ctx, srv, ln, 75*time.Second)
 	log.Info("api stopped")
 	return err

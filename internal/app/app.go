@@ -75,5 +75,7 @@ func pinger(rdb redis.UniversalClient) func(context.Context) error {
 
 // Logger returns the JSON logger of the binaries.
 func Logger(level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	l := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	redis.SetLogger(redisLogger{l})
+	return l
 }

@@ -13,11 +13,15 @@ import (
 	"github.com/distq/distq/internal/queue"
 )
 
-// Redis connects to the configured Redis (one server or Sentinel).
-func Redis(cfg *config.Config) (redis.UniversalClient, error) {
+// Redis connects to the configured Redis (one server or Sentinel), with
+// the options changed by tune (forAPI for the api).
+func Redis(cfg *config.Config, tune ...func(*redis.UniversalOptions)) (redis.UniversalClient, error) {
 	opts, err := redisOptions(cfg)
 	if err != nil {
 		return nil, err
+	}
+	for _, t := range tune {
+		t(opts)
 	}
 	return redis.NewUniversalClient(opts), nil
 }

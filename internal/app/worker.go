@@ -50,7 +50,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	m := metrics.New(reg)
 	initMetrics(m, cfg)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
+	reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp), waitingCollector(cfg, store.NewRedis(rdb, cfg.Retention)))
 	client := asynq.NewClientFromRedisClient(rdb)
 	if opts.Queue.SlotLease == 0 {
 		opts.Queue.SlotLease = cfg.SlotLease

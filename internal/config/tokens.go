@@ -34,6 +34,9 @@ func parseTokens(s string) (map[string]string, error) {
 		if !ok || team == "" || token == "" {
 			return nil, fmt.Errorf("want team:token[,team:token…], got an entry without team or token")
 		}
+		if err := checkTeam(team); err != nil {
+			return nil, err
+		}
 		if len(token) < 8 {
 			return nil, fmt.Errorf("token of team %q is shorter than 8 characters", team)
 		}
@@ -63,7 +66,26 @@ func tokenFile(path string) (map[string]string, error) {
 		if len(f) != 2 || len(f[1]) != 64 || strings.Trim(strings.ToLower(f[1]), "0123456789abcdef") != "" {
 			return nil, fmt.Errorf("line %d: want \"team sha256-hex\"", i+1)
 		}
+		if err := checkTeam(f[0]); err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
 		out[strings.ToLower(f[1])] = f[0]
 	}
 	return out, nil
+}
+
+// checkTeam refuses a team name outside 1 to 64 characters of
+// [A-Za-z0-9._-]: team names become parts of Redis keys ("distq:idem:" +
+// team + ":" + key), where a ':' would let two teams' keys collide, and
+// of log lines and metric labels.
+func checkTeam(team string) error {
+	ok := team != "" && len(team) <= 64
+	for i := 0; ok && i < len(team); i++ {
+		b := team[i]
+		ok = 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '.' || b == '_' || b == '-'
+	}
+	if !ok {
+		return fmt.Errorf("team %q: want 1 to 64 characters of A-Z a-z 0-9 . _ -", team)
+	}
+	return nil
 }

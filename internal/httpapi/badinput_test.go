@@ -212,7 +212,7 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		{name: "unknown route", req: get("/v1/products"), want: 404, code: "not_found"},
 		// Echo answers 404, not 405, under a group with middleware: the group's
 		// catch-all route matches first.
-		{name: "wrong method", req: request{method: http.MethodDelete, path: d + own.ID, token: tokenA}, want: 404, code: "not_found"},
+		{name: "wrong method", req: request{method: http.MethodDelete, path: d + own.ID, token: tokenA}, want: 405, code: "method_not_allowed"}, // issue 15: 405 with Allow, not 404
 	}
 	if len(tests) < 40 {
 		t.Fatalf("%d cases, want at least 40", len(tests))

@@ -1,8 +1,9 @@
 package httpapi
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -103,21 +104,19 @@ func itemResults(rs []service.ItemResult) []ItemResult {
 }
 
 func (s *server) createBatch(c echo.Context) error {
-	var req batchRequest
-	raw, err := readJSON(c, &req)
+	body, err := readBatch(c)
 	if err != nil {
 		return err
 	}
-	if err := service.CheckBatchSize(len(req.Items)); err != nil {
+	if err := service.CheckBatchSize(len(body.Items)); err != nil {
 		return err
 	}
 	decodeItems := func() service.BatchRequest {
-		br := service.BatchRequest{Defaults: req.Request, Items: make([]service.BatchItem, len(req.Items))}
-		for i, rawItem := range req.Items {
-			dec := json.NewDecoder(bytes.NewReader(rawItem))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&br.Items[i].Request); err != nil {
-				br.Items[i].Err = decodeError(err)
+		br := service.BatchRequest{Defaults: body.Defaults, Items: make([]service.BatchItem, len(body.Items))}
+		for i, item := range body.Items {
+			br.Items[i].Request = item
+			if e := body.ItemErrors[i]; e != nil {
+				br.Items[i].Err = e
 			}
 		}
 		return br
@@ -134,7 +133,7 @@ func (s *server) createBatch(c echo.Context) error {
 	default:
 		return errorf(http.StatusBadRequest, "bad_parameter", "dry_run must be true or false, got %q", dry)
 	}
-	return s.idempotent(c, raw, func() (int, any, error) {
+	return s.idempotent(c, body.Raw, func() (int, any, error) {
 		br := decodeItems()
 		res, err := s.Service.SubmitBatch(c.Request().Context(), teamOf(c), br)
 		if err != nil {
@@ -156,8 +155,8 @@ func (s *server) getBatch(c echo.Context) error {
 	ctx := c.Request().Context()
 	v, err := s.Service.AwaitBatch(ctx, teamOf(c), c.Param("id"), since, wait)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil // the caller left
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return nil // the caller left; a deadline (a slow Redis) is a 503
 		}
 		return err
 	}

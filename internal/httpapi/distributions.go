@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -40,8 +41,8 @@ func (s *server) getDistribution(c echo.Context) error {
 	ctx := c.Request().Context()
 	d, err := s.Service.Await(ctx, teamOf(c), c.Param("id"), state, wait)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil // the caller left
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return nil // the caller left; a deadline (a slow Redis) is a 503
 		}
 		return err
 	}

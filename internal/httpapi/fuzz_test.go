@@ -96,6 +96,25 @@ func FuzzDecodeDistribution(f *testing.F) {
 			validate(r)
 		}
 
+		// The streaming batch decoder refuses with a 4xx *Error too, and
+		// every item it decodes is checked like a single request.
+		breq := httptest.NewRequest(http.MethodPost, "/v1/batches", bytes.NewReader(body))
+		breq.Header.Set(echo.HeaderContentType, ct)
+		brec := httptest.NewRecorder()
+		breq.Body = http.MaxBytesReader(brec, breq.Body, MaxBatchBody)
+		if bb, err := readBatch(e.NewContext(breq, brec)); err != nil {
+			refused(err)
+		} else {
+			for i, it := range bb.Items {
+				if bb.ItemErrors[i] != nil {
+					refused(bb.ItemErrors[i])
+					continue
+				}
+				it.FillFrom(bb.Defaults)
+				validate(it)
+			}
+		}
+
 		var b batchRequest
 		if _, err := read(&b); err != nil {
 			refused(err)

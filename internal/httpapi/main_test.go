@@ -56,6 +56,10 @@ type apiOptions struct {
 	// TeamRate and TeamBurst of the api (0: its defaults).
 	teamRate  float64
 	teamBurst int
+	// requestTimeout and maxLongPolls of the api (0: its defaults).
+	requestTimeout time.Duration
+	maxLongPolls   int
+	bodyTimeout    time.Duration
 }
 
 // testAPI is the api served over real HTTP on a real Redis database.
@@ -89,6 +93,7 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := metrics.New(reg)
 	svc := service.New(service.Deps{
 		Store:       st,
 		Idempotency: st,
@@ -97,17 +102,22 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
 		Accounts:    []service.Account{{Name: "main", UID: accountUID, CreateQPS: 2, MaxJobs: 10, Default: true}},
 		Webhooks:    service.Webhooks{Teams: map[string]bool{teamA: true}, Allowed: hooksAllowed, Events: notify.NewOutbox(st, asynq.NewClientFromRedisClient(rdb), insp)},
-		Metrics:     metrics.New(reg),
+		Metrics:     m,
 		Log:         log,
 	})
 	e, background := httpapi.New(httpapi.Deps{
 		Service:   svc,
+		Metrics:   m,
 		Tokens:    map[string]string{tokenA: teamA, tokenB: teamB},
 		Registry:  reg,
 		Log:       log,
 		Ready:     func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		TeamRate:  o.teamRate,
 		TeamBurst: o.teamBurst,
+
+		RequestTimeout: o.requestTimeout,
+		MaxLongPolls:   o.maxLongPolls,
+		BodyTimeout:    o.bodyTimeout,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})

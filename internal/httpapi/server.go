@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/labstack/echo-contrib/echoprometheus"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +26,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/distq/distq/internal/distribution"
+	"github.com/distq/distq/internal/metrics"
 	"github.com/distq/distq/internal/service"
 )
 
@@ -56,6 +56,8 @@ type Deps struct {
 		prometheus.Gatherer
 	}
 	Log *slog.Logger
+	// Metrics counts the api's requests (HTTPRequests, HTTPDuration).
+	Metrics *metrics.Metrics
 	// Ready reports whether the api can serve (Redis reachable).
 	Ready func(ctx context.Context) error
 	// TeamRate and TeamBurst limit each team's requests (default 200/s, 400).
@@ -63,12 +65,25 @@ type Deps struct {
 	TeamBurst int
 	// MaxWait bounds long polls (default 60s).
 	MaxWait time.Duration
+	// RequestTimeout bounds each request, Redis included (default 3s; long
+	// polls get MaxWait more, batch uploads 30s).
+	RequestTimeout time.Duration
+	// MaxLongPolls caps the long polls one team holds at once (default 100).
+	MaxLongPolls int
+	// BodyTimeout bounds the sending of a request body (default 10s; 60s
+	// for a batch upload).
+	BodyTimeout time.Duration
 }
 
 type server struct {
 	Deps
 	tokens   []tokenEntry
 	limiters sync.Map // team -> *rate.Limiter
+	// routes are the path templates of the routes, the url labels.
+	routes map[string]bool
+	polls  longPolls
+	// authFailures limits failed authentications per client address.
+	authFailures failureLimiter
 }
 
 type tokenEntry struct {
@@ -88,7 +103,17 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	if d.MaxWait <= 0 {
 		d.MaxWait = 60 * time.Second
 	}
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = DefaultRequestTimeout
+	}
+	if d.MaxLongPolls <= 0 {
+		d.MaxLongPolls = DefaultMaxLongPolls
+	}
+	if d.BodyTimeout <= 0 {
+		d.BodyTimeout = DefaultBodyTimeout
+	}
 	s := &server{Deps: d}
+	s.polls.max = int64(d.MaxLongPolls)
 	for token, team := range d.Tokens {
 		// Tokens are kept only as hashes, compared in constant time.
 		s.tokens = append(s.tokens, tokenEntry{hash: sha256.Sum256([]byte(token)), team: team})
@@ -103,33 +128,42 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Log)
-	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
-		Generator: func() string { return distribution.NewID(time.Now())[2:] },
-	}))
-	e.Use(middleware.Recover())
-	e.Use(echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
-		Namespace: "distq", Subsystem: "http", Registerer: d.Registry,
-		Skipper: func(c echo.Context) bool { return c.Path() == "/metrics" },
+	e.Use(requestID(func() string { return distribution.NewID(time.Now())[2:] }))
+	e.Use(apiHeaders)
+	e.Use(s.httpMetrics)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			d.Log.Error("panic", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+				"method", c.Request().Method, "route", c.Path(), "err", err, "stack", string(stack))
+			return err
+		},
 	}))
 	e.Use(s.accessLog)
+	e.Use(headerLimit, s.deadline, s.bodyDeadline, checkQuery)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", openapiYAML) })
 
-	v1 := e.Group("/v1", s.auth, s.teamLimit)
-	v1.POST("/distributions", s.createDistribution, bodyLimit(MaxSingleBody))
-	v1.GET("/distributions", s.listDistributions)
-	v1.GET("/distributions/:id", s.getDistribution)
-	v1.POST("/distributions/:id/cancel", s.cancelDistribution)
-	v1.POST("/distributions/:id/retry", s.retryDistribution)
-	v1.POST("/batches", s.createBatch, bodyLimit(MaxBatchBody))
-	v1.GET("/batches/:id", s.getBatch)
-	v1.GET("/batches/:id/distributions", s.listBatchDistributions)
-	v1.POST("/batches/:id/cancel", s.cancelBatch)
-	v1.POST("/batches/:id/retry", s.retryBatch)
-	v1.POST("/batches/:id/notify", s.notifyBatch)
+	// Middleware per route, not on the group: a group's middleware makes
+	// Echo answer 404 to a known path with a wrong method, not 405.
+	v1 := e.Group("/v1")
+	mw := func(extra ...echo.MiddlewareFunc) []echo.MiddlewareFunc {
+		return append([]echo.MiddlewareFunc{s.auth, s.teamLimit, s.polls.middleware}, extra...)
+	}
+	v1.POST("/distributions", s.createDistribution, mw(bodyLimit(MaxSingleBody))...)
+	v1.GET("/distributions", s.listDistributions, mw()...)
+	v1.GET("/distributions/:id", s.getDistribution, mw()...)
+	v1.POST("/distributions/:id/cancel", s.cancelDistribution, mw()...)
+	v1.POST("/distributions/:id/retry", s.retryDistribution, mw()...)
+	v1.POST("/batches", s.createBatch, mw(bodyLimit(MaxBatchBody))...)
+	v1.GET("/batches/:id", s.getBatch, mw()...)
+	v1.GET("/batches/:id/distributions", s.listBatchDistributions, mw()...)
+	v1.POST("/batches/:id/cancel", s.cancelBatch, mw()...)
+	v1.POST("/batches/:id/retry", s.retryBatch, mw()...)
+	v1.POST("/batches/:id/notify", s.notifyBatch, mw()...)
+	s.routes = routeTemplates(e)
 	return e, d.Service.Run
 }
 
@@ -152,9 +186,25 @@ func teamOf(c echo.Context) string { return c.Get(teamKey).(string) }
 
 func (s *server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h := c.Request().Header.Get(echo.HeaderAuthorization)
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || token == "" {
+		addr := clientAddr(c)
+		if s.authFailures.exhausted(addr) {
+			e := errorf(http.StatusTooManyRequests, "rate_limited", "too many failed authentications from this address; retry after %ds", authRetryAfter)
+			e.RetryAfter = authRetryAfter
+			return e
+		}
+		hs := c.Request().Header.Values(echo.HeaderAuthorization)
+		if len(hs) > 1 {
+			s.authFailures.add(addr)
+			return errorf(http.StatusBadRequest, "bad_request", "send one Authorization header, not %d", len(hs))
+		}
+		h := ""
+		if len(hs) == 1 {
+			h = hs[0]
+		}
+		// The scheme is case-insensitive (RFC 9110 section 11.1).
+		scheme, token, ok := strings.Cut(h, " ")
+		token = strings.TrimLeft(token, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="distq"`)
 			return errorf(http.StatusUnauthorized, "unauthorized", "missing bearer token: send Authorization: Bearer <token>")
 		}
@@ -166,6 +216,7 @@ func (s *server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		if team == "" {
+			s.authFailures.add(addr)
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="distq", error="invalid_token"`)
 			return errorf(http.StatusUnauthorized, "unauthorized", "invalid bearer token")
 		}

@@ -21,8 +21,16 @@ type Metrics struct {
 	SlotsLimit      *prometheus.GaugeVec     // account
 	RateLimit       *prometheus.GaugeVec     // account, action
 	Duration        *prometheus.HistogramVec // account
-	Waiting         *prometheus.GaugeVec     // account, reason
-	Reconciled      *prometheus.CounterVec   // account, what
+	// Waiting is not exported: distq_distributions_waiting is shared state,
+	// exported by NewWaitingCollector from Redis. It is kept so that
+	// existing callers still compile.
+	Waiting    *prometheus.GaugeVec   // account, reason
+	Reconciled *prometheus.CounterVec // account, what
+	// HTTPRequests and HTTPDuration are the api's requests. Their labels
+	// come from closed sets: url is a route template or "unmatched",
+	// method a known method or "other", code the status sent.
+	HTTPRequests *prometheus.CounterVec   // code, method, url
+	HTTPDuration *prometheus.HistogramVec // method, url
 
 	WebhookDeliveries *prometheus.CounterVec // outcome (WebhookOutcomes)
 	WebhookDuration   prometheus.Histogram
@@ -77,11 +85,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200},
 		}, []string{"account"}),
 		Waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "distq_distributions_waiting", Help: "Distributions waiting in this worker, by reason.",
+			Name: "distq_distributions_waiting", Help: WaitingHelp,
 		}, []string{"account", "reason"}),
 		Reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "distq_reconciled_total", Help: "Repairs made by the reconciler (adopted jobs, released slots, re-enqueued tasks).",
 		}, []string{"account", "what"}),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "distq_http_requests_total", Help: "HTTP requests answered by the api, by the status sent, the method and the route template (\"unmatched\" when no route matched).",
+		}, []string{"code", "method", "url"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "distq_http_request_duration_seconds", Help: "Time to answer an HTTP request of the api, long polls included.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"method", "url"}),
 	}
 	m.WebhookDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "distq_webhook_deliveries_total", Help: "Webhook delivery attempts by outcome, and events given up (outcome=given_up).",
@@ -95,7 +110,8 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.WebhookDeliveries, m.WebhookDuration)
 	reg.MustRegister(m.Submitted, m.Finished, m.Requests, m.RequestDuration, m.Throttled, m.QuotaWait,
-		m.SlotsInUse, m.SlotsLimit, m.RateLimit, m.Duration, m.Waiting, m.Reconciled)
+		m.SlotsInUse, m.SlotsLimit, m.RateLimit, m.Duration, m.Reconciled,
+		m.HTTPRequests, m.HTTPDuration)
 	return m
 }
 
@@ -115,7 +131,7 @@ func (m *Metrics) InitAccount(account string, actions []string, rates map[string
 	for _, k := range WaitKinds {
 		m.QuotaWait.WithLabelValues(account, k)
 	}
-	for _, r := range []string{"rate_limit", "job_slots", "backoff"} {
+	for _, r := range WaitReasons {
 		m.Waiting.WithLabelValues(account, r)
 	}
 	for _, what := range []string{"adopted_job", "released_slot", "requeued_task"} {

@@ -75,6 +75,9 @@ func (w *Worker) Reconcile(ctx context.Context, minGap time.Duration) error {
 		if _, err := w.store.Trim(ctx); err != nil {
 			errs = append(errs, err)
 		}
+		if _, err := w.store.SweepClaims(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -69,6 +69,7 @@ func (s *Service) Once(ctx context.Context, team, key string, request []byte, do
 		}
 		break
 	}
+	defer s.d.Idempotency.KeepIdempotency(ctx, team, key, hash)()
 	a, err = do()
 	if err != nil {
 		if aerr := s.d.Idempotency.AbandonIdempotency(context.WithoutCancel(ctx), team, key); aerr != nil {

@@ -41,6 +41,9 @@ type Store interface {
 // IdempotencyStore keeps Idempotency-Keys and their answers.
 type IdempotencyStore interface {
 	ClaimIdempotency(ctx context.Context, team, key, bodyHash string) (*distribution.Idempotent, error)
+	// KeepIdempotency keeps a claim made by ClaimIdempotency alive (its
+	// in-progress TTL is short) until stop is called.
+	KeepIdempotency(ctx context.Context, team, key, bodyHash string) (stop func())
 	CompleteIdempotency(ctx context.Context, team, key, bodyHash string, status int, response []byte) error
 	AbandonIdempotency(ctx context.Context, team, key string) error
 }

@@ -18,6 +18,14 @@ func keyTeamProduct(team, pk string) string { return prefix + "team:" + team + "
 func keyActive(uid, pk, target string) string {
 	return fmt.Sprintf("%sactive:{%s}:%s:%s", prefix, uid, pk, target)
 }
+
+// keyWaiting is the set of the queued distributions of an account that
+// wait for reason, kept with the records, for the waiting gauge.
+func keyWaiting(account, reason string) string { return prefix + "waiting:" + account + ":" + reason }
+
+// patternActive matches every active key, for SCAN.
+const patternActive = prefix + "active:*"
+
 func keyIdem(team, key string) string { return prefix + "idem:" + team + ":" + key }
 
 // keyOpen holds the ids of every distribution not yet finished, for the

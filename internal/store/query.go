@@ -21,6 +21,17 @@ func (s *Redis) List(ctx context.Context, f distribution.Filter) ([]*Record, str
 	if limit <= 0 {
 		limit = 100
 	}
+	if f.BatchID != "" {
+		// Another team's batch lists nothing, and costs nothing: its items
+		// are not read.
+		err := s.rdb.ZScore(ctx, keyTeamBatches(f.Team), f.BatchID).Err()
+		if errors.Is(err, redis.Nil) {
+			return nil, "", nil
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("list: %w", err)
+		}
+	}
 	// The most selective index, then the other filters in memory.
 	key := keyTeamAll(f.Team)
 	switch {
