@@ -318,6 +318,26 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	labelled("home")
 	shots.shot(ctx, "home")
+	// The account's figures count Creates sent: wait until batch A's retries
+	// and batch B's uncanceled items have all gone out (a busy machine may
+	// still be sending them), then read the page.
+	waitSent := store.NewRedis(rdb, time.Hour)
+	sentBy := time.Now().Add(60 * time.Second)
+	for _, id := range []string{batchA, batchB} {
+		for {
+			b, err := waitSent.GetBatch(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Counts[distribution.StateQueued]+b.Counts[distribution.StateSubmitting] == 0 {
+				break
+			}
+			if time.Now().After(sentBy) {
+				t.Fatalf("batch %s still has items to send after 60 s: %v", id, b.Counts)
+			}
+			time.Sleep(100 * time.Millisecond) // other processes' work: poll with a deadline
+		}
+	}
 	navigate(ctx, "account", chromedp.Navigate(base+"/account"))
 	labelled("account")
 	if n := eval(`String(document.querySelectorAll("svg.chart[role=img]").length)`); n != "4" {
