@@ -84,6 +84,26 @@ func (s *Service) List(ctx context.Context, team string, f distribution.Filter) 
 	return out, next, nil
 }
 
+// ListPage is List for a caller outside the process: it takes the cursor
+// of the previous page as the API gave it ("" for the first page) and
+// returns the next page's cursor in the same opaque form ("" at the end).
+// A cursor that was not given for this team and filter is CodeBadCursor.
+func (s *Service) ListPage(ctx context.Context, team string, f distribution.Filter, cursor string) ([]distribution.Distribution, string, error) {
+	f.After = ""
+	if cursor != "" {
+		after, err := decodeCursor(team, f, cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		f.After = after
+	}
+	items, next, err := s.List(ctx, team, f)
+	if err != nil {
+		return nil, "", err
+	}
+	return items, encodeCursor(team, f, next), nil
+}
+
 // FindBatch returns team's batch id, or CodeNotFound. Listing its items
 // is List with Filter.BatchID set.
 func (s *Service) FindBatch(ctx context.Context, team, id string) (*distribution.Batch, error) {

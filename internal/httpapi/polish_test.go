@@ -1,0 +1,106 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/distq/distq/client"
+)
+
+// listPage decodes a list answer, failing t unless it is want.
+func (a *testAPI) listPage(t *testing.T, token, path string, want int) (ids []string, next string, body []byte) {
+	t.Helper()
+	resp, err := a.do(t.Context(), request{method: http.MethodGet, path: path, token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.status != want {
+		t.Fatalf("GET %s: %d %s, want %d", path, resp.status, resp.body, want)
+	}
+	if want != http.StatusOK {
+		return nil, "", resp.body
+	}
+	var p struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+		NextCursor *string `json:"next_cursor"`
+	}
+	if err := json.Unmarshal(resp.body, &p); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range p.Items {
+		ids = append(ids, x.ID)
+	}
+	if p.NextCursor != nil {
+		if *p.NextCursor == "" {
+			t.Fatalf("GET %s: next_cursor present but empty: %s", path, resp.body)
+		}
+		next = *p.NextCursor
+	}
+	return ids, next, resp.body
+}
+
+// A cursor is good only for the listing that gave it: a cursor of another
+// filter, another team, a plain id (known or not) or an edited cursor is
+// 400 bad_cursor, never a page from the start.
+func TestCursorIsBoundToItsListing(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	a := newAPI(t, apiOptions{})
+	c := client.New(a.URL, tokenA)
+	req := func(pks ...string) client.BatchRequest {
+		r := client.BatchRequest{SourceInstanceID: "iotx-oxssharez200", TargetInstanceID: "iot-cn-6ja1a2b3c4d"}
+		for _, pk := range pks {
+			r.Items = append(r.Items, client.BatchItem{ProductKey: pk})
+		}
+		return r
+	}
+	b1, _, err := c.SubmitBatch(ctx, req("a1cur1", "a1cur2", "a1cur3"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, _, err := c.SubmitBatch(ctx, req("a1cur4", "a1cur5", "a1cur6"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := b2.Results[0].ID
+
+	// The cursor the API gives works for its own listing, by either route.
+	ids, next, _ := a.listPage(t, tokenA, "/v1/distributions?limit=1&batch_id="+b1.Batch.ID, 200)
+	if len(ids) != 1 || next == "" {
+		t.Fatalf("first page %v next %q", ids, next)
+	}
+	ids2, _, _ := a.listPage(t, tokenA, "/v1/distributions?limit=1&batch_id="+b1.Batch.ID+"&cursor="+url.QueryEscape(next), 200)
+	ids3, _, _ := a.listPage(t, tokenA, "/v1/batches/"+b1.Batch.ID+"/distributions?limit=1&cursor="+url.QueryEscape(next), 200)
+	if len(ids2) != 1 || ids2[0] != b1.Results[1].ID || len(ids3) != 1 || ids3[0] != b1.Results[1].ID {
+		t.Fatalf("second page %v / %v, want [%s]", ids2, ids3, b1.Results[1].ID)
+	}
+
+	for name, path := range map[string]string{
+		"an id outside the batch":             "/v1/distributions?batch_id=" + b1.Batch.ID + "&cursor=" + outside,
+		"an id inside the batch":              "/v1/distributions?batch_id=" + b1.Batch.ID + "&cursor=" + b1.Results[0].ID,
+		"an unknown id of the right shape":    "/v1/distributions?cursor=d_01a2199a12d5_3ca3c69047",
+		"the cursor under another batch":      "/v1/distributions?limit=1&batch_id=" + b2.Batch.ID + "&cursor=" + url.QueryEscape(next),
+		"the cursor without its batch":        "/v1/distributions?limit=1&cursor=" + url.QueryEscape(next),
+		"the cursor with another state":       "/v1/distributions?limit=1&state=failed&batch_id=" + b1.Batch.ID + "&cursor=" + url.QueryEscape(next),
+		"the cursor with a product filter":    "/v1/distributions?limit=1&product_key=a1cur1&batch_id=" + b1.Batch.ID + "&cursor=" + url.QueryEscape(next),
+		"the cursor edited":                   "/v1/distributions?limit=1&batch_id=" + b1.Batch.ID + "&cursor=" + url.QueryEscape(next[:len(next)-2]+"AA"),
+		"the cursor on the other batch route": "/v1/batches/" + b2.Batch.ID + "/distributions?cursor=" + url.QueryEscape(next),
+	} {
+		_, _, body := a.listPage(t, tokenA, path, http.StatusBadRequest)
+		var e struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		if err := json.Unmarshal(body, &e); err != nil || e.Error.Code != "bad_cursor" {
+			t.Errorf("%s: %s, want bad_cursor", name, body)
+		}
+	}
+	// Another team cannot use team A's cursor on its own listing.
+	_, _, body := a.listPage(t, tokenB, "/v1/distributions?limit=1&cursor="+url.QueryEscape(next), http.StatusBadRequest)
+	if !json.Valid(body) {
+		t.Fatalf("team B: %s", body)
+	}
+}
