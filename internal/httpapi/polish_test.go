@@ -104,3 +104,33 @@ func TestCursorIsBoundToItsListing(t *testing.T) {
 		t.Fatalf("team B: %s", body)
 	}
 }
+
+// next_cursor is absent on the last page, an exactly full one included, and
+// present on every page before it.
+func TestNoCursorOnAnExactlyFullLastPage(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{})
+	for i := range 4 {
+		a.createDistribution(t.Context(), t, tokenA, "a1full"+string(rune('a'+i)))
+	}
+	ids, next, _ := a.listPage(t, tokenA, "/v1/distributions?limit=4", 200)
+	if len(ids) != 4 || next != "" {
+		t.Fatalf("limit=4 of 4: %d items, next_cursor %q; want 4 and none", len(ids), next)
+	}
+	ids, next, _ = a.listPage(t, tokenA, "/v1/distributions?limit=2", 200)
+	if len(ids) != 2 || next == "" {
+		t.Fatalf("limit=2 of 4, first page: %d items, next_cursor %q", len(ids), next)
+	}
+	ids, next, _ = a.listPage(t, tokenA, "/v1/distributions?limit=2&cursor="+url.QueryEscape(next), 200)
+	if len(ids) != 2 || next != "" {
+		t.Fatalf("limit=2 of 4, last page: %d items, next_cursor %q; want 2 and none", len(ids), next)
+	}
+	// Filters apply to the look-ahead too: one more record that does not
+	// match the filter does not make a cursor.
+	a.fail(t.Context(), t, ids[1])
+	a.createDistribution(t.Context(), t, tokenA, "a1fullz")
+	ids, next, _ = a.listPage(t, tokenA, "/v1/distributions?limit=1&state=failed", 200)
+	if len(ids) != 1 || next != "" {
+		t.Fatalf("state=failed limit=1 with one failed: %d items, next_cursor %q", len(ids), next)
+	}
+}
