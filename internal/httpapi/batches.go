@@ -144,8 +144,9 @@ func (s *server) createBatch(c echo.Context) error {
 	})
 }
 
-// getBatch answers a batch, at once or by long poll: with wait, once its
-// counts differ from those named by If-None-Match (an ETag it sent).
+// getBatch answers a batch, at once or by long poll: with wait and
+// If-None-Match (an ETag it sent), once its counts differ from those named;
+// without If-None-Match, at once.
 func (s *server) getBatch(c echo.Context) error {
 	wait, _, err := longPollParams(c, s.MaxWait)
 	if err != nil {
