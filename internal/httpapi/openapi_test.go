@@ -329,6 +329,8 @@ func TestOpenAPIContract(t *testing.T) {
 	t.Run("operations", func(t *testing.T) {
 		c.run(t, a, exchange{name: "healthz", request: get("/healthz"), want: 200})
 		c.run(t, a, exchange{name: "readyz", request: get("/readyz"), want: 200})
+		c.run(t, a, exchange{name: "healthz HEAD", request: request{method: http.MethodHead, path: "/healthz"}, want: 200})
+		c.run(t, a, exchange{name: "readyz HEAD", request: request{method: http.MethodHead, path: "/readyz"}, want: 200})
 		c.run(t, a, exchange{name: "metrics", request: get("/metrics"), want: 200})
 		c.run(t, a, exchange{name: "openapi", request: get("/openapi.yaml"), want: 200, check: func(t *testing.T, r *response) {
 			if !bytes.Equal(r.body, httpapi.OpenAPI()) {
@@ -693,6 +695,7 @@ func TestOpenAPIContract(t *testing.T) {
 	t.Run("redis down", func(t *testing.T) {
 		down := newAPI(t, apiOptions{redis: a.RedisOptions, down: true})
 		c.run(t, down, exchange{name: "readyz", request: get("/readyz"), want: 503})
+		c.run(t, down, exchange{name: "readyz HEAD", request: request{method: http.MethodHead, path: "/readyz"}, want: 503})
 		for _, r := range v1Routes(t, d1.ID, b1.Batch.ID) {
 			c.run(t, down, exchange{name: r.method + " " + r.path, request: A(r), want: 503, check: wantCode("unavailable")})
 		}

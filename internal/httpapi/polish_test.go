@@ -134,3 +134,18 @@ func TestNoCursorOnAnExactlyFullLastPage(t *testing.T) {
 		t.Fatalf("state=failed limit=1 with one failed: %d items, next_cursor %q", len(ids), next)
 	}
 }
+
+// /healthz and /readyz answer HEAD as they answer GET, without a body.
+func TestHealthAnswersHEAD(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{})
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := a.do(t.Context(), request{method: http.MethodHead, path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.status != http.StatusOK || len(resp.body) != 0 {
+			t.Errorf("HEAD %s: %d %q, want 200 without a body", path, resp.status, resp.body)
+		}
+	}
+}
