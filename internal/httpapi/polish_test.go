@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/distq/distq/client"
@@ -146,6 +147,39 @@ func TestHealthAnswersHEAD(t *testing.T) {
 		}
 		if resp.status != http.StatusOK || len(resp.body) != 0 {
 			t.Errorf("HEAD %s: %d %q, want 200 without a body", path, resp.status, resp.body)
+		}
+	}
+}
+
+// A 429's message names the same wait as its Retry-After header, in whole
+// seconds rounded up.
+func TestRateLimitMessageAgreesWithRetryAfter(t *testing.T) {
+	t.Parallel()
+	for _, rps := range []float64{1, 0.25} {
+		a := newAPI(t, apiOptions{teamRate: rps, teamBurst: 1})
+		var resp *response
+		for range 3 {
+			r, err := a.do(t.Context(), request{method: http.MethodGet, path: "/v1/distributions", token: tokenA})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.status == http.StatusTooManyRequests {
+				resp = r
+				break
+			}
+		}
+		if resp == nil {
+			t.Fatalf("rps %v: no 429 in 3 requests at burst 1", rps)
+		}
+		var e struct {
+			Error struct{ Message string } `json:"error"`
+		}
+		if err := json.Unmarshal(resp.body, &e); err != nil {
+			t.Fatal(err)
+		}
+		after := resp.header.Get("Retry-After")
+		if after == "" || after == "0" || !strings.Contains(e.Error.Message, "retry after "+after+"s") {
+			t.Errorf("rps %v: Retry-After %q, message %q: want them to agree on a wait of at least 1 s", rps, after, e.Error.Message)
 		}
 	}
 }

@@ -236,8 +236,11 @@ func (s *server) teamLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		r := l.(*rate.Limiter).Reserve()
 		if d := r.Delay(); d > 0 {
 			r.Cancel()
-			e := errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from team %q; retry after %v", team, d.Round(time.Millisecond))
-			e.RetryAfter = int(math.Ceil(d.Seconds()))
+			// Whole seconds, rounded up, in the message as in Retry-After:
+			// the two never disagree (a sub-millisecond wait is 1 s, not 0 s).
+			after := max(int(math.Ceil(d.Seconds())), 1)
+			e := errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from team %q; retry after %ds", team, after)
+			e.RetryAfter = after
 			return e
 		}
 		return next(c)
