@@ -15,6 +15,10 @@ import (
 // fn simply runs.
 func (s *server) idempotent(c echo.Context, body []byte, fn func() (int, any, error)) error {
 	key := c.Request().Header.Get("Idempotency-Key")
+	if key == "" && len(c.Request().Header.Values("Idempotency-Key")) > 0 {
+		// Sent but empty: a client bug to report, not a request without a key.
+		return errorf(http.StatusBadRequest, string(service.CodeBadIdempotencyKey), "Idempotency-Key must be 1 to 255 printable ASCII characters, got an empty one")
+	}
 	if key == "" {
 		status, v, err := fn()
 		if err != nil {

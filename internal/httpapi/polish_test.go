@@ -183,3 +183,27 @@ func TestRateLimitMessageAgreesWithRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// An Idempotency-Key header sent empty is 400 bad_idempotency_key on both
+// POSTs, and creates nothing.
+func TestEmptyIdempotencyKeyIsRefused(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{})
+	bodies := map[string][]byte{
+		"/v1/distributions": mustJSON(t, dreq("a1emptykey")),
+		"/v1/batches":       []byte(`{"source_instance_id":"iotx-oxssharez200","target_instance_id":"iot-cn-6ja1a2b3c4d","items":[{"product_key":"a1emptykey2"}]}`),
+	}
+	for path, body := range bodies {
+		resp, err := a.do(t.Context(), request{method: http.MethodPost, path: path, token: tokenA, body: body, header: map[string]string{"Idempotency-Key": ""}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.status != http.StatusBadRequest || !strings.Contains(string(resp.body), `"bad_idempotency_key"`) {
+			t.Errorf("POST %s with an empty key: %d %s, want 400 bad_idempotency_key", path, resp.status, resp.body)
+		}
+	}
+	ids, _, _ := a.listPage(t, tokenA, "/v1/distributions", 200)
+	if len(ids) != 0 {
+		t.Fatalf("created %v despite the refusals", ids)
+	}
+}
