@@ -207,3 +207,56 @@ func TestEmptyIdempotencyKeyIsRefused(t *testing.T) {
 		t.Fatalf("created %v despite the refusals", ids)
 	}
 }
+
+// The same JSON re-serialised — pretty-printed, keys reordered, a string
+// escaped differently — with the same Idempotency-Key is a repeat (200,
+// replayed, the same id), on both POSTs; a different value is still 422.
+func TestIdempotencyComparesTheJSONValue(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{})
+	cases := []struct {
+		path, first, same, other string
+	}{
+		{
+			path:  "/v1/distributions",
+			first: `{"product_key":"a1canon","source_instance_id":"iotx-oxssharez200","target_instance_id":"iot-cn-6ja1a2b3c4d"}`,
+			same: `{
+  "target_instance_id": "iot-cn-6ja1a2b3c4d",
+  "source_instance_id" : "iotx-oxssharez200",
+  "product_key": "a1c\u0061non"
+}`,
+			other: `{"product_key":"a1canon2","source_instance_id":"iotx-oxssharez200","target_instance_id":"iot-cn-6ja1a2b3c4d"}`,
+		},
+		{
+			path:  "/v1/batches",
+			first: `{"source_instance_id":"iotx-oxssharez200","target_instance_id":"iot-cn-6ja1a2b3c4d","items":[{"product_key":"a1canonB1"},{"product_key":"a1canonB2"}]}`,
+			same:  "{\"items\": [ {\"product_key\": \"a1canonB1\"},\n {\"product_key\": \"a1canonB2\"} ],\n\t\"target_instance_id\": \"iot-cn-6ja1a2b3c4d\", \"source_instance_id\": \"iotx-oxssharez200\"}",
+			// The items' order matters.
+			other: `{"source_instance_id":"iotx-oxssharez200","target_instance_id":"iot-cn-6ja1a2b3c4d","items":[{"product_key":"a1canonB2"},{"product_key":"a1canonB1"}]}`,
+		},
+	}
+	for _, tc := range cases {
+		key := map[string]string{"Idempotency-Key": "canon-" + tc.path}
+		first, err := a.do(t.Context(), request{method: http.MethodPost, path: tc.path, token: tokenA, body: []byte(tc.first), header: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first.status != http.StatusAccepted {
+			t.Fatalf("POST %s: %d %s", tc.path, first.status, first.body)
+		}
+		again, err := a.do(t.Context(), request{method: http.MethodPost, path: tc.path, token: tokenA, body: []byte(tc.same), header: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.status != http.StatusOK || again.header.Get("Idempotent-Replayed") != "true" || string(again.body) != string(first.body) {
+			t.Errorf("POST %s re-serialised: %d %s, want 200 replaying %s", tc.path, again.status, again.body, first.body)
+		}
+		other, err := a.do(t.Context(), request{method: http.MethodPost, path: tc.path, token: tokenA, body: []byte(tc.other), header: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if other.status != http.StatusUnprocessableEntity || !strings.Contains(string(other.body), "idempotency_key_reused") {
+			t.Errorf("POST %s with another value: %d %s, want 422 idempotency_key_reused", tc.path, other.status, other.body)
+		}
+	}
+}
