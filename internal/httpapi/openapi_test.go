@@ -305,7 +305,8 @@ func TestOpenAPIContract(t *testing.T) {
 
 	// An Idempotency-Key claimed by a request that never finishes: a batch
 	// with that key waits for it (10 s) and answers 409. It runs meanwhile.
-	inFlightBody := []byte(`{"source_instance_id":"iotx-a","target_instance_id":"iotx-b","items":[{"product_key":"a1InFlight"}]}`)
+	// In canonical form (keys sorted, compact): what the api hashes.
+	inFlightBody := []byte(`{"items":[{"product_key":"a1InFlight"}],"source_instance_id":"iotx-a","target_instance_id":"iotx-b"}`)
 	inFlight := exchange{
 		name:    "batch with an Idempotency-Key in flight",
 		request: A(request{method: http.MethodPost, path: "/v1/batches", header: map[string]string{"Idempotency-Key": "in-flight"}, body: inFlightBody}),
