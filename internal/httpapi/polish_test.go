@@ -260,3 +260,22 @@ func TestIdempotencyComparesTheJSONValue(t *testing.T) {
 		}
 	}
 }
+
+// A body that is JSON but not an object — null above all, which
+// encoding/json decodes as "nothing" — is 400 malformed_json on both POSTs,
+// not a 422 listing the required fields.
+func TestNonObjectBodiesAreMalformed(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{})
+	for _, path := range []string{"/v1/distributions", "/v1/batches"} {
+		for _, body := range []string{`null`, ` null `, `[]`, `"x"`, `1`, `true`} {
+			resp, err := a.do(t.Context(), request{method: http.MethodPost, path: path, token: tokenA, body: []byte(body)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.status != http.StatusBadRequest || !strings.Contains(string(resp.body), `"malformed_json"`) {
+				t.Errorf("POST %s %s: %d %s, want 400 malformed_json", path, body, resp.status, resp.body)
+			}
+		}
+	}
+}
