@@ -279,3 +279,30 @@ func TestNonObjectBodiesAreMalformed(t *testing.T) {
 		}
 	}
 }
+
+// A batch without items is 422 with one detail naming the items field, for
+// [] and for null alike.
+func TestEmptyBatchNamesItems(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{})
+	for _, items := range []string{`[]`, `null`} {
+		body := `{"source_instance_id":"iotx-oxssharez200","target_instance_id":"iot-cn-6ja1a2b3c4d","items":` + items + `}`
+		resp, err := a.do(t.Context(), request{method: http.MethodPost, path: "/v1/batches", token: tokenA, body: []byte(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct {
+			Error struct {
+				Code    string
+				Details []struct{ Field, Message string }
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(resp.body, &e); err != nil {
+			t.Fatal(err)
+		}
+		if resp.status != http.StatusUnprocessableEntity || e.Error.Code != "validation_failed" ||
+			len(e.Error.Details) != 1 || e.Error.Details[0].Field != "items" || e.Error.Details[0].Message == "" {
+			t.Errorf("items %s: %d %s, want 422 with one detail for items", items, resp.status, resp.body)
+		}
+	}
+}
