@@ -306,3 +306,51 @@ func TestEmptyBatchNamesItems(t *testing.T) {
 		}
 	}
 }
+
+// A duplicate_active batch item carries the error a single submission
+// gets, details included, and existing_id on the result too.
+func TestDuplicateItemHasTheSingleSubmitsDetails(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{})
+	held := a.createDistribution(t.Context(), t, tokenA, "a1dupshape")
+	single, err := a.do(t.Context(), request{method: http.MethodPost, path: "/v1/distributions", token: tokenA, body: mustJSON(t, dreq("a1dupshape"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := a.do(t.Context(), request{method: http.MethodPost, path: "/v1/batches", token: tokenA,
+		body: []byte(`{"source_instance_id":"iotx-oxssharez200","target_instance_id":"iot-cn-6ja1a2b3c4d","items":[{"product_key":"a1dupshape"},{"product_key":"a1dupother"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Error json.RawMessage `json:"error"`
+	}
+	var b struct {
+		Results []struct {
+			ExistingID string          `json:"existing_id"`
+			Error      json.RawMessage `json:"error"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(single.body, &s); err != nil || single.status != http.StatusConflict {
+		t.Fatalf("single: %d %s", single.status, single.body)
+	}
+	if err := json.Unmarshal(batch.body, &b); err != nil || batch.status != http.StatusAccepted || len(b.Results) != 2 {
+		t.Fatalf("batch: %d %s", batch.status, batch.body)
+	}
+	type shape struct {
+		Code    string              `json:"code"`
+		Details []map[string]string `json:"details"`
+	}
+	var se, be shape
+	if err := json.Unmarshal(s.Error, &se); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b.Results[0].Error, &be); err != nil {
+		t.Fatal(err)
+	}
+	if be.Code != "duplicate_active" || len(be.Details) != 1 || be.Details[0]["existing_id"] != held.ID ||
+		len(se.Details) != 1 || se.Details[0]["existing_id"] != held.ID || b.Results[0].ExistingID != held.ID {
+		t.Fatalf("single error %s; batch item %s existing_id %q: want both details [{existing_id: %s}] and the item's existing_id",
+			s.Error, b.Results[0].Error, b.Results[0].ExistingID, held.ID)
+	}
+}
