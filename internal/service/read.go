@@ -190,7 +190,8 @@ func (s *Service) view(ctx context.Context, b *distribution.BatchStatus) (*Batch
 
 // eta is when open more distributions of acct would be done behind the
 // backlog accepted before `before`: at the account's Create rate, or
-// through its job slots at the recent job duration, whichever is slower.
+// through its job slots at the recent job duration (JobDurationHint until
+// one is observed), whichever is slower.
 func (s *Service) eta(ctx context.Context, acct Account, before time.Time, open int) (time.Time, error) {
 	ahead, err := s.d.Store.CountOpenBefore(ctx, before)
 	if err != nil {
@@ -199,6 +200,9 @@ func (s *Service) eta(ctx context.Context, acct Account, before time.Time, open 
 	jobDur, err := s.d.Store.JobDuration(ctx, acct.UID)
 	if err != nil {
 		return time.Time{}, err
+	}
+	if jobDur <= 0 {
+		jobDur = s.d.JobDurationHint
 	}
 	n := float64(ahead) + float64(open)
 	secs := n / float64(max(acct.CreateQPS, 1))
