@@ -36,11 +36,6 @@ func (a *app) actionCmd(act action, short string) *cobra.Command {
 		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, ids []string) error {
-			for _, id := range ids {
-				if err := checkID(id); err != nil {
-					return err
-				}
-			}
 			c, err := a.api()
 			if err != nil {
 				return err
@@ -49,6 +44,8 @@ func (a *app) actionCmd(act action, short string) *cobra.Command {
 				firstErr error
 				results  []any
 			)
+			// Each id is checked, tried and reported on its own: a bad one
+			// does not keep the others from being done.
 			for _, id := range ids {
 				r, err := a.act(cmd.Context(), c, act, id)
 				if err != nil {
@@ -85,6 +82,9 @@ func (e *reportedError) Unwrap() error { return e.err }
 // act applies act to one distribution or every item of a batch, prints
 // what changed (table output) and returns the API's answer.
 func (a *app) act(ctx context.Context, c *client.Client, act action, id string) (any, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
 	if strings.HasPrefix(id, "b_") {
 		r, err := act.batch(c, ctx, id)
 		if err != nil {

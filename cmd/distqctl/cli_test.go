@@ -334,8 +334,16 @@ func TestDuplicateActiveAndCancel(t *testing.T) {
 	if r.code != ExitItems || !strings.Contains(r.stdout, "duplicate_active") {
 		t.Fatalf("duplicate single submit: exit %d, want %d with duplicate_active", r.code, ExitItems)
 	}
-	if raw, err := os.ReadFile(rejectedCSV); err != nil || !bytes.Contains(raw, []byte("\na1dup0299,"+testSource+","+testTarget+",,,,rejected,duplicate_active,")) {
-		t.Errorf("--failed-csv of a rejected submit: %v\n%s", err, raw)
+	// The row carries the request, and what the duplicate tells: the
+	// existing distribution's id, account and target UID.
+	held := listAll(t, c, "--product-key", "a1dup0299")
+	if len(held) != 1 {
+		t.Fatalf("a1dup0299: %d distributions, want the batch's one", len(held))
+	}
+	want := "\na1dup0299," + testSource + "," + testTarget + "," + held[0].TargetUID + ",," + held[0].Account + ",rejected,duplicate_active,"
+	if raw, err := os.ReadFile(rejectedCSV); err != nil || !bytes.Contains(raw, []byte(want)) || !bytes.HasSuffix(bytes.TrimSpace(raw), []byte(","+held[0].ID)) ||
+		held[0].TargetUID == "" || held[0].Account == "" {
+		t.Errorf("--failed-csv of a rejected submit: %v\n%s\nwant a row starting %q and ending with %s", err, raw, want, held[0].ID)
 	}
 	if r := c.run("cancel", batch); r.code != 0 || !strings.Contains(r.stdout, "canceled") {
 		t.Fatalf("cancel batch: exit %d", r.code)

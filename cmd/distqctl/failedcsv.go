@@ -35,7 +35,18 @@ func (a *app) failedRows(ctx context.Context, c *client.Client, shared client.Di
 	for _, r := range rejected {
 		req := r.req
 		req.FillFrom(shared)
-		rows = append(rows, failedRow{req: req, outcome: "rejected", code: r.Code, message: r.Message, line: r.Line})
+		// A duplicate names the team's own active distribution: the row
+		// carries its id, and its account and target UID where the request
+		// left them to the server (the duplicate is of the same account).
+		// Another team's is never named, and then only the request is known.
+		if r.ExistingID != "" && (req.Account == "" || req.TargetUID == "") {
+			if d, err := c.Get(ctx, r.ExistingID); err == nil {
+				req.FillFrom(client.DistributionRequest{Account: d.Account, TargetUID: d.TargetUID})
+			} else if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+		}
+		rows = append(rows, failedRow{req: req, outcome: "rejected", code: r.Code, message: r.Message, line: r.Line, id: r.ExistingID})
 	}
 	if !waited {
 		return rows, nil

@@ -47,6 +47,8 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Webhooks:    serviceWebhooks(cfg, notify.NewOutbox(st, client, insp)),
 		Metrics:     m,
 		Log:         log,
+
+		JobDurationHint: cfg.JobDurationHint,
 	})
 	e, background := httpapi.New(httpapi.Deps{
 		Service:     svc,

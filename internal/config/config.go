@@ -101,6 +101,9 @@ type Config struct {
 	TokenHashes map[string]string
 	// TeamRPS limits each team's API requests per second (burst twice that).
 	TeamRPS int
+	// JobDurationHint is the remote job duration batch ETAs assume until
+	// one has been observed (DISTQ_JOB_DURATION_HINT).
+	JobDurationHint time.Duration
 
 	// The worker's.
 	MetricsAddr       string

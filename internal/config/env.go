@@ -69,6 +69,7 @@ func readRedis(c *Config, e *vars) error {
 func readAPI(c *Config, e *vars) error {
 	c.HTTPAddr = cmp.Or(e.getenv("DISTQ_HTTP_ADDR"), ":8080")
 	c.TeamRPS = e.int("DISTQ_TEAM_RPS", "200", 1, 1000000)
+	c.JobDurationHint = e.duration("DISTQ_JOB_DURATION_HINT", "30s")
 	if e.err != nil {
 		return e.err
 	}

@@ -120,6 +120,8 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		"ALIBABA_CLOUD_ACCESS_KEY_ID":     simCfg.Accounts[0].AccessKeyID,
 		"ALIBABA_CLOUD_ACCESS_KEY_SECRET": simCfg.Accounts[0].AccessKeySecret,
 		"DISTQ_ALIBABA_ENDPOINT":          s.SimURL,
+		// ETAs before the first job ends assume the simulator's jobs.
+		"DISTQ_JOB_DURATION_HINT": simCfg.JobDuration.String(),
 	}
 	for k, v := range o.Env {
 		env[k] = v

@@ -36,7 +36,8 @@ func TestStackHonoursTheEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Stop)
-	if st.Config.TeamRPS != 50 || st.Config.DefaultAccount().MaxJobs != 3 || st.Config.DefaultAccount().UID != "4242" || st.Token != "token-aaaa-1" {
+	if st.Config.TeamRPS != 50 || st.Config.DefaultAccount().MaxJobs != 3 || st.Config.DefaultAccount().UID != "4242" || st.Token != "token-aaaa-1" ||
+		st.Config.JobDurationHint != 100*time.Millisecond {
 		t.Fatalf("config %+v, token %q", st.Config, st.Token)
 	}
 

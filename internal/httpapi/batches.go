@@ -92,12 +92,11 @@ func itemResults(rs []service.ItemResult) []ItemResult {
 	for i, r := range rs {
 		out[i] = ItemResult{Index: r.Index, ID: r.ID, ExistingID: r.ExistingID}
 		if r.Err != nil {
-			e := toError(r.Err)
-			if r.ExistingID != "" {
-				// The result names the existing id itself.
-				e = &Error{Status: e.Status, Code: e.Code, Message: e.Message}
-			}
-			out[i].Error = e
+			// The same error, details included, as the item would get
+			// alone: a duplicate names the team's own existing id in
+			// details[0] (and on the result), another team's only since
+			// when.
+			out[i].Error = toError(r.Err)
 		}
 	}
 	return out
@@ -144,8 +143,9 @@ func (s *server) createBatch(c echo.Context) error {
 	})
 }
 
-// getBatch answers a batch, at once or by long poll: with wait, once its
-// counts differ from those named by If-None-Match (an ETag it sent).
+// getBatch answers a batch, at once or by long poll: with wait and
+// If-None-Match (an ETag it sent), once its counts differ from those named;
+// without If-None-Match, at once.
 func (s *server) getBatch(c echo.Context) error {
 	wait, _, err := longPollParams(c, s.MaxWait)
 	if err != nil {

@@ -26,6 +26,14 @@ func readJSON(c echo.Context, dst any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Only an object: encoding/json takes null as "nothing to set", which
+	// would reach validation as an empty request.
+	if body := bytes.TrimSpace(raw); len(body) > 0 && body[0] != '{' {
+		if err := json.Unmarshal(body, new(any)); err != nil {
+			return nil, decodeError(err) // not JSON at all: say where it breaks
+		}
+		return nil, errorf(http.StatusBadRequest, "malformed_json", "want a JSON object, got %s", jsonKind(body[0]))
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -183,4 +191,19 @@ func decodeError(err error) *Error {
 		return e
 	}
 	return errorf(http.StatusBadRequest, "malformed_json", "malformed JSON: %v", err)
+}
+
+// jsonKind names the kind of JSON value that starts with b.
+func jsonKind(b byte) string {
+	switch b {
+	case 'n':
+		return "null"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	}
+	return "a number"
 }

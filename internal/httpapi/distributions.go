@@ -95,7 +95,8 @@ func (s *server) listDistributions(c echo.Context) error {
 	return s.list(c, c.QueryParam("batch_id"))
 }
 
-// listFilter decodes the query parameters of a listing.
+// listFilter decodes the query parameters of a listing; the cursor is the
+// service's to check.
 func listFilter(c echo.Context, batchID string) (distribution.Filter, error) {
 	f := distribution.Filter{BatchID: batchID, ProductKey: c.QueryParam("product_key"), Limit: 100}
 	if st := c.QueryParam("state"); st != "" {
@@ -117,12 +118,6 @@ func listFilter(c echo.Context, batchID string) (distribution.Filter, error) {
 		}
 		f.Limit = n
 	}
-	if cur := c.QueryParam("cursor"); cur != "" {
-		if !distribution.ValidID(distribution.KindDistribution, cur) {
-			return f, errorf(http.StatusBadRequest, "bad_cursor", "cursor %q is not one this API returned", cur)
-		}
-		f.After = cur
-	}
 	return f, nil
 }
 
@@ -131,7 +126,7 @@ func (s *server) list(c echo.Context, batchID string) error {
 	if err != nil {
 		return err
 	}
-	items, next, err := s.Service.List(c.Request().Context(), teamOf(c), f)
+	items, next, err := s.Service.ListPage(c.Request().Context(), teamOf(c), f, c.QueryParam("cursor"))
 	if err != nil {
 		return err
 	}

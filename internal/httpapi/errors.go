@@ -138,6 +138,7 @@ var statusOf = map[service.Code]int{
 	service.CodeIdempotencyKeyReused:  http.StatusUnprocessableEntity,
 	service.CodeIdempotencyInProgress: http.StatusConflict,
 	service.CodeUnavailable:           http.StatusServiceUnavailable,
+	service.CodeBadCursor:             http.StatusBadRequest,
 }
 
 // serviceError renders a use case's refusal, with its details: the fields

@@ -305,7 +305,8 @@ func TestOpenAPIContract(t *testing.T) {
 
 	// An Idempotency-Key claimed by a request that never finishes: a batch
 	// with that key waits for it (10 s) and answers 409. It runs meanwhile.
-	inFlightBody := []byte(`{"source_instance_id":"iotx-a","target_instance_id":"iotx-b","items":[{"product_key":"a1InFlight"}]}`)
+	// In canonical form (keys sorted, compact): what the api hashes.
+	inFlightBody := []byte(`{"items":[{"product_key":"a1InFlight"}],"source_instance_id":"iotx-a","target_instance_id":"iotx-b"}`)
 	inFlight := exchange{
 		name:    "batch with an Idempotency-Key in flight",
 		request: A(request{method: http.MethodPost, path: "/v1/batches", header: map[string]string{"Idempotency-Key": "in-flight"}, body: inFlightBody}),
@@ -329,6 +330,8 @@ func TestOpenAPIContract(t *testing.T) {
 	t.Run("operations", func(t *testing.T) {
 		c.run(t, a, exchange{name: "healthz", request: get("/healthz"), want: 200})
 		c.run(t, a, exchange{name: "readyz", request: get("/readyz"), want: 200})
+		c.run(t, a, exchange{name: "healthz HEAD", request: request{method: http.MethodHead, path: "/healthz"}, want: 200})
+		c.run(t, a, exchange{name: "readyz HEAD", request: request{method: http.MethodHead, path: "/readyz"}, want: 200})
 		c.run(t, a, exchange{name: "metrics", request: get("/metrics"), want: 200})
 		c.run(t, a, exchange{name: "openapi", request: get("/openapi.yaml"), want: 200, check: func(t *testing.T, r *response) {
 			if !bytes.Equal(r.body, httpapi.OpenAPI()) {
@@ -693,6 +696,7 @@ func TestOpenAPIContract(t *testing.T) {
 	t.Run("redis down", func(t *testing.T) {
 		down := newAPI(t, apiOptions{redis: a.RedisOptions, down: true})
 		c.run(t, down, exchange{name: "readyz", request: get("/readyz"), want: 503})
+		c.run(t, down, exchange{name: "readyz HEAD", request: request{method: http.MethodHead, path: "/readyz"}, want: 503})
 		for _, r := range v1Routes(t, d1.ID, b1.Batch.ID) {
 			c.run(t, down, exchange{name: r.method + " " + r.path, request: A(r), want: 503, check: wantCode("unavailable")})
 		}

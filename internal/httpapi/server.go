@@ -141,8 +141,12 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	e.Use(s.accessLog)
 	e.Use(headerLimit, s.deadline, s.bodyDeadline, checkQuery)
 
-	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	healthz := func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) }
+	// HEAD too: load balancers and uptime checkers probe with it.
+	e.GET("/healthz", healthz)
+	e.HEAD("/healthz", healthz)
 	e.GET("/readyz", s.readyz)
+	e.HEAD("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", openapiYAML) })
 
@@ -232,8 +236,11 @@ func (s *server) teamLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		r := l.(*rate.Limiter).Reserve()
 		if d := r.Delay(); d > 0 {
 			r.Cancel()
-			e := errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from team %q; retry after %v", team, d.Round(time.Millisecond))
-			e.RetryAfter = int(math.Ceil(d.Seconds()))
+			// Whole seconds, rounded up, in the message as in Retry-After:
+			// the two never disagree (a sub-millisecond wait is 1 s, not 0 s).
+			after := max(int(math.Ceil(d.Seconds())), 1)
+			e := errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from team %q; retry after %ds", team, after)
+			e.RetryAfter = after
 			return e
 		}
 		return next(c)

@@ -35,6 +35,9 @@ const (
 	CodeIdempotencyKeyReused Code = "idempotency_key_reused"
 	// CodeIdempotencyInProgress: the first request with the key still runs.
 	CodeIdempotencyInProgress Code = "idempotency_in_progress"
+	// CodeBadCursor: a list cursor the API did not give for this listing
+	// (another filter, another team, or made up).
+	CodeBadCursor Code = "bad_cursor"
 	// CodeUnavailable: the queue could not take the work; nothing was
 	// accepted and the caller may try again.
 	CodeUnavailable Code = "unavailable"

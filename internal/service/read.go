@@ -84,6 +84,26 @@ func (s *Service) List(ctx context.Context, team string, f distribution.Filter) 
 	return out, next, nil
 }
 
+// ListPage is List for a caller outside the process: it takes the cursor
+// of the previous page as the API gave it ("" for the first page) and
+// returns the next page's cursor in the same opaque form ("" at the end).
+// A cursor that was not given for this team and filter is CodeBadCursor.
+func (s *Service) ListPage(ctx context.Context, team string, f distribution.Filter, cursor string) ([]distribution.Distribution, string, error) {
+	f.After = ""
+	if cursor != "" {
+		after, err := decodeCursor(team, f, cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		f.After = after
+	}
+	items, next, err := s.List(ctx, team, f)
+	if err != nil {
+		return nil, "", err
+	}
+	return items, encodeCursor(team, f, next), nil
+}
+
 // FindBatch returns team's batch id, or CodeNotFound. Listing its items
 // is List with Filter.BatchID set.
 func (s *Service) FindBatch(ctx context.Context, team, id string) (*distribution.Batch, error) {
@@ -170,7 +190,8 @@ func (s *Service) view(ctx context.Context, b *distribution.BatchStatus) (*Batch
 
 // eta is when open more distributions of acct would be done behind the
 // backlog accepted before `before`: at the account's Create rate, or
-// through its job slots at the recent job duration, whichever is slower.
+// through its job slots at the recent job duration (JobDurationHint until
+// one is observed), whichever is slower.
 func (s *Service) eta(ctx context.Context, acct Account, before time.Time, open int) (time.Time, error) {
 	ahead, err := s.d.Store.CountOpenBefore(ctx, before)
 	if err != nil {
@@ -179,6 +200,9 @@ func (s *Service) eta(ctx context.Context, acct Account, before time.Time, open 
 	jobDur, err := s.d.Store.JobDuration(ctx, acct.UID)
 	if err != nil {
 		return time.Time{}, err
+	}
+	if jobDur <= 0 {
+		jobDur = s.d.JobDurationHint
 	}
 	n := float64(ahead) + float64(open)
 	secs := n / float64(max(acct.CreateQPS, 1))

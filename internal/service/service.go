@@ -91,6 +91,10 @@ type Deps struct {
 	Log      *slog.Logger
 	// Now is the clock (default: time.Now in UTC).
 	Now func() time.Time
+	// JobDurationHint is the remote job duration ETAs assume while none
+	// has been observed for the account (0: none, and only the Create rate
+	// bounds an ETA until one is).
+	JobDurationHint time.Duration
 }
 
 // Service runs the use cases. It is safe for concurrent use. Its

@@ -290,3 +290,45 @@ func TestDuplicateOfAnUnreadableOwner(t *testing.T) {
 		t.Errorf("enqueued %v", enq.ids)
 	}
 }
+
+// Before any job duration is observed, a batch's ETA assumes the
+// configured hint through the job slots: 30 items through 10 slots of
+// 20 s jobs take 60 s, not the Create rate's 15 s.
+func TestBatchETAUsesTheJobDurationHint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	st := store.NewRedis(redistest.New(t).Client, time.Hour)
+	svc := service.New(service.Deps{
+		Store: st, Idempotency: st, Enqueuer: &enqueuer{}, Changes: noChanges{},
+		Accounts:        []service.Account{{Name: "main", UID: uid, CreateQPS: 2, MaxJobs: 10, Default: true}},
+		Metrics:         metrics.New(prometheus.NewRegistry()),
+		Log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:             func() time.Time { return at },
+		JobDurationHint: 20 * time.Second,
+	})
+	items := make([]service.BatchItem, 30)
+	for i := range items {
+		items[i].Request.ProductKey = fmt.Sprintf("a1Hint%d", i)
+	}
+	res, err := svc.SubmitBatch(ctx, team, service.BatchRequest{
+		Defaults: distribution.Request{SourceInstanceID: "iotx-src", TargetInstanceID: "iotx-dst"}, Items: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Batch.ETA == nil || !res.Batch.ETA.Equal(at.Add(60*time.Second)) {
+		t.Fatalf("ETA %v, want %v (30 items, 10 slots, 20 s hint)", res.Batch.ETA, at.Add(60*time.Second))
+	}
+	// An observed duration replaces the hint: 30 items of 4 s jobs through
+	// 10 slots take 12 s, less than the rate's 15 s.
+	if err := st.ObserveJobDuration(ctx, uid, 4*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	v, err := svc.Batch(ctx, team, res.Batch.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.ETA == nil || !v.ETA.Equal(at.Add(15*time.Second)) {
+		t.Fatalf("ETA %v, want %v once 4 s jobs are observed", v.ETA, at.Add(15*time.Second))
+	}
+}

@@ -113,7 +113,9 @@ type BatchSubmitted struct {
 func CheckBatchSize(n int) error {
 	switch {
 	case n == 0:
-		return errorf(CodeInvalid, "items: want at least one item")
+		e := errorf(CodeInvalid, "items: want at least one item")
+		e.Fields = []distribution.FieldError{{Field: "items", Message: "want at least one item"}}
+		return e
 	case n > MaxBatchItems:
 		return errorf(CodeTooManyItems, "a batch holds at most %d items, got %d: split it", MaxBatchItems, n)
 	}

@@ -103,17 +103,15 @@ func (v *BatchView) Revision() string {
 	return sb.String()
 }
 
-// AwaitBatch returns team's batch id once its Revision differs from since
-// (its current one when since is ""), or as it is after wait. Run must be
+// AwaitBatch returns team's batch id once its Revision differs from since,
+// or as it is after wait. Without since (a caller that has seen no
+// revision yet) it answers at once: any answer is news to it. Run must be
 // running for changes to wake it sooner: every change of an item's state
 // is published under the batch's id too.
 func (s *Service) AwaitBatch(ctx context.Context, team, id, since string, wait time.Duration) (*BatchView, error) {
 	v, err := s.Batch(ctx, team, id)
-	if err != nil || wait == 0 {
+	if err != nil || wait == 0 || since == "" || v.Revision() != since {
 		return v, err
-	}
-	if since == "" {
-		since = v.Revision()
 	}
 	changed, stop := s.d.Changes.Watch(v.ID)
 	defer stop()

@@ -115,6 +115,13 @@ func TestAwaitBatchReturnsAtOnceWhenTheCountsDiffer(t *testing.T) {
 	if err != nil || v.Revision() != "1-0-0-0-0-0" || time.Since(start) > 10*time.Second {
 		t.Fatalf("await with other counts: %+v (%v) after %v", v, err, time.Since(start))
 	}
+	// No revision to compare with: at once, however long the wait (the
+	// context would end the call first if it waited).
+	quick, cancelQuick := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelQuick()
+	if v, err := svc.AwaitBatch(quick, team, res.Batch.ID, "", 30*time.Second); err != nil || v.Revision() != "1-0-0-0-0-0" {
+		t.Fatalf("await without a revision: %+v (%v), want the batch at once", v, err)
+	}
 	// The same counts and no change: the wait runs out.
 	short, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

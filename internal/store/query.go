@@ -13,9 +13,10 @@ import (
 )
 
 // List returns one page of a team's distributions in creation order and
-// the cursor of the next page ("" at the end). Because ids sort by creation
-// time and the cursor is an id, records inserted while a caller pages are
-// neither skipped nor repeated.
+// the cursor of the next page: the page's last id, or "" when no record
+// follows it (it looks one record further, so an exactly full last page has
+// no cursor). Because ids sort by creation time and the cursor is an id,
+// records inserted while a caller pages are neither skipped nor repeated.
 func (s *Redis) List(ctx context.Context, f distribution.Filter) ([]*Record, string, error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -44,7 +45,7 @@ func (s *Redis) List(ctx context.Context, f distribution.Filter) ([]*Record, str
 	}
 	var out []*Record
 	after := f.After
-	for len(out) < limit {
+	for {
 		start := "-"
 		if after != "" {
 			start = "(" + after
@@ -74,16 +75,16 @@ func (s *Redis) List(ctx context.Context, f distribution.Filter) ([]*Record, str
 				f.ProductKey != "" && r.ProductKey != f.ProductKey {
 				continue
 			}
-			out = append(out, r)
 			if len(out) == limit {
-				return out, id, nil
+				// One more matches: the page is full and not the last.
+				return out, out[limit-1].ID, nil
 			}
+			out = append(out, r)
 		}
 		if int64(len(ids)) < chunk {
 			return out, "", nil
 		}
 	}
-	return out, after, nil
 }
 
 // GetBatch returns a batch and its counts per state, or ErrNotFound.

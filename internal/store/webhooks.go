@@ -190,10 +190,14 @@ func (s *Redis) SaveDelivery(ctx context.Context, id string, d webhook.Delivery,
 		d.LastStatus, d.LastError, msOf(d.NextRetryAt), msOf(d.DeliveredAt), out, id).Err()
 }
 
-// resend puts an event back to pending with a fresh window of attempts.
+// resend puts an event back to pending with a fresh window of attempts,
+// clearing what belonged to the previous window (its delivery, the last
+// attempt's time, status and error): a pending event with no attempt shows
+// none.
 var resend = redis.NewScript(`
 if redis.call("EXISTS", KEYS[1]) == 0 then return 0 end
 redis.call("HSET", KEYS[1], "state", "pending", "attempts", 0, "window_start", ARGV[1], "next_retry", 0)
+redis.call("HDEL", KEYS[1], "delivered", "last_attempt", "last_status", "last_error")
 redis.call("ZADD", KEYS[2], ARGV[1], ARGV[2])
 return 1`)
 

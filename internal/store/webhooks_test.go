@@ -134,6 +134,11 @@ func TestBatchFinishedIsWrittenOnceWithTheLastState(t *testing.T) {
 	if got, _ := s.Event(ctx, ev.ID); got.State != webhook.StatePending || got.Attempts != 0 || len(outbox(t, s)) != 2 {
 		t.Fatalf("resent: %+v, outbox %v", got, outbox(t, s))
 	}
+	// Nothing of the previous window stays: a pending event with no
+	// attempt has not been delivered, nor answered anything.
+	if got, _ := s.Event(ctx, ev.ID); got.DeliveredAt != nil || got.LastStatus != 0 || got.LastError != "" || got.LastAttemptAt != nil || got.NextRetryAt != nil {
+		t.Fatalf("resent event keeps the previous window's delivery: %+v", got)
+	}
 	due, err := s.DueEvents(ctx, time.Now().Add(time.Second), time.Minute, 10)
 	if err != nil || len(due) != 2 {
 		t.Fatalf("due %v (%v): want both", due, err)
