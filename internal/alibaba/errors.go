@@ -201,3 +201,24 @@ func (c Codes) businessError(action, code, message, requestID string) *APIError 
 	return &APIError{Action: action, Code: code, Message: message, RequestID: requestID, HTTPStatus: 200,
 		Class: c.classifyCode(code, 200)}
 }
+
+// AccountLevelCodes are the remote codes that say the account itself is
+// refused (its keys, their signature, its permissions), not the request:
+// nothing a team can fix, every distribution of the account fails alike, and
+// the remote's message may quote the string to sign. Teams are told so in
+// short (TeamMessage); operators get the full text in logs and
+// distq_account_errors_total.
+var AccountLevelCodes = []string{
+	"SignatureDoesNotMatch", "IncompleteSignature", "InvalidAccessKeyId.NotFound", "InvalidAccessKeyId.Inactive",
+	"InvalidAccessKeyId", "InvalidSecurityToken.Expired", "InvalidSecurityToken.Malformed", "InvalidSecurityToken.MismatchWithAccessKey",
+	"InvalidTimeStamp.Expired", "Forbidden.RAM", "Forbidden.AccessKeyDisabled", "Forbidden.AccountDisabled",
+	"iot.common.RamActionPermissionDeny", "iot.common.AuthActionPermissionDeny",
+}
+
+// IsAccountLevel reports whether a remote code refuses the account itself
+// (see AccountLevelCodes).
+func IsAccountLevel(code string) bool { return slices.Contains(AccountLevelCodes, code) }
+
+// TeamMessage is what a team is told of an account-level error in place of
+// the remote's message.
+const TeamMessage = "the account's credentials or permissions were refused by Alibaba Cloud; operators have been alerted (the full remote message is in their logs)"

@@ -92,7 +92,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 func serviceAccounts(cfg *config.Config) []service.Account {
 	out := make([]service.Account, len(cfg.Accounts))
 	for i, a := range cfg.Accounts {
-		out[i] = service.Account{Name: a.Name, UID: a.UID, CreateQPS: a.CreateQPS, MaxJobs: a.MaxJobs, Default: a.Default}
+		out[i] = service.Account{Name: a.Name, UID: a.UID, AliyunID: a.AliyunID, CreateQPS: a.CreateQPS, MaxJobs: a.MaxJobs, Default: a.Default}
 	}
 	return out
 }

@@ -45,6 +45,7 @@ func envAccount(a Account, getenv Getenv, worker bool) ([]Account, error) {
 	a.Name = "default"
 	a.Default = true
 	a.UID = getenv("DISTQ_ALIBABA_UID")
+	a.AliyunID = getenv("DISTQ_ALIBABA_ALIYUN_ID")
 	if a.UID == "" {
 		return nil, fmt.Errorf("DISTQ_ALIBABA_UID: required (the account's UID), or set DISTQ_ACCOUNTS_FILE")
 	}

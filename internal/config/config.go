@@ -35,7 +35,11 @@ type Account struct {
 	Name string `yaml:"name"`
 	// UID is the account's UID: the quota key. Two entries with one UID
 	// share one budget.
-	UID             string `yaml:"uid"`
+	UID string `yaml:"uid"`
+	// AliyunID is the account's logon name, the only target_aliyun_id a
+	// request may name (distribution stays within the account); empty: no
+	// request may name one (use target_uid).
+	AliyunID        string `yaml:"aliyun_id"`
 	AccessKeyID     string `yaml:"access_key_id"`
 	AccessKeySecret string `yaml:"access_key_secret"`
 	// AccessKeyIDEnv and AccessKeySecretEnv name environment variables that

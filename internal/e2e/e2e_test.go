@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/distq/distq/client"
+	"github.com/distq/distq/internal/alibaba"
 	"github.com/distq/distq/internal/alisim"
 	"github.com/distq/distq/internal/devstack"
 	"github.com/distq/distq/internal/redistest"
@@ -228,6 +229,16 @@ func TestWrongSecretFailsClearly(t *testing.T) {
 	got := c.waitFinal(d.ID, 20*time.Second)
 	if got.State != client.StateFailed || got.Error == nil || got.Error.Code != "SignatureDoesNotMatch" {
 		t.Fatalf("wrong secret: %+v (error %+v), want failed with SignatureDoesNotMatch", got, got.Error)
+	}
+	// An account-level error is the operators' business: the team sees a
+	// short message (never the remote's string to sign) with the code and
+	// the RequestId; the worker counts it.
+	if got.Error.Message != alibaba.TeamMessage || got.Error.RequestID == "" {
+		t.Errorf("the team sees %+v, want the short account message with the RequestId", got.Error)
+	}
+	m := scrape(t, st.MetricsURLs[0]+"/metrics")
+	if f := m["distq_account_errors_total"]; f == nil || f.sum(map[string]string{"code": "SignatureDoesNotMatch"}) != 1 {
+		t.Errorf("distq_account_errors_total: %+v, want 1 SignatureDoesNotMatch", f)
 	}
 	for _, call := range st.Sim.Audit() {
 		if call.Action == alisim.ActionCreateProductDistributeJob && call.Outcome == alisim.OutcomeOK {

@@ -100,7 +100,7 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 		Enqueuer:    queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb)),
 		Changes:     store.NewChanges(rdb, log),
 		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
-		Accounts:    []service.Account{{Name: "main", UID: accountUID, CreateQPS: 2, MaxJobs: 10, Default: true}},
+		Accounts:    []service.Account{{Name: "main", UID: accountUID, AliyunID: "ops@example.com", CreateQPS: 2, MaxJobs: 10, Default: true}},
 		Webhooks:    service.Webhooks{Teams: map[string]bool{teamA: true}, Allowed: hooksAllowed, Events: notify.NewOutbox(st, asynq.NewClientFromRedisClient(rdb), insp)},
 		Metrics:     m,
 		Log:         log,

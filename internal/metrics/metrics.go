@@ -32,6 +32,11 @@ type Metrics struct {
 	HTTPRequests *prometheus.CounterVec   // code, method, url
 	HTTPDuration *prometheus.HistogramVec // method, url
 
+	// AccountErrors counts failures the remote gave for the account itself
+	// (its credentials or permissions), which teams see only as a short
+	// message: the full remote text is in the worker's log.
+	AccountErrors *prometheus.CounterVec // account, code (alibaba.AccountLevelCodes)
+
 	WebhookDeliveries *prometheus.CounterVec // outcome (WebhookOutcomes)
 	WebhookDuration   prometheus.Histogram
 }
@@ -98,6 +103,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"method", "url"}),
 	}
+	m.AccountErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "distq_account_errors_total", Help: "Distributions failed by an account-level remote error (credentials, signature, permissions): an operator must act. Teams see a short message; the remote's text is in the worker's log.",
+	}, []string{"account", "code"})
+	reg.MustRegister(m.AccountErrors)
 	m.WebhookDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "distq_webhook_deliveries_total", Help: "Webhook delivery attempts by outcome, and events given up (outcome=given_up).",
 	}, []string{"outcome"})

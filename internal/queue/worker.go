@@ -239,9 +239,24 @@ func (w *Worker) refreshSlotGauge(ctx context.Context, a *Account) {
 	w.metrics.SlotsInUse.WithLabelValues(a.Name).Set(float64(len(h) + ext))
 }
 
+// forTeams returns the error a team sees of e: an account-level remote
+// error (keys, signature, permissions) is logged in full for operators,
+// counted, and replaced by a short message that keeps the code and the
+// RequestId; anything else is e itself.
+func (w *Worker) forTeams(a *Account, id string, e *distribution.Error) *distribution.Error {
+	if e == nil || !alibaba.IsAccountLevel(e.Code) {
+		return e
+	}
+	w.metrics.AccountErrors.WithLabelValues(a.Name, e.Code).Inc()
+	w.log.Error("the remote refused the account itself: operators must act", "account", a.Name, "distribution_id", id,
+		"code", e.Code, "remote_request_id", e.RequestID, "remote_message", e.Message)
+	return &distribution.Error{Code: e.Code, Message: alibaba.TeamMessage, RequestID: e.RequestID}
+}
+
 // finish records a final state and its metrics.
 func (w *Worker) finish(ctx context.Context, a *Account, r *store.Record, state distribution.State, e *distribution.Error, remoteStatus *int) error {
 	now := w.now()
+	e = w.forTeams(a, r.ID, e)
 	r2, finished, err := w.apply(ctx, r.ID, func(r *store.Record) error { return r.Finish(now, state, e, remoteStatus) })
 	if err != nil {
 		return fmt.Errorf("finish %s: %w", r.ID, err)

@@ -63,8 +63,11 @@ type Changes interface {
 // quota key and part of the duplicate key) and the limits a batch's ETA is
 // computed from. internal/app builds it from the configuration.
 type Account struct {
-	Name      string
-	UID       string
+	Name string
+	UID  string
+	// AliyunID is the account's logon name: the only target_aliyun_id a
+	// request may name; empty refuses every target_aliyun_id.
+	AliyunID  string
 	CreateQPS int
 	MaxJobs   int
 	// Default marks the account of requests that name none (else the first).

@@ -21,6 +21,15 @@ func (s *Service) newRecord(team string, req distribution.Request, batchID, queu
 	if err := req.Validate(acct.UID); err != nil {
 		return nil, domainError(err)
 	}
+	if req.TargetAliyunID != "" && req.TargetAliyunID != acct.AliyunID {
+		// The remote takes a logon name as the target account: any other
+		// account's would be a cross-account distribution.
+		msg := "must be the logon name of account " + strconv.Quote(acct.Name) + " (cross-account distribution is not allowed); use target_uid"
+		if acct.AliyunID == "" {
+			msg = "is not accepted: account " + strconv.Quote(acct.Name) + " has no logon name configured (aliyun_id); use target_uid"
+		}
+		return nil, domainError(&distribution.ValidationError{Fields: []distribution.FieldError{{Field: "target_aliyun_id", Message: msg}}})
+	}
 	r := &distribution.Record{
 		Distribution: distribution.Distribution{
 			ID: distribution.NewID(now), Team: team, Account: acct.Name, BatchID: batchID,
