@@ -7,6 +7,7 @@
 package alibaba
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -61,21 +62,44 @@ type Config struct {
 // without locking its reads), so each call takes an SDK client of its own
 // from a pool, and every SDK client sends through one *http.Client of ours.
 type Client struct {
-	pool    sync.Pool // of *iot.Client
+	pool    sync.Pool // of *pooled
 	codes   Codes
 	runtime *util.RuntimeOptions
 }
 
-// httpDoer is the HTTP client the SDK sends through.
-type httpDoer struct{ c *http.Client }
+// pooled is one SDK client with the HTTP doer only it uses, so the doer
+// can carry the context of the one call the SDK client is making.
+type pooled struct {
+	sdk  *iot.Client
+	doer *httpDoer
+}
 
-func (h httpDoer) Call(req *http.Request, _ *http.Transport) (*http.Response, error) {
+// httpDoer is the HTTP client the SDK sends through. The SDK's API takes no
+// context; ctx, set for the duration of one call, is attached to its request
+// so a canceled task (a lost asynq lease, a shutdown) abandons the call.
+type httpDoer struct {
+	c   *http.Client
+	ctx context.Context
+}
+
+func (h *httpDoer) Call(req *http.Request, _ *http.Transport) (*http.Response, error) {
+	if h.ctx != nil {
+		req = req.WithContext(h.ctx)
+	}
 	return h.c.Do(req)
 }
 
-func (c *Client) sdk() *iot.Client { return c.pool.Get().(*iot.Client) }
+// sdk takes an SDK client from the pool for one call under ctx.
+func (c *Client) sdk(ctx context.Context) *pooled {
+	p := c.pool.Get().(*pooled)
+	p.doer.ctx = ctx
+	return p
+}
 
-func (c *Client) put(s *iot.Client) { c.pool.Put(s) }
+func (c *Client) put(p *pooled) {
+	p.doer.ctx = nil
+	c.pool.Put(p)
+}
 
 // ValidateEndpoint checks an endpoint URL: http or https, a host, and no real
 // Alibaba host other than the one that serves the distribution APIs.
@@ -130,7 +154,8 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	oc.HttpClient = httpDoer{c: &http.Client{Transport: tr, Timeout: timeout}}
+	hc := &http.Client{Transport: tr, Timeout: timeout}
+	oc.HttpClient = &httpDoer{c: hc}
 	if _, err := iot.NewClient(oc); err != nil {
 		return nil, fmt.Errorf("new iot client: %w", err)
 	}
@@ -149,11 +174,13 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	c.pool.New = func() any {
 		cfg := *oc
+		d := &httpDoer{c: hc}
+		cfg.HttpClient = d
 		s, err := iot.NewClient(&cfg)
 		if err != nil {
 			panic(fmt.Sprintf("new iot client: %v", err)) // the same config succeeded above
 		}
-		return s
+		return &pooled{sdk: s, doer: d}
 	}
 	return c, nil
 }
@@ -182,9 +209,15 @@ type Job struct {
 	CreatedAt         time.Time
 }
 
-// Create calls CreateProductDistributeJob and returns the JobId and the
-// remote RequestId. Errors are *APIError.
+// Create is CreateContext without a context.
 func (c *Client) Create(r CreateRequest) (jobID, requestID string, err error) {
+	return c.CreateContext(context.Background(), r)
+}
+
+// CreateContext calls CreateProductDistributeJob and returns the JobId and
+// the remote RequestId. Errors are *APIError; every error that may have
+// reached the backend is Ambiguous (see forCreate). ctx ending abandons the call.
+func (c *Client) CreateContext(ctx context.Context, r CreateRequest) (jobID, requestID string, err error) {
 	req := &iot.CreateProductDistributeJobRequest{
 		ProductKey:       tea.String(r.ProductKey),
 		SourceInstanceId: tea.String(r.SourceInstanceID),
@@ -196,26 +229,29 @@ func (c *Client) Create(r CreateRequest) (jobID, requestID string, err error) {
 	if r.TargetAliyunID != "" {
 		req.TargetAliyunId = tea.String(r.TargetAliyunID)
 	}
-	sdk := c.sdk()
-	resp, err := sdk.CreateProductDistributeJobWithOptions(req, c.runtime)
+	sdk := c.sdk(ctx)
+	resp, err := sdk.sdk.CreateProductDistributeJobWithOptions(req, c.runtime)
 	c.put(sdk)
 	if err != nil {
-		return "", "", c.codes.fromSDK(ActionCreate, err)
+		return "", "", forCreate(c.codes.fromSDK(ActionCreate, err))
 	}
 	b := resp.Body
 	if b == nil {
-		return "", "", c.codes.businessError(ActionCreate, "", "empty response body", "")
+		return "", "", forCreate(c.codes.businessError(ActionCreate, "", "empty response body", ""))
 	}
 	if !tea.BoolValue(b.Success) || tea.StringValue(b.JobId) == "" {
-		return "", "", c.codes.businessError(ActionCreate, tea.StringValue(b.Code), tea.StringValue(b.ErrorMessage), tea.StringValue(b.RequestId))
+		return "", "", forCreate(c.codes.businessError(ActionCreate, tea.StringValue(b.Code), tea.StringValue(b.ErrorMessage), tea.StringValue(b.RequestId)))
 	}
 	return tea.StringValue(b.JobId), tea.StringValue(b.RequestId), nil
 }
 
-// Query calls QueryDeviceDistributeJob. Errors are *APIError.
-func (c *Client) Query(jobID string) (Job, error) {
-	sdk := c.sdk()
-	resp, err := sdk.QueryDeviceDistributeJobWithOptions(&iot.QueryDeviceDistributeJobRequest{JobId: tea.String(jobID)}, c.runtime)
+// Query is QueryContext without a context.
+func (c *Client) Query(jobID string) (Job, error) { return c.QueryContext(context.Background(), jobID) }
+
+// QueryContext calls QueryDeviceDistributeJob. Errors are *APIError.
+func (c *Client) QueryContext(ctx context.Context, jobID string) (Job, error) {
+	sdk := c.sdk(ctx)
+	resp, err := sdk.sdk.QueryDeviceDistributeJobWithOptions(&iot.QueryDeviceDistributeJobRequest{JobId: tea.String(jobID)}, c.runtime)
 	c.put(sdk)
 	if err != nil {
 		return Job{}, c.codes.fromSDK(ActionQuery, err)
@@ -255,9 +291,14 @@ type ListFilter struct {
 	Page       int
 }
 
-// List calls ListDeviceDistributeJob once and returns one page and the token
-// of the next (empty at the end). Errors are *APIError.
+// List is ListContext without a context.
 func (c *Client) List(f ListFilter) (jobs []Job, nextToken string, err error) {
+	return c.ListContext(context.Background(), f)
+}
+
+// ListContext calls ListDeviceDistributeJob once and returns one page and
+// the token of the next (empty at the end). Errors are *APIError.
+func (c *Client) ListContext(ctx context.Context, f ListFilter) (jobs []Job, nextToken string, err error) {
 	size := f.PageSize
 	if size <= 0 || size > 200 {
 		size = 200
@@ -278,8 +319,8 @@ func (c *Client) List(f ListFilter) (jobs []Job, nextToken string, err error) {
 	if f.Page > 0 {
 		req.CurrentPage = tea.Int32(int32(f.Page))
 	}
-	sdk := c.sdk()
-	resp, err := sdk.ListDeviceDistributeJobWithOptions(req, c.runtime)
+	sdk := c.sdk(ctx)
+	resp, err := sdk.sdk.ListDeviceDistributeJobWithOptions(req, c.runtime)
 	c.put(sdk)
 	if err != nil {
 		return nil, "", c.codes.fromSDK(ActionList, err)
@@ -316,10 +357,13 @@ func (c *Client) List(f ListFilter) (jobs []Job, nextToken string, err error) {
 	return jobs, tea.StringValue(b.Data.NextToken), nil
 }
 
-// Delete calls DeleteDeviceDistributeJob. Errors are *APIError.
-func (c *Client) Delete(jobID string) error {
-	sdk := c.sdk()
-	resp, err := sdk.DeleteDeviceDistributeJobWithOptions(&iot.DeleteDeviceDistributeJobRequest{JobId: tea.String(jobID)}, c.runtime)
+// Delete is DeleteContext without a context.
+func (c *Client) Delete(jobID string) error { return c.DeleteContext(context.Background(), jobID) }
+
+// DeleteContext calls DeleteDeviceDistributeJob. Errors are *APIError.
+func (c *Client) DeleteContext(ctx context.Context, jobID string) error {
+	sdk := c.sdk(ctx)
+	resp, err := sdk.sdk.DeleteDeviceDistributeJobWithOptions(&iot.DeleteDeviceDistributeJobRequest{JobId: tea.String(jobID)}, c.runtime)
 	c.put(sdk)
 	if err != nil {
 		return c.codes.fromSDK(ActionDelete, err)
