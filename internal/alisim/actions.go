@@ -128,6 +128,14 @@ func (s *Server) createJob(c call) outcome {
 		s.jobs.add(j)
 		o = outcome{body: map[string]any{"JobId": j.id}, jobID: j.id}
 		o.hold = s.chance(s.faults.TimeoutAfterCreateRatio)
+		if !o.hold && s.chance(s.faults.ErrorAfterCreateRatio) {
+			// The job exists; the answer says the call failed.
+			o.body = nil
+			o.gateway = errServiceUnavailable()
+			if s.cfg.Rand.IntN(2) == 0 {
+				o.gateway = errInternal()
+			}
+		}
 	}
 	o.productKey = pk
 	return o

@@ -76,6 +76,11 @@ type Faults struct {
 	// answer: the handler holds until the client goes away or HoldTimeout
 	// passes, then drops the connection.
 	TimeoutAfterCreateRatio float64
+	// ErrorAfterCreateRatio is the share of successful
+	// CreateProductDistributeJob calls whose job is created but which are
+	// answered 503 ServiceUnavailable or 500 InternalError (half each): the
+	// answer is lost on the way back, as a gateway may do.
+	ErrorAfterCreateRatio float64
 	// HoldTimeout bounds the hold of a timed-out call. Default 30s.
 	HoldTimeout time.Duration
 	// ThrottleUntil makes every authenticated call answer Throttling.User
@@ -171,6 +176,9 @@ func (f Faults) Validate() error {
 	}
 	if !ratio(f.TimeoutAfterCreateRatio) {
 		return fmt.Errorf("timeout ratio must be within [0, 1], got %v", f.TimeoutAfterCreateRatio)
+	}
+	if !ratio(f.ErrorAfterCreateRatio) {
+		return fmt.Errorf("error after create ratio must be within [0, 1], got %v", f.ErrorAfterCreateRatio)
 	}
 	if f.HoldTimeout < 0 {
 		return fmt.Errorf("hold timeout must not be negative, got %v", f.HoldTimeout)

@@ -26,6 +26,7 @@ const DevAccounts = "1234567890123456:dev-access-key:dev-secret"
 //	ALISIM_LATENCY          min-max, e.g. 0-50ms, or one duration
 //	ALISIM_ERROR_RATIO      0..1, the 5xx fault           (0)
 //	ALISIM_TIMEOUT_RATIO    0..1, the timeout-after-create fault (0)
+//	ALISIM_ERROR_AFTER_CREATE_RATIO 0..1, the 5xx-after-create fault (0)
 //	ALISIM_QUOTA_EXCEEDED_CODE, ALISIM_CROSS_ACCOUNT_CODE, ALISIM_JOB_NOT_FOUND_CODE
 //	ALISIM_SEED             uint64 seed for deterministic faults (random)
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
@@ -93,6 +94,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("ALISIM_ERROR_RATIO"); v != "" {
 		if cfg.Faults.ServerErrorRatio, err = parseRatio(v); err != nil {
 			return Config{}, bad("ALISIM_ERROR_RATIO", v, "is not a number within [0, 1]")
+		}
+	}
+	if v := getenv("ALISIM_ERROR_AFTER_CREATE_RATIO"); v != "" {
+		if cfg.Faults.ErrorAfterCreateRatio, err = parseRatio(v); err != nil {
+			return Config{}, bad("ALISIM_ERROR_AFTER_CREATE_RATIO", v, "is not a number within [0, 1]")
 		}
 	}
 	if v := getenv("ALISIM_TIMEOUT_RATIO"); v != "" {
