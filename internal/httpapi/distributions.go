@@ -76,7 +76,7 @@ func (s *server) createDistribution(c echo.Context) error {
 		}
 		if err := s.Enqueuer.Submit(ctx, []*store.Record{rec}); err != nil {
 			// No half-written record: undo, and tell the caller to retry.
-			if derr := s.Store.Delete(context.WithoutCancel(ctx), []*store.Record{rec}); derr != nil {
+			if _, derr := s.Store.DeleteIfUntouched(context.WithoutCancel(ctx), []*store.Record{rec}); derr != nil {
 				s.Log.Error("undo record after failed enqueue", "distribution_id", rec.ID, "err", derr)
 			}
 			return 0, nil, errorf(http.StatusServiceUnavailable, "unavailable", "the queue is unreachable; nothing was accepted, try again")

@@ -44,6 +44,7 @@ type Redis struct {
 	rdb       redis.UniversalClient
 	retention time.Duration
 	now       func() time.Time
+	repl      replicaCache
 }
 
 // NewRedis returns a store on rdb; finished records expire after retention.
