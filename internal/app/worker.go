@@ -67,6 +67,11 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	if opts.Queue.SlotLease == 0 {
 		opts.Queue.SlotLease = cfg.SlotLease
 	}
+	opts.Queue.CallTimeout = cmpDur(opts.Queue.CallTimeout, cfg.AlibabaTimeout)
+	opts.Queue.RemoteVisibility = cmpDur(opts.Queue.RemoteVisibility, cfg.RemoteVisibility)
+	if err := queue.CheckAccounts(accounts); err != nil {
+		return err
+	}
 	w := queue.NewWorker(store.NewRedis(rdb, cfg.Retention), quota.New(rdb, opts.Quota), accounts, m, insp, client, log, opts.Queue)
 
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{

@@ -85,6 +85,9 @@ type Config struct {
 	SlotLease time.Duration
 	// AlibabaTimeout bounds one call to the endpoint.
 	AlibabaTimeout time.Duration
+	// RemoteVisibility bounds how long a job made by a Create may take to
+	// show in ListDeviceDistributeJob (DISTQ_REMOTE_VISIBILITY, default 2m).
+	RemoteVisibility time.Duration
 	// TeamRPS limits each team's API requests per second (burst twice that).
 	TeamRPS int
 }
@@ -177,6 +180,9 @@ func FromEnv(getenv Getenv) (*Config, error) {
 		return nil, err
 	}
 	if c.AlibabaTimeout, err = durationVar(getenv, "DISTQ_ALIBABA_TIMEOUT", 10*time.Second); err != nil {
+		return nil, err
+	}
+	if c.RemoteVisibility, err = durationVar(getenv, "DISTQ_REMOTE_VISIBILITY", 2*time.Minute); err != nil {
 		return nil, err
 	}
 	if c.TeamRPS, err = intVar(getenv, "DISTQ_TEAM_RPS", 200, 1, 1000000); err != nil {
