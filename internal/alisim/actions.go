@@ -248,6 +248,9 @@ func (s *Server) listJobs(c call) outcome {
 		return outcome{gateway: e}
 	}
 	f := jobFilter{productKey: p.Get("ProductKey"), targetUID: p.Get("TargetUid"), jobID: p.Get("JobId")}
+	if s.cfg.ListLag > 0 {
+		f.visibleBefore = c.now.Add(-s.cfg.ListLag)
+	}
 	if p.Get("Status") != "" {
 		st, be := intParam(p, "Status", 0, StatusInitializing, StatusInterrupted)
 		if be != nil {

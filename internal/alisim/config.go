@@ -105,6 +105,9 @@ type Config struct {
 	// JobDuration is the time from creation to a terminal Status. A job is
 	// Status 0 for the first 20%, then 1, then 2 or 3. Default 5s.
 	JobDuration time.Duration
+	// ListLag is how long a new job stays out of ListDeviceDistributeJob
+	// (Query finds it at once): the remote's list may lag its writes.
+	ListLag time.Duration
 	// FailRatio is the share of jobs that end in Status 3.
 	FailRatio float64
 	// MissingProducts are product keys that answer iot.prod.NotExistedProduct.
@@ -157,7 +160,7 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("quota mode must be %q or %q, got %q", QuotaUnfinished, QuotaUndeleted, c.QuotaMode)
 	}
-	if c.JobDuration < 0 || c.TimestampSkew < 0 || c.NonceWindow < 0 {
+	if c.JobDuration < 0 || c.ListLag < 0 || c.TimestampSkew < 0 || c.NonceWindow < 0 {
 		return errors.New("durations must not be negative")
 	}
 	if !ratio(c.FailRatio) {

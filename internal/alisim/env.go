@@ -19,6 +19,7 @@ const DevAccounts = "1234567890123456:dev-access-key:dev-secret"
 //	ALISIM_ACCOUNTS         uid:accessKeyId:secret[,…]   (default DevAccounts)
 //	ALISIM_JOB_DURATION     Go duration                   (5s)
 //	ALISIM_FAIL_RATIO       0..1                          (0)
+//	ALISIM_LIST_LAG         Go duration: new jobs hidden from List (0)
 //	ALISIM_MAX_JOBS         integer >= 1                  (10)
 //	ALISIM_QUOTA_MODE       unfinished | undeleted        (unfinished)
 //	ALISIM_QPS              Action=rate[,…] over DefaultQPS
@@ -48,6 +49,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("ALISIM_ACCOUNTS: no account given")
 	}
 
+	if v := getenv("ALISIM_LIST_LAG"); v != "" {
+		if cfg.ListLag, err = time.ParseDuration(v); err != nil || cfg.ListLag < 0 {
+			return Config{}, bad("ALISIM_LIST_LAG", v, "is not a duration >= 0")
+		}
+	}
 	if v := getenv("ALISIM_JOB_DURATION"); v != "" {
 		if cfg.JobDuration, err = time.ParseDuration(v); err != nil || cfg.JobDuration <= 0 {
 			return Config{}, bad("ALISIM_JOB_DURATION", v, "is not a positive duration")
