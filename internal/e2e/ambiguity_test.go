@@ -178,3 +178,49 @@ func TestDrainFiftyInBothQuotaModes(t *testing.T) {
 		})
 	}
 }
+
+// The lookup after an ambiguous Create never adopts another's job: not the
+// job of an earlier distribution of the same product and target (the job
+// index says it is owned), nor a job made outside distq for the same
+// product and target before or after the Create.
+func TestLookupAdoptsOnlyItsOwnJob(t *testing.T) {
+	t.Parallel()
+	sim := fastSim()
+	st := startStack(t, devstack.Options{Sim: sim, Env: map[string]string{"DISTQ_CREATE_QPS": "10"},
+		Worker: app.WorkerOptions{Queue: queue.Options{LookupInterval: 100 * time.Millisecond}}})
+	c := &client{t: t, base: st.APIURL, token: st.Token}
+	const pk, src, dst = "a1own", "iotx-oxssharez200", "iot-cn-6ja0000e2e"
+	first := c.waitFinal(c.submit(req(pk)).ID, 30*time.Second)
+	if first.State != distribution.StateSucceeded {
+		t.Fatalf("first: %+v", first)
+	}
+	before := st.Sim.AddExternalJobTo(devstack.DevUID, pk, src, dst)
+	// Jobs are told apart by their creation time only (the API has no
+	// idempotency token): space the external ones from the Create's.
+	time.Sleep(300 * time.Millisecond)
+	if err := st.Sim.SetFaults(alisim.Faults{ErrorAfterCreateRatio: 1}); err != nil {
+		t.Fatal(err)
+	}
+	second := c.submit(req(pk))
+	// As soon as the second Create made its job, someone else makes one too.
+	var made string
+	deadline := time.Now().Add(20 * time.Second)
+	for made == "" {
+		for _, call := range st.Sim.Audit() {
+			if call.Action == alisim.ActionCreateProductDistributeJob && call.ProductKey == pk && call.JobID != first.JobID && call.JobID != "" {
+				made = call.JobID
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second Create never came")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // before the first lookup, 1 s after the answer
+	after := st.Sim.AddExternalJobTo(devstack.DevUID, pk, src, dst)
+	got := c.waitFinal(second.ID, 30*time.Second)
+	if got.State != distribution.StateSucceeded || got.JobID != made {
+		t.Fatalf("second: %+v adopted %s; want its own job %s (not %s of the first, nor external %s, %s)",
+			got, got.JobID, made, first.JobID, before, after)
+	}
+}

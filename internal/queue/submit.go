@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -375,7 +376,8 @@ const maxLookupPages = 20
 // RemoteVisibility + clockSkew. Jobs another distribution owns (the job
 // index) are skipped, and a job is adopted only once it is claimed for this
 // record, so two records never share a job. Of several candidates, the
-// earliest is adopted (docs/QUOTA.md says when two can exist).
+// one made closest to the marker is adopted, and the alarm raised
+// (docs/QUOTA.md says when two can exist).
 func (w *Worker) lookup(ctx context.Context, a *Account, r *store.Record, token string) (bool, error) {
 	since := r.CreateSentAt.Add(-clockSkew)
 	until := r.CreateSentAt.Add(w.opts.CallTimeout + w.opts.RemoteVisibility + clockSkew)
@@ -413,7 +415,12 @@ func (w *Worker) lookup(ctx context.Context, a *Account, r *store.Record, token 
 		}
 		pageToken = next
 	}
-	slices.SortFunc(found, func(x, y alibaba.Job) int { return x.CreatedAt.Compare(y.CreatedAt) })
+	// The closest to the marker first: the Create's job was made right after
+	// it; a job further away in the skew window is more likely another's.
+	sent := *r.CreateSentAt
+	slices.SortFunc(found, func(x, y alibaba.Job) int {
+		return cmp.Compare(absDur(x.CreatedAt.Sub(sent)), absDur(y.CreatedAt.Sub(sent)))
+	})
 	for i, j := range found {
 		owner, err := w.store.ClaimJob(ctx, j.JobID, r.ID)
 		if err != nil {
@@ -446,4 +453,11 @@ func jobMatches(j alibaba.Job, r *store.Record) bool {
 		return false
 	}
 	return j.TargetUID == "" || r.TargetUID == "" || j.TargetUID == r.TargetUID
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
