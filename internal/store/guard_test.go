@@ -2,8 +2,16 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/redistest"
@@ -78,5 +86,65 @@ func TestWaitReplicasWithoutReplicas(t *testing.T) {
 	s := NewRedis(redistest.New(t).Client, time.Hour)
 	if err := s.WaitReplicas(context.Background(), 100*time.Millisecond); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// With a replica that does not acknowledge (stopped), WaitReplicas fails
+// closed: the caller must not send the Create its marker guards.
+func TestWaitReplicasFailsClosed(t *testing.T) {
+	t.Parallel()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server is not installed")
+	}
+	port := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	mport, rport := port(), port()
+	start := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(bin, append([]string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, args...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	start("--port", fmt.Sprint(mport))
+	replica := start("--port", fmt.Sprint(rport), "--replicaof", "127.0.0.1", fmt.Sprint(mport))
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", mport)})
+	defer rdb.Close()
+	ctx := context.Background()
+	s := NewRedis(rdb, time.Hour)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, _ := rdb.Info(ctx, "replication").Result()
+		if infoInt(info, "connected_slaves") == 1 && strings.Contains(info, "state=online") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica never came online: %s", info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitReplicas(ctx, 2*time.Second); err != nil {
+		t.Fatalf("with a live replica: %v", err)
+	}
+	if err := replica.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Process.Signal(syscall.SIGCONT)
+	if err := rdb.Set(ctx, "k", "v2", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitReplicas(ctx, 200*time.Millisecond); !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("with a stopped replica: %v, want ErrNotReplicated", err)
 	}
 }
