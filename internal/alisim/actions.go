@@ -163,7 +163,7 @@ func (s *Server) queryJob(c call) outcome {
 	}
 	id := c.params.Get("JobId")
 	j, ok := s.jobs.get(c.acct.UID, id)
-	if !ok {
+	if !ok || c.now.Sub(j.created) < s.cfg.QueryLag {
 		return s.jobNotFound(id)
 	}
 	return outcome{body: map[string]any{"Data": jobDataOf(j, c.now, false)}, jobID: id, productKey: j.productKey}

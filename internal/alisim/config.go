@@ -108,6 +108,9 @@ type Config struct {
 	// ListLag is how long a new job stays out of ListDeviceDistributeJob
 	// (Query finds it at once): the remote's list may lag its writes.
 	ListLag time.Duration
+	// QueryLag is how long a new job answers NotFound to
+	// QueryDeviceDistributeJob: a read replica behind its writes.
+	QueryLag time.Duration
 	// FailRatio is the share of jobs that end in Status 3.
 	FailRatio float64
 	// MissingProducts are product keys that answer iot.prod.NotExistedProduct.
@@ -160,7 +163,7 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("quota mode must be %q or %q, got %q", QuotaUnfinished, QuotaUndeleted, c.QuotaMode)
 	}
-	if c.JobDuration < 0 || c.ListLag < 0 || c.TimestampSkew < 0 || c.NonceWindow < 0 {
+	if c.JobDuration < 0 || c.ListLag < 0 || c.QueryLag < 0 || c.TimestampSkew < 0 || c.NonceWindow < 0 {
 		return errors.New("durations must not be negative")
 	}
 	if !ratio(c.FailRatio) {

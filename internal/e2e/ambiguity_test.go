@@ -224,3 +224,14 @@ func TestLookupAdoptsOnlyItsOwnJob(t *testing.T) {
 			got, got.JobID, made, first.JobID, before, after)
 	}
 }
+
+// A Query NotFound is confirmed before it fails a distribution: a job that
+// Query does not know yet (a lagging read) but the List shows, or that is
+// younger than the minimum age, is polled again.
+func TestQueryNotFoundIsConfirmed(t *testing.T) {
+	t.Parallel()
+	sim := alisim.Config{JobDuration: 2 * time.Second, QueryLag: 1500 * time.Millisecond}
+	st := startStack(t, devstack.Options{Sim: sim,
+		Worker: app.WorkerOptions{Queue: queue.Options{PollInterval: 100 * time.Millisecond}}})
+	submitAll(t, st, []string{"a1qlag"}, 30*time.Second)
+}
