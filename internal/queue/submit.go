@@ -99,12 +99,18 @@ func (w *Worker) lookupFailed(err error) error {
 
 // markSent marks the Create as sent (Q5): state submitting, CreateSentAt
 // now; count adds one attempt. canceled reports a record no longer waiting
-// for a Create (canceled, finished, or given a job by another run).
-func (w *Worker) markSent(ctx context.Context, id string, count bool) (r *store.Record, canceled bool, err error) {
+// for a Create (canceled, finished, or given a job by another run); pending
+// one whose marker another run set (its Create may be out: only a lookup
+// may follow).
+func (w *Worker) markSent(ctx context.Context, id string, count bool) (r *store.Record, canceled, pending bool, err error) {
 	now := w.now()
 	r, err = w.store.Update(ctx, id, func(r *store.Record) error {
 		if r.State != distribution.StateQueued && r.State != distribution.StateSubmitting || r.JobID != "" {
 			canceled = true
+			return store.ErrNoChange
+		}
+		if r.CreateSentAt != nil {
+			pending = true
 			return store.ErrNoChange
 		}
 		r.State, r.WaitReason, r.CreateSentAt = distribution.StateSubmitting, "", &now
@@ -113,7 +119,7 @@ func (w *Worker) markSent(ctx context.Context, id string, count bool) (r *store.
 		}
 		return nil
 	})
-	return r, canceled, err
+	return r, canceled, pending, err
 }
 
 func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token string) error {
@@ -150,8 +156,13 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 		}
 		// Mark the Create as sent before sending it: a crash from here on
 		// leaves a marker that makes the next run look before creating (Q5).
-		var canceled bool
-		r, canceled, err = w.markSent(ctx, id, true)
+		var canceled, pending bool
+		r, canceled, pending, err = w.markSent(ctx, id, true)
+		if pending {
+			// Another run of this distribution sent a Create meanwhile (a
+			// duplicate or stale task run): its slot is its own; look later.
+			return &WaitError{Delay: w.opts.LookupInterval, Reason: distribution.WaitBackoff}
+		}
 		if err != nil || canceled {
 			w.releaseSlotToken(ctx, a, id, token)
 			return err

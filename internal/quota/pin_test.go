@@ -76,6 +76,10 @@ func TestStaleRunCannotReleaseLiveSlot(t *testing.T) {
 	if _, _, err := l.PinSlot(ctx, uid, "d1", "d1/run2"); err != nil {
 		t.Fatal(err)
 	}
+	// The stale run 1 acquires again: a pinned slot stays with run 2.
+	if ok, _, err := l.AcquireSlotToken(ctx, uid, "d1", "d1/run1", 1, time.Minute); err != nil || !ok {
+		t.Fatalf("stale re-acquire = %v, %v", ok, err)
+	}
 	if err := l.AddWaiter(ctx, uid, "w1"); err != nil {
 		t.Fatal(err)
 	}

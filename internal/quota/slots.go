@@ -27,7 +27,8 @@ func (l *Limiter) AcquireSlot(ctx context.Context, uid, holder string, limit int
 // AcquireSlotToken is AcquireSlot for one run of holder, named by token
 // (distq: distribution id + run): a holder's slot is held by the run that
 // acquired (or pinned) it last, and ReleaseSlotToken frees it only for
-// that run. A pinned slot stays pinned. Safe for concurrent use.
+// that run. A pinned slot stays pinned, and stays with the run that pinned
+// it: a stale run's acquire never takes it over. Safe for concurrent use.
 func (l *Limiter) AcquireSlotToken(ctx context.Context, uid, holder, token string, limit int, lease time.Duration) (ok bool, inUse int, err error) {
 	if err := checkSlotArgs(uid, holder, lease); err != nil {
 		return false, 0, fmt.Errorf("acquire slot: %w", err)
