@@ -235,3 +235,32 @@ func TestQueryNotFoundIsConfirmed(t *testing.T) {
 		Worker: app.WorkerOptions{Queue: queue.Options{PollInterval: 100 * time.Millisecond}}})
 	submitAll(t, st, []string{"a1qlag"}, 30*time.Second)
 }
+
+// The reconciler lists only unfinished remote jobs (Status 0 and 1): a long
+// history of finished jobs costs it no List pages.
+func TestReconcilerListsOnlyUnfinishedJobs(t *testing.T) {
+	t.Parallel()
+	sim := alisim.Config{JobDuration: time.Millisecond}
+	st := startStack(t, devstack.Options{Sim: sim, Worker: app.WorkerOptions{ReconcileInterval: 200 * time.Millisecond}})
+	for i := range 1000 { // five pages of 200, all finished at once
+		st.Sim.AddExternalJob(devstack.DevUID, fmt.Sprintf("a1old%04d", i))
+	}
+	count := func() int {
+		n := 0
+		for _, c := range st.Sim.Audit() {
+			if c.Action == alisim.ActionListDeviceDistributeJob {
+				n++
+			}
+		}
+		return n
+	}
+	start, before := time.Now(), count()
+	time.Sleep(2200 * time.Millisecond) // a few passes (one per second at most: the lock)
+	lists, passes := count()-before, int(time.Since(start)/time.Second)+2
+	if lists > 2*passes {
+		t.Fatalf("%d List calls in at most %d reconcile passes, want at most 2 per pass (one per unfinished status)", lists, passes)
+	}
+	if lists == 0 {
+		t.Fatal("no List call: the reconciler did not run")
+	}
+}
