@@ -78,15 +78,44 @@ type pooled struct {
 // context; ctx, set for the duration of one call, is attached to its request
 // so a canceled task (a lost asynq lease, a shutdown) abandons the call.
 type httpDoer struct {
-	c   *http.Client
-	ctx context.Context
+	c       *http.Client
+	ctx     context.Context
+	notSent bool // the send check refused the request: it never left
 }
 
 func (h *httpDoer) Call(req *http.Request, _ *http.Transport) (*http.Response, error) {
 	if h.ctx != nil {
+		if check, ok := h.ctx.Value(sendCheckKey{}).(func() error); ok {
+			if err := check(); err != nil {
+				h.notSent = true
+				return nil, err
+			}
+		}
 		req = req.WithContext(h.ctx)
 	}
 	return h.c.Do(req)
+}
+
+type sendCheckKey struct{}
+
+// WithSendCheck returns a context whose calls run check right before the
+// HTTP request is written (after the SDK built and signed it). When check
+// fails, nothing is sent, and the call returns an *APIError of Class
+// Transient and Code CodeNotSent: the last moment to give up a stale rate
+// grant.
+func WithSendCheck(ctx context.Context, check func() error) context.Context {
+	return context.WithValue(ctx, sendCheckKey{}, check)
+}
+
+// CodeNotSent is the Code of a call that a send check (WithSendCheck) held back.
+const CodeNotSent = "NotSent"
+
+// notSentError is the error of a call held back by its send check.
+func notSentError(action string, p *pooled, err error) *APIError {
+	if !p.doer.notSent {
+		return nil
+	}
+	return &APIError{Action: action, Code: CodeNotSent, Message: fmt.Sprint(err), Class: Transient, err: err}
 }
 
 // sdk takes an SDK client from the pool for one call under ctx.
@@ -97,7 +126,7 @@ func (c *Client) sdk(ctx context.Context) *pooled {
 }
 
 func (c *Client) put(p *pooled) {
-	p.doer.ctx = nil
+	p.doer.ctx, p.doer.notSent = nil, false
 	c.pool.Put(p)
 }
 
@@ -231,7 +260,11 @@ func (c *Client) CreateContext(ctx context.Context, r CreateRequest) (jobID, req
 	}
 	sdk := c.sdk(ctx)
 	resp, err := sdk.sdk.CreateProductDistributeJobWithOptions(req, c.runtime)
+	held := notSentError(ActionCreate, sdk, err)
 	c.put(sdk)
+	if held != nil {
+		return "", "", held
+	}
 	if err != nil {
 		return "", "", forCreate(c.codes.fromSDK(ActionCreate, err))
 	}

@@ -2,6 +2,7 @@ package alibaba
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -42,5 +43,28 @@ func TestCallFollowsContext(t *testing.T) {
 	cancel2()
 	if _, err := c.QueryContext(ctx2, "j"); AsAPIError(err) == nil {
 		t.Fatalf("query with a canceled context = %v, want an error", err)
+	}
+}
+
+// A send check that fails holds the request back: nothing reaches the
+// endpoint, and the error says so (transient, NotSent), not ambiguous.
+func TestSendCheckHoldsBack(t *testing.T) {
+	t.Parallel()
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
+	defer srv.Close()
+	c, err := NewClient(Config{Endpoint: srv.URL, AccessKeyID: "ak", AccessKeySecret: "sk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := WithSendCheck(context.Background(), func() error { return errors.New("grant stale") })
+	_, _, err = c.CreateContext(ctx, CreateRequest{ProductKey: "a1", SourceInstanceID: "s", TargetInstanceID: "t", TargetUID: "1"})
+	e := AsAPIError(err)
+	if e == nil || e.Class != Transient || e.Code != CodeNotSent || hits != 0 {
+		t.Fatalf("held create = %v (hits %d), want transient NotSent and nothing sent", err, hits)
+	}
+	// The pooled client forgets the refusal.
+	if _, _, err := c.Create(CreateRequest{ProductKey: "a1", SourceInstanceID: "s", TargetInstanceID: "t", TargetUID: "1"}); AsAPIError(err) == nil || AsAPIError(err).Code == CodeNotSent || hits != 1 {
+		t.Fatalf("next create = %v (hits %d), want it sent", err, hits)
 	}
 }

@@ -20,6 +20,9 @@ import (
 // the rate after Throttling answers before it hands itself back.
 const maxThrottleLoops = 5
 
+// errStaleGrant holds a Create back whose grant went stale.
+var errStaleGrant = errors.New("rate grant stale before the create went out")
+
 // maxStaleGrants bounds how often one run takes a new grant because the
 // last one went stale before its Create could go out.
 const maxStaleGrants = 3
@@ -124,7 +127,7 @@ func (w *Worker) markSent(ctx context.Context, id string, count bool) (r *store.
 
 func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token string) error {
 	id := r.ID
-	stale := 0
+	stales := 0
 	for loop := 0; ; loop++ {
 		ok, inUse, err := w.limiter.AcquireSlotToken(ctx, a.UID, id, token, a.MaxJobs, w.opts.SlotLease)
 		if err != nil {
@@ -197,22 +200,41 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 		if err := ctx.Err(); err != nil {
 			return errors.Join(err, notSent(distribution.WaitBackoff))
 		}
-		if g.Stale(epoch) {
+		// stale gives back a grant that went stale before the Create left:
+		// the marker is taken back and a new grant reserved, a few times.
+		stale := func() (retry bool, err error) {
 			w.metrics.Reconciled.WithLabelValues(a.Name, "stale_grant").Inc()
 			if err := w.requeue(ctx, id, distribution.WaitRateLimit, true); err != nil {
 				w.releaseSlotToken(ctx, a, id, token)
-				return err
+				return false, err
 			}
-			if stale++; stale < maxStaleGrants {
-				continue
+			if stales++; stales < maxStaleGrants {
+				return true, nil
 			}
 			w.releaseSlotToken(ctx, a, id, token)
-			return &WaitError{Delay: 100 * time.Millisecond, Reason: distribution.WaitRateLimit}
+			return false, &WaitError{Delay: 100 * time.Millisecond, Reason: distribution.WaitRateLimit}
 		}
+		if g.Stale(epoch) {
+			if retry, err := stale(); !retry {
+				return err
+			}
+			continue
+		}
+		// The last check runs right before the request is written, after the
+		// SDK built and signed it.
+		sendCtx := alibaba.WithSendCheck(ctx, func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if g.Stale(epoch) {
+				return errStaleGrant
+			}
+			return nil
+		})
 		var jobID, requestID string
 		err = w.doSince(ctx, a, alibaba.ActionCreate, g.Local, func() error {
 			var err error
-			jobID, requestID, err = a.Client.CreateContext(ctx, alibaba.CreateRequest{
+			jobID, requestID, err = a.Client.CreateContext(sendCtx, alibaba.CreateRequest{
 				ProductKey: r.ProductKey, SourceInstanceID: r.SourceInstanceID, TargetInstanceID: r.TargetInstanceID,
 				TargetUID: r.TargetUID, TargetAliyunID: r.TargetAliyunID,
 			})
@@ -220,6 +242,15 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 		})
 		if err == nil {
 			return w.started(ctx, a, id, jobID, requestID, nil)
+		}
+		if e := alibaba.AsAPIError(err); e != nil && e.Code == alibaba.CodeNotSent {
+			if ctx.Err() != nil {
+				return errors.Join(ctx.Err(), notSent(distribution.WaitBackoff))
+			}
+			if retry, err := stale(); !retry {
+				return err
+			}
+			continue
 		}
 		apiErr := alibaba.AsAPIError(err)
 		switch apiErr.Class {
