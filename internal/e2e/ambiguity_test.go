@@ -50,6 +50,7 @@ func submitAll(t *testing.T, st *devstack.Stack, pks []string, limit time.Durati
 func TestErrorAfterCreateMakesOneJob(t *testing.T) {
 	t.Parallel()
 	sim := fastSim()
+	sim.QPS = map[string]float64{alisim.ActionCreateProductDistributeJob: 10}
 	sim.Faults = alisim.Faults{ErrorAfterCreateRatio: 1}
 	st := startStack(t, devstack.Options{Sim: sim, Env: map[string]string{"DISTQ_CREATE_QPS": "10"},
 		Worker: app.WorkerOptions{Queue: queue.Options{LookupInterval: 100 * time.Millisecond}}})
@@ -80,7 +81,8 @@ func TestLateListedJobIsAdopted(t *testing.T) {
 // second job in; a pin does not.
 func TestSlotOfRunningJobOutlivesLease(t *testing.T) {
 	t.Parallel()
-	sim := alisim.Config{JobDuration: 1500 * time.Millisecond, MaxJobs: 10}
+	sim := alisim.Config{JobDuration: 1500 * time.Millisecond, MaxJobs: 10,
+		QPS: map[string]float64{alisim.ActionCreateProductDistributeJob: 10}}
 	st := startStack(t, devstack.Options{
 		Sim: sim,
 		Env: map[string]string{"DISTQ_MAX_JOBS": "1", "DISTQ_CREATE_QPS": "10"},
@@ -186,6 +188,7 @@ func TestDrainFiftyInBothQuotaModes(t *testing.T) {
 func TestLookupAdoptsOnlyItsOwnJob(t *testing.T) {
 	t.Parallel()
 	sim := fastSim()
+	sim.QPS = map[string]float64{alisim.ActionCreateProductDistributeJob: 10}
 	st := startStack(t, devstack.Options{Sim: sim, Env: map[string]string{"DISTQ_CREATE_QPS": "10"},
 		Worker: app.WorkerOptions{Queue: queue.Options{LookupInterval: 100 * time.Millisecond}}})
 	c := &client{t: t, base: st.APIURL, token: st.Token}
