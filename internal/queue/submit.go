@@ -204,6 +204,10 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 		// the marker is taken back and a new grant reserved, a few times.
 		stale := func() (retry bool, err error) {
 			w.metrics.Reconciled.WithLabelValues(a.Name, "stale_grant").Inc()
+			// The Create never left: its grant costs no capacity.
+			if err := w.limiter.CancelGrant(ctx, a.UID, alibaba.ActionCreate, g); err != nil {
+				w.log.Warn("cancel stale grant", "distribution_id", id, "err", err)
+			}
 			if err := w.requeue(ctx, id, distribution.WaitRateLimit, true); err != nil {
 				w.releaseSlotToken(ctx, a, id, token)
 				return false, err

@@ -141,3 +141,32 @@ func TestGrantStaleAfterPauseOrStall(t *testing.T) {
 		t.Fatalf("stale before its margin passed")
 	}
 }
+
+// A grant given back unused costs no capacity, and the grants that were
+// used still bound the next one.
+func TestCancelGrant(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	ctx := context.Background()
+	l := New(newClient(t, db), Options{InitialMargin: 10 * time.Millisecond})
+	uid := newUID()
+	g1, err := l.WaitGrant(ctx, uid, "Create", 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The next grant is a second away.
+	if r, err := l.Reserve(ctx, uid, "Create", 1, 0); err != nil || r.OK {
+		t.Fatalf("second grant at once: %+v, %v", r, err)
+	}
+	if err := l.CancelGrant(ctx, uid, "Create", g1); err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.Reserve(ctx, uid, "Create", 1, 0)
+	if err != nil || !r.OK || r.At.Before(g1.At) {
+		t.Fatalf("after giving g1 back: %+v, %v; want an immediate grant, not before g1", r, err)
+	}
+	// That one was used: the next waits a second again.
+	if r2, err := l.Reserve(ctx, uid, "Create", 1, 0); err != nil || r2.OK || r2.Wait < 900*time.Millisecond {
+		t.Fatalf("grant after a used one: %+v, %v", r2, err)
+	}
+}

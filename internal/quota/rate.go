@@ -94,6 +94,8 @@ func (l *Limiter) Wait(ctx context.Context, uid, action string, perSecond int, m
 
 // Grant is a rate grant that Wait slept until.
 type Grant struct {
+	// At is the grant instant on the Redis clock (see Reservation.At).
+	At time.Time
 	// Local is when the sleep ended, on the local monotonic clock.
 	Local time.Time
 	// Waited is how long the reservation and the sleep took.
@@ -136,7 +138,29 @@ func (l *Limiter) WaitGrant(ctx context.Context, uid, action string, perSecond i
 	// start + r.Wait is no earlier than the grant on the local clock (the
 	// server's "now" came after start), so the excess bounds the lateness.
 	l.observeLateness(uid, action, waited-r.Wait)
-	return Grant{Local: now, Waited: waited, Margin: r.Margin, Epoch: r.Epoch}, nil
+	return Grant{At: r.At, Local: now, Waited: waited, Margin: r.Margin, Epoch: r.Epoch}, nil
+}
+
+// CancelGrant gives back a grant whose call was never sent (it went stale
+// first), so it costs no capacity: it is removed from the account's recent
+// grants. Call it only after the grant's time (Wait returned) and only for
+// a call that did not go out: later grants are then still no earlier than
+// it, so every call that was sent stays within the limit. Safe for
+// concurrent use.
+func (l *Limiter) CancelGrant(ctx context.Context, uid, action string, g Grant) error {
+	if err := checkUID(uid); err != nil {
+		return fmt.Errorf("cancel grant: %w", err)
+	}
+	if err := checkAction(action); err != nil {
+		return fmt.Errorf("cancel grant: %w", err)
+	}
+	if g.At.IsZero() {
+		return nil
+	}
+	if err := l.rdb.LRem(ctx, key(uid, kindRate, action), 1, g.At.UnixMicro()).Err(); err != nil {
+		return fmt.Errorf("cancel grant of %s for %s: %w", action, uid, err)
+	}
+	return nil
 }
 
 // Epoch returns the account's pause epoch (see Grant.Stale). Safe for
