@@ -3,11 +3,15 @@ GO        ?= go
 TEST_REDIS_ADDR ?= 127.0.0.1:6379
 export TEST_REDIS_ADDR
 
-.PHONY: run test vet build bench check-deployments fmt
+.PHONY: run test vet build bench check-deployments container-check fmt
 
 ## run: the whole stack (simulator + api + worker) on an embedded Redis.
+## Built, then exec'd rather than `go run`, which exits 1 on Ctrl-C whatever
+## the program's status: Ctrl-C ends devstack cleanly with status 0.
 run:
-	$(GO) run ./cmd/devstack
+	@mkdir -p bin
+	$(GO) build -o bin/devstack ./cmd/devstack
+	exec bin/devstack
 
 ## test: go vet, then every test with the race detector against a real Redis.
 test: vet
@@ -27,6 +31,11 @@ bench: build
 
 check-deployments:
 	bash scripts/check-deployments.sh
+
+## container-check: build the image with the real Dockerfile, run docker-compose.yml
+## on a local Docker daemon and drive it (see docs/DEPLOYMENT.md; root, ~10 min cold).
+container-check:
+	bash scripts/container-check.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -1,14 +1,16 @@
 // Command alisim serves the Alibaba Cloud IoT endpoint simulator
 // (internal/alisim) over HTTP, for the development stack, docker-compose and
-// the benchmark. It is configured from ALISIM_* environment variables; see
-// alisim.ConfigFromEnv, plus ALISIM_ADDR (default ":8081").
+// the benchmark. It is configured from ALISIM_* environment variables (see
+// usage, or `alisim -h`); it takes no arguments.
 package main
 
 import (
 	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,7 +32,57 @@ type configError struct{ err error }
 func (e configError) Error() string { return e.err.Error() }
 func (e configError) Unwrap() error { return e.err }
 
+// usage documents the settings; the README's configuration section says the
+// same.
+const usage = `Usage: alisim [-h]
+
+alisim serves a simulator of the Alibaba Cloud IoT Platform's distribution
+APIs (API 2018-01-20: CreateProductDistributeJob, QueryDeviceDistributeJob,
+ListDeviceDistributeJob, DeleteDeviceDistributeJob, ...) over HTTP, with the
+real endpoint's signatures, per-account rates and job quota, and injectable
+faults. Admin endpoints: GET /_alisim/audit, GET|POST /_alisim/jobs,
+GET|POST /_alisim/faults, GET /healthz.
+
+Settings (environment; a bad one stops alisim with exit status 2):
+  ALISIM_ADDR              listen address (default :8081)
+  ALISIM_ACCOUNTS          uid:accessKeyId:secret[,...] the keys it accepts
+                           (default ` + alisim.DevAccounts + `)
+  ALISIM_JOB_DURATION      time from a job's creation to its end (default 5s)
+  ALISIM_FAIL_RATIO        share of jobs that end failed, 0..1 (default 0)
+  ALISIM_LIST_LAG          how long a new job stays hidden from
+                           ListDeviceDistributeJob (default 0)
+  ALISIM_MAX_JOBS          jobs an account may hold (default 10)
+  ALISIM_QUOTA_MODE        which jobs count against it: unfinished or
+                           undeleted (default unfinished)
+  ALISIM_QPS               Action=rate[,...] calls per second per account UID,
+                           e.g. CreateProductDistributeJob=4 (default the
+                           documented rates: Create 2, Query 10, List 5,
+                           Delete 2)
+  ALISIM_MISSING_PRODUCTS  productKey[,...] answered iot.prod.NotExistedProduct
+  ALISIM_LATENCY           delay before each call: min-max (0-50ms) or one
+                           duration (default none)
+  ALISIM_ERROR_RATIO       share of calls answered 500 or 503, 0..1 (default 0)
+  ALISIM_TIMEOUT_RATIO     share of successful creates whose job is made but
+                           whose answer never comes, 0..1 (default 0)
+  ALISIM_ERROR_AFTER_CREATE_RATIO
+                           share of successful creates whose job is made but
+                           that are answered 503 or 500, 0..1 (default 0)
+  ALISIM_QUOTA_EXCEEDED_CODE, ALISIM_CROSS_ACCOUNT_CODE, ALISIM_JOB_NOT_FOUND_CODE
+                           the business codes of those refusals (defaults
+                           ` + alisim.DefaultQuotaExceededCode + `,
+                           ` + alisim.DefaultCrossAccountCode + `,
+                           ` + alisim.DefaultJobNotFoundCode + `)
+  ALISIM_SEED              seed of every random choice, for repeatable faults
+                           (default random)
+`
+
 func main() {
+	switch err := parseArgs(os.Args[1:], os.Stdout, os.Stderr); {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	err := run(ctx, os.Getenv, logger, nil)
@@ -42,6 +94,24 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// parseArgs accepts -h (usage on stdout, flag.ErrHelp) and nothing else
+// (usage on stderr, an error).
+func parseArgs(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("alisim", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+	case err != nil:
+		fmt.Fprintf(stderr, "alisim: %v\n\n%s", err, usage)
+	}
+	return err
 }
 
 // run serves until ctx is done, then shuts down gracefully. ready, when not

@@ -40,10 +40,10 @@ func TestRateAndOverlap(t *testing.T) {
 		limit int
 		want  float64
 	}{
-		{at(0, 0, 1000, 1000, 2000, 2000), 2, 1},     // bursts of 2 each second: all of it
-		{at(0, 500, 1000, 1500, 2000), 2, 2.0 / 2.0}, // even spacing, 5 calls: 2 s ideal, 2 s taken
-		{at(0, 500, 1000, 1500), 2, 1 / 1.5},         // 4 calls: 1 s ideal, 1.5 s taken
-		{at(0, 1000), 2, 0},                          // too few to tell
+		{at(0, 0, 1000, 1000, 2000, 2000), 2, 1}, // bursts of 2 each second: all of it
+		{at(0, 500, 1000, 1500, 2000), 2, 1},     // even spacing, 5 calls: 2 s ideal, 2 s taken
+		{at(0, 500, 1000, 1500), 2, 1 / 1.5},     // 4 calls: 1 s ideal, 1.5 s taken
+		{at(0, 1000), 2, 0},                      // too few to tell
 	} {
 		if got := utilization(tc.ts, tc.limit); got != tc.want {
 			t.Errorf("utilization(%v, %d) = %v, want %v", tc.ts, tc.limit, got, tc.want)

@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/distq/distq/client"
 )
 
 // runChaos submits n distributions to K workers and kills a random worker
@@ -58,27 +59,19 @@ func (e env) runChaos(ctx context.Context, n, workers int, faults string) error 
 	if err != nil {
 		return err
 	}
-	items := make([]map[string]string, n)
-	for i := range items {
-		items[i] = map[string]string{"product_key": fmt.Sprintf("a1chaos%04d", i)}
-	}
-	body, _ := json.Marshal(map[string]any{"source_instance_id": "iotx-oxssharez200", "target_instance_id": "iot-cn-chaos", "items": items})
-	var created struct {
-		Batch struct{ ID string } `json:"batch"`
-	}
+	body := benchBatch("iot-cn-chaos", "a1chaos%04d", n)
+	cl := apiClient(api)
 	start := time.Now()
-	if err := doJSON("POST", api+"/v1/batches", body, &created); err != nil {
+	created, _, err := cl.SubmitBatch(ctx, body, "")
+	if err != nil {
 		return err
 	}
 	kills, spawned := 0, workers
 	next := time.Now().Add(time.Second)
-	var counts map[string]int
+	var counts map[client.State]int
 	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); {
-		var b struct {
-			Done   bool
-			Counts map[string]int
-		}
-		if err := doJSON("GET", api+"/v1/batches/"+created.Batch.ID, nil, &b); err != nil {
+		b, err := cl.GetBatch(ctx, created.Batch.ID)
+		if err != nil {
 			return err
 		}
 		counts = b.Counts
@@ -109,8 +102,8 @@ func (e env) runChaos(ctx context.Context, n, workers int, faults string) error 
 		perProduct[j.ProductKey]++
 	}
 	missing, dups := 0, 0
-	for _, it := range items {
-		switch c := perProduct[it["product_key"]]; {
+	for _, it := range body.Items {
+		switch c := perProduct[it.ProductKey]; {
 		case c == 0:
 			missing++
 		case c > 1:
@@ -141,7 +134,7 @@ func (e env) runChaos(ctx context.Context, n, workers int, faults string) error 
 	fmt.Printf("| remote jobs per distribution | %d missing, %d duplicates (of %d jobs) |\n", missing, dups, len(jobs.Jobs))
 	fmt.Printf("| slots held after the run | %d |\n", slots)
 	fmt.Printf("| drain time | %v |\n", drain.Round(100*time.Millisecond))
-	if counts["succeeded"] != n || dups != 0 || missing != 0 || slots != 0 {
+	if counts[client.StateSucceeded] != n || dups != 0 || missing != 0 || slots != 0 {
 		return fmt.Errorf("chaos run broke an invariant (see the table)")
 	}
 	return nil

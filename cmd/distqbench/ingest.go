@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/distq/distq/client"
 )
 
 // runIngest compares distq's intake with bare asynq enqueues on the same
@@ -29,28 +28,25 @@ func (e env) runIngest(ctx context.Context, items, conc int, dur time.Duration) 
 	if err != nil {
 		return err
 	}
-	client := asynq.NewClientFromRedisClient(rdb)
-	defer client.Close()
+	aq := asynq.NewClientFromRedisClient(rdb)
+	defer aq.Close()
 
 	// 1. Bare sequential enqueue of `items` tasks.
 	start := time.Now()
 	for i := range items {
 		t := asynq.NewTask("bench:bare", []byte(fmt.Sprintf(`{"id":"bare-%d"}`, i)))
-		if _, err := client.EnqueueContext(ctx, t, asynq.Queue("bare"), asynq.TaskID(fmt.Sprintf("bare-%d", i))); err != nil {
+		if _, err := aq.EnqueueContext(ctx, t, asynq.Queue("bare"), asynq.TaskID(fmt.Sprintf("bare-%d", i))); err != nil {
 			return err
 		}
 	}
 	bare := time.Since(start)
 
 	// 2. One batch of `items` items through the api.
-	list := make([]map[string]string, items)
-	for i := range list {
-		list[i] = map[string]string{"product_key": fmt.Sprintf("a1ingest%05d", i)}
-	}
-	body, _ := json.Marshal(map[string]any{"source_instance_id": "iotx-oxssharez200", "target_instance_id": "iot-cn-bench", "items": list})
-	var created struct{ Accepted int }
+	body := benchBatch("iot-cn-bench", "a1ingest%05d", items)
+	c := apiClient(api)
 	start = time.Now()
-	if err := doJSON("POST", api+"/v1/batches", body, &created); err != nil {
+	created, _, err := c.SubmitBatch(ctx, body, "")
+	if err != nil {
 		return err
 	}
 	batch := time.Since(start)
@@ -62,19 +58,9 @@ func (e env) runIngest(ctx context.Context, items, conc int, dur time.Duration) 
 	var seq atomic.Int64
 	posts, perr := loop(ctx, conc, dur, func() error {
 		n := seq.Add(1)
-		b := fmt.Sprintf(`{"product_key":"a1single%07d","source_instance_id":"iotx-oxssharez200","target_instance_id":"iot-cn-bench"}`, n)
-		req, _ := http.NewRequest("POST", api+"/v1/distributions", bytes.NewReader([]byte(b)))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
+		_, _, err := c.Submit(ctx, client.DistributionRequest{ProductKey: fmt.Sprintf("a1single%07d", n),
+			SourceInstanceID: "iotx-oxssharez200", TargetInstanceID: "iot-cn-bench"}, "")
+		return err
 	})
 	if perr != nil {
 		return perr
@@ -82,7 +68,7 @@ func (e env) runIngest(ctx context.Context, items, conc int, dur time.Duration) 
 	enq, eerr := loop(ctx, conc, dur, func() error {
 		n := seq.Add(1)
 		t := asynq.NewTask("bench:bare", []byte(fmt.Sprintf(`{"id":"c-%d"}`, n)))
-		_, err := client.EnqueueContext(ctx, t, asynq.Queue("bare"), asynq.TaskID(fmt.Sprintf("c-%d", n)))
+		_, err := aq.EnqueueContext(ctx, t, asynq.Queue("bare"), asynq.TaskID(fmt.Sprintf("c-%d", n)))
 		return err
 	})
 	if eerr != nil {

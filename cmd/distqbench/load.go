@@ -1,15 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/distq/distq/client"
 )
 
 // runLoad drives single POSTs at a fixed concurrency for d against a full
@@ -40,6 +40,7 @@ func (e env) runLoad(ctx context.Context, conc int, d time.Duration) error {
 	if err != nil {
 		return err
 	}
+	c := apiClient(api)
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
@@ -57,21 +58,12 @@ func (e env) runLoad(ctx context.Context, conc int, d time.Duration) error {
 			defer wg.Done()
 			for lctx.Err() == nil {
 				n := seq.Add(1)
-				body := fmt.Sprintf(`{"product_key":"a1load%08d","source_instance_id":"iotx-oxssharez200","target_instance_id":"iot-cn-load"}`, n)
-				req, _ := http.NewRequest("POST", api+"/v1/distributions", bytes.NewReader([]byte(body)))
-				req.Header.Set("Authorization", "Bearer "+token)
-				req.Header.Set("Content-Type", "application/json")
+				req := client.DistributionRequest{ProductKey: fmt.Sprintf("a1load%08d", n),
+					SourceInstanceID: "iotx-oxssharez200", TargetInstanceID: "iot-cn-load"}
 				t0 := time.Now()
-				resp, err := http.DefaultClient.Do(req)
+				dist, _, err := c.Submit(ctx, req, "") // the load's deadline (lctx) cuts no request short
 				lat := time.Since(t0)
 				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				var dist struct{ ID string }
-				json.NewDecoder(resp.Body).Decode(&dist)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusAccepted {
 					errs.Add(1)
 					continue
 				}

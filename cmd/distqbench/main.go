@@ -8,13 +8,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/distq/distq/client"
 )
 
 type scenario struct {
@@ -302,29 +302,20 @@ func (e env) runDistq(ctx context.Context, p *procs, sc scenario, distqEnv []str
 	if err != nil {
 		return 0, err
 	}
-	items := make([]map[string]string, sc.n)
-	for i := range items {
-		items[i] = map[string]string{"product_key": fmt.Sprintf("a1bench%05d", i)}
-	}
-	body, _ := json.Marshal(map[string]any{"source_instance_id": "iotx-oxssharez200", "target_instance_id": "iot-cn-bench", "items": items})
+	c := apiClient(api)
 	start := time.Now()
-	var created struct {
-		Batch struct{ ID string } `json:"batch"`
-	}
-	if err := doJSON("POST", api+"/v1/batches", body, &created); err != nil {
+	created, _, err := c.SubmitBatch(ctx, benchBatch("iot-cn-bench", "a1bench%05d", sc.n), "")
+	if err != nil {
 		return 0, err
 	}
 	deadline := start.Add(4 * bound)
 	for time.Now().Before(deadline) {
-		var b struct {
-			Done   bool           `json:"done"`
-			Counts map[string]int `json:"counts"`
-		}
-		if err := doJSON("GET", api+"/v1/batches/"+created.Batch.ID, nil, &b); err != nil {
+		b, err := c.GetBatch(ctx, created.Batch.ID)
+		if err != nil {
 			return 0, err
 		}
 		if b.Done {
-			if b.Counts["succeeded"] != sc.n {
+			if b.Counts[client.StateSucceeded] != sc.n {
 				return 0, fmt.Errorf("batch done with counts %v, want %d succeeded", b.Counts, sc.n)
 			}
 			return time.Since(start), nil
@@ -336,24 +327,6 @@ func (e env) runDistq(ctx context.Context, p *procs, sc scenario, distqEnv []str
 		}
 	}
 	return 0, nil
-}
-
-func doJSON(method, url string, body []byte, out any) error {
-	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, raw)
-	}
-	return json.Unmarshal(raw, out)
 }
 
 func getJSON(url string, out any) error {

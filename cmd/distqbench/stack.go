@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/distq/distq/client"
 )
 
 // emptyDB connects to the bench's Redis database and empties it.
@@ -51,6 +53,19 @@ func (e env) startAPI(ctx context.Context, p *procs, name string, env []string) 
 	}
 	url := "http://" + addr
 	return url, waitHTTP(ctx, url+"/readyz")
+}
+
+// apiClient is a client of the api at url, as the bench's team.
+func apiClient(url string) *client.Client { return client.New(url, token) }
+
+// benchBatch is a batch of n products, named by keyFormat and their index,
+// from the bench's source instance to target.
+func benchBatch(target, keyFormat string, n int) client.BatchRequest {
+	b := client.BatchRequest{Items: make([]client.BatchItem, n), SourceInstanceID: "iotx-oxssharez200", TargetInstanceID: target}
+	for i := range b.Items {
+		b.Items[i].ProductKey = fmt.Sprintf(keyFormat, i)
+	}
+	return b
 }
 
 // startWorker starts worker number i.

@@ -3,18 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/distq/distq/client"
 	"github.com/distq/distq/internal/alisim"
 	"github.com/distq/distq/internal/devstack"
-	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/redistest"
 )
 
@@ -88,13 +90,13 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 // listAll lists distributions through the CLI's own pagination, as JSON.
-func listAll(t *testing.T, c *cli, args ...string) []distribution.Distribution {
+func listAll(t *testing.T, c *cli, args ...string) []client.Distribution {
 	t.Helper()
 	r := c.run(append([]string{"list", "-o", "json", "--page-size", "50"}, args...)...)
 	if r.code != 0 {
 		t.Fatalf("list: exit %d: %s", r.code, r.stderr)
 	}
-	var ds []distribution.Distribution
+	var ds []client.Distribution
 	if err := json.Unmarshal([]byte(r.stdout), &ds); err != nil {
 		t.Fatalf("list -o json: %v", err)
 	}
@@ -154,7 +156,7 @@ func TestSubmitFileWithBadLines(t *testing.T) {
 		t.Fatalf("%d distributions after the first run, want 197", len(all))
 	}
 	for _, d := range all {
-		if d.State != distribution.StateSucceeded {
+		if d.State != client.StateSucceeded {
 			t.Fatalf("%s is %s, want succeeded", d.ID, d.State)
 		}
 	}
@@ -181,7 +183,7 @@ func TestSubmitFileWithBadLines(t *testing.T) {
 		t.Fatalf("submit -o json: %v", err)
 	}
 	if r.code != ExitItems || len(res.Batches) != 2 || !res.Batches[0].Replayed || !res.Batches[1].Replayed ||
-		len(res.BadLines) != 3 || res.BadLines[0].Line != 11 || res.Result == nil || res.Result.Counts[distribution.StateSucceeded] != 197 {
+		len(res.BadLines) != 3 || res.BadLines[0].Line != 11 || res.Result == nil || res.Result.Counts[client.StateSucceeded] != 197 {
 		t.Errorf("submit -o json: exit %d, %+v", r.code, res)
 	}
 
@@ -195,6 +197,36 @@ func TestSubmitFileWithBadLines(t *testing.T) {
 	}
 	if r := c.run("retry", batch); r.code != ExitAPI || !strings.Contains(r.stderr, "invalid_state") {
 		t.Errorf("retry of a batch with nothing failed: exit %d, want %d with invalid_state", r.code, ExitAPI)
+	}
+
+	// list of a batch follows the file's order: the keys ascend in the file.
+	var keys []string
+	for _, d := range listAll(t, c, "--batch", batch) {
+		keys = append(keys, d.ProductKey)
+	}
+	if !slices.IsSorted(keys) || len(keys) != 97 {
+		t.Errorf("list --batch: %d items in the order %v, want the file's", len(keys), keys)
+	}
+
+	// watch of a batch that finished earlier counts the time from the
+	// batch's creation, not from the start of the watch.
+	r = c.run("get", batch, "-o", "json")
+	var view client.Batch
+	if err := json.Unmarshal([]byte(r.stdout), &view); err != nil {
+		t.Fatalf("get -o json: %v", err)
+	}
+	sinceCreated := time.Since(view.CreatedAt)
+	r = c.run("watch", batch, "-o", "json", "--progress", "lines")
+	var w watchResult
+	if err := json.Unmarshal([]byte(r.stdout), &w); err != nil {
+		t.Fatalf("watch -o json: %v", err)
+	}
+	if r.code != 0 || w.Total != 97 || !w.Created.Equal(view.CreatedAt) || w.Elapsed < sinceCreated.Seconds() {
+		t.Errorf("watch of a finished batch: exit %d, %d items, created %v, %.3fs elapsed; want 97 items, created %v, at least %.3fs",
+			r.code, w.Total, w.Created, w.Elapsed, view.CreatedAt, sinceCreated.Seconds())
+	}
+	if !strings.Contains(r.stderr, "97/97 done (100%)") || !strings.Contains(r.stderr, " since created") {
+		t.Errorf("watch's progress line lacks the totals or the time since creation: %q", r.stderr)
 	}
 }
 
@@ -210,9 +242,29 @@ func TestWaitReportsRemoteFailures(t *testing.T) {
 		`{"product_key":"a1here2","target_instance_id":"iot-cn-other0001"}`,
 		`{"product_key":"a1gone2"}`,
 	}, "\n"))
-	r := c.run("submit", "-f", file, "--source", testSource, "--target", testTarget, "--wait", "--interval", "100ms")
+	failedCSV := filepath.Join(t.TempDir(), "failed.csv")
+	r := c.run("submit", "-f", file, "--source", testSource, "--target", testTarget, "--wait", "--interval", "100ms", "--failed-csv", failedCSV)
 	if r.code != ExitItems {
 		t.Fatalf("exit %d, want %d", r.code, ExitItems)
+	}
+	// --failed-csv holds both failures with their code, RequestId and line.
+	raw, err := os.ReadFile(failedCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(raw)).ReadAll()
+	if err != nil || len(rows) != 3 || rows[0][0] != "product_key" {
+		t.Fatalf("--failed-csv: %v\n%s", err, raw)
+	}
+	for i, want := range []struct{ pk, line string }{{"a1gone1", "2"}, {"a1gone2", "4"}} {
+		row := map[string]string{}
+		for j, col := range rows[0] {
+			row[col] = rows[i+1][j]
+		}
+		if row["product_key"] != want.pk || row["line"] != want.line || row["outcome"] != "failed" || row["code"] != "iot.prod.NotExistedProduct" ||
+			row["request_id"] == "" || row["source_instance_id"] != testSource || row["target_instance_id"] != testTarget || !strings.HasPrefix(row["distribution_id"], "d_") {
+			t.Errorf("--failed-csv row %d: %v, want %s of line %s failed with its code and request id", i+1, row, want.pk, want.line)
+		}
 	}
 	for _, want := range []string{
 		"succeeded 2 · failed 2",
@@ -233,6 +285,28 @@ func TestWaitReportsRemoteFailures(t *testing.T) {
 	}
 	if r := c.run("watch", failed[0].BatchID, "--interval", "100ms", "-o", "json"); r.code != ExitItems || !strings.Contains(r.stdout, `"code": "iot.prod.NotExistedProduct"`) {
 		t.Errorf("watch after retry: exit %d, want %d with the remote code", r.code, ExitItems)
+	}
+	// get shows both attempts of a retried distribution, each with the
+	// remote's code and RequestId.
+	r = c.run("get", failed[0].ID)
+	for _, want := range []string{"attempts:", "attempt 1:", "attempt 2:"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("get %s lacks %q", failed[0].ID, want)
+		}
+	}
+	if r.code != 0 || strings.Count(r.stdout, "failed  ") != 2 || strings.Count(r.stdout, "iot.prod.NotExistedProduct: ") != 3 ||
+		strings.Count(r.stdout, "  request_id ") != 2 {
+		t.Errorf("get of a retried distribution: exit %d, want both failed attempts with their code and request id", r.code)
+	}
+
+	// submit --file takes the failed CSV back as it is: no flags needed, the
+	// report columns ignored; the two products go again (and fail again).
+	r = c.run("submit", "-f", failedCSV, "--wait", "--interval", "100ms", "--failed-csv", failedCSV+".again")
+	if r.code != ExitItems || !strings.Contains(r.stdout, failedCSV+": 2 items to submit\n") || !strings.Contains(r.stdout, "failed (2): iot.prod.NotExistedProduct ×2") {
+		t.Errorf("resubmit of --failed-csv: exit %d, want both items submitted and failed again", r.code)
+	}
+	if again, err := os.ReadFile(failedCSV + ".again"); err != nil || bytes.Count(again, []byte("\n")) != 3 {
+		t.Errorf("second --failed-csv: %v\n%s", err, again)
 	}
 }
 
@@ -255,9 +329,13 @@ func TestDuplicateActiveAndCancel(t *testing.T) {
 	batch := res.Batches[0].ID
 
 	// The last product waits behind ~300 items at 50/s: it is still active.
-	r = c.run("submit", "-p", "a1dup0299", "--source", testSource, "--target", testTarget)
+	rejectedCSV := filepath.Join(t.TempDir(), "rejected.csv")
+	r = c.run("submit", "-p", "a1dup0299", "--source", testSource, "--target", testTarget, "--failed-csv", rejectedCSV)
 	if r.code != ExitItems || !strings.Contains(r.stdout, "duplicate_active") {
 		t.Fatalf("duplicate single submit: exit %d, want %d with duplicate_active", r.code, ExitItems)
+	}
+	if raw, err := os.ReadFile(rejectedCSV); err != nil || !bytes.Contains(raw, []byte("\na1dup0299,"+testSource+","+testTarget+",,,,rejected,duplicate_active,")) {
+		t.Errorf("--failed-csv of a rejected submit: %v\n%s", err, raw)
 	}
 	if r := c.run("cancel", batch); r.code != 0 || !strings.Contains(r.stdout, "canceled") {
 		t.Fatalf("cancel batch: exit %d", r.code)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/distq/distq/client"
 )
 
 // Exit codes of distqctl. They are part of its contract (docs/CLI.md).
@@ -28,6 +30,28 @@ const (
 	// idempotency key reused, …).
 	ExitAPI = 5
 )
+
+// unreachableError is a request that got no HTTP answer.
+type unreachableError struct {
+	URL string
+	Err error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach distq at %s (check --url or DISTQ_URL): %v", e.URL, e.Err)
+}
+
+func (e *unreachableError) Unwrap() error { return e.Err }
+
+// apiError gives a client error distqctl's words: a request that got no
+// answer says which flag or variable names the server.
+func apiError(err error) error {
+	var te *client.TransportError
+	if errors.As(err, &te) {
+		return &unreachableError{URL: te.URL, Err: te.Err}
+	}
+	return err
+}
 
 // usageError is a mistake of the caller's: flags, config, input file.
 type usageError struct{ msg string }
@@ -56,7 +80,7 @@ func exitCode(ctx context.Context, err error) int {
 		ue *usageError
 		ie *interruptedError
 		ne *unreachableError
-		ae *APIError
+		ae *client.Error
 	)
 	switch {
 	case err == nil:

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/distq/distq/internal/distribution"
+	"github.com/distq/distq/client"
 )
 
 // Input formats of submit --file.
@@ -28,7 +28,7 @@ var columns = []string{"product_key", "source_instance_id", "target_instance_id"
 // item is one product of an input file, with its line number (1-based).
 type item struct {
 	Line int
-	Req  distribution.Request
+	Req  client.DistributionRequest
 }
 
 // lineError is a bad line of an input file: it is reported and skipped.
@@ -63,8 +63,9 @@ func detectFormat(name string, data []byte) string {
 // lineErrors and skipped; the error is for a file that cannot be read at
 // all (unknown format, bad CSV header).
 //
-// CSV: an optional header row naming columns (see columns); without one,
-// each line holds one product key. Blank lines and lines starting with '#'
+// CSV: an optional header row naming columns (see columns, and
+// reportColumns, which are ignored); without one, each line holds one
+// product key. Blank lines and lines starting with '#'
 // are skipped; fields are trimmed. Each line is one record (no quoted
 // newlines), so that a bad line never hides the lines after it.
 //
@@ -132,8 +133,8 @@ func parseCSV(data []byte) ([]item, []lineError, error) {
 			first = false
 			if slices.Contains(rec, "product_key") {
 				for i, c := range rec {
-					if !slices.Contains(columns, c) {
-						return usagef("line %d: unknown column %q in the header (known: %s)", n, c, strings.Join(columns, ", "))
+					if !slices.Contains(columns, c) && !slices.Contains(reportColumns, c) {
+						return usagef("line %d: unknown column %q in the header (known: %s; ignored: %s)", n, c, strings.Join(columns, ", "), strings.Join(reportColumns, ", "))
 					}
 					if slices.Contains(rec[:i], c) {
 						return usagef("line %d: column %q appears twice in the header", n, c)
@@ -152,9 +153,11 @@ func parseCSV(data []byte) ([]item, []lineError, error) {
 			bad = append(bad, lineError{n, fmt.Sprintf("has %d fields, want %s", len(rec), what)})
 			return nil
 		}
-		var req distribution.Request
+		var req client.DistributionRequest
 		for i, c := range header {
-			*field(&req, c) = rec[i]
+			if slices.Contains(columns, c) { // the report columns of --failed-csv are ignored
+				*field(&req, c) = rec[i]
+			}
 		}
 		items = append(items, item{Line: n, Req: req})
 		return nil
@@ -163,7 +166,7 @@ func parseCSV(data []byte) ([]item, []lineError, error) {
 }
 
 // field returns the field of r named by a column.
-func field(r *distribution.Request, column string) *string {
+func field(r *client.DistributionRequest, column string) *string {
 	switch column {
 	case "product_key":
 		return &r.ProductKey
@@ -189,7 +192,7 @@ func parseJSONL(data []byte) ([]item, []lineError, error) {
 	err := lines(data, func(n int, line string) error {
 		dec := json.NewDecoder(strings.NewReader(line))
 		dec.DisallowUnknownFields()
-		var req distribution.Request
+		var req client.DistributionRequest
 		if err := dec.Decode(&req); err != nil {
 			bad = append(bad, lineError{n, jsonProblem(err)})
 			return nil
@@ -226,7 +229,7 @@ func jsonProblem(err error) string {
 // would, and reports invalid items and repeats of an earlier line as bad
 // lines. It returns the items to send, without the fields the shared ones
 // give (the batch's top-level fields fill them on the server).
-func prepare(items []item, shared distribution.Request) ([]item, []lineError) {
+func prepare(items []item, shared client.DistributionRequest) ([]item, []lineError) {
 	var (
 		ok   []item
 		bad  []lineError
@@ -235,8 +238,8 @@ func prepare(items []item, shared distribution.Request) ([]item, []lineError) {
 	for _, it := range items {
 		r := it.Req
 		r.FillFrom(shared)
-		if err := r.Validate(""); err != nil {
-			var ve *distribution.ValidationError
+		if err := r.Validate(); err != nil {
+			var ve *client.ValidationError
 			msg := err.Error()
 			if errors.As(err, &ve) {
 				parts := make([]string, len(ve.Fields))

@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/distq/distq/internal/distribution"
+	"github.com/distq/distq/client"
 )
 
 func TestParseCSV(t *testing.T) {
@@ -21,20 +21,20 @@ func TestParseCSV(t *testing.T) {
 		name: "one key per line, no header",
 		in:   "a1one\n\n# a comment\n  a1two  \n",
 		wantItems: []item{
-			{Line: 1, Req: distribution.Request{ProductKey: "a1one"}},
-			{Line: 4, Req: distribution.Request{ProductKey: "a1two"}},
+			{Line: 1, Req: client.DistributionRequest{ProductKey: "a1one"}},
+			{Line: 4, Req: client.DistributionRequest{ProductKey: "a1two"}},
 		},
 	}, {
 		name: "header with per-row fields",
 		in:   "\ufeffproduct_key, target_instance_id ,account\na1one,iot-t1,acme\n\"a1two\",iot-t2,\n",
 		wantItems: []item{
-			{Line: 2, Req: distribution.Request{ProductKey: "a1one", TargetInstanceID: "iot-t1", Account: "acme"}},
-			{Line: 3, Req: distribution.Request{ProductKey: "a1two", TargetInstanceID: "iot-t2"}},
+			{Line: 2, Req: client.DistributionRequest{ProductKey: "a1one", TargetInstanceID: "iot-t1", Account: "acme"}},
+			{Line: 3, Req: client.DistributionRequest{ProductKey: "a1two", TargetInstanceID: "iot-t2"}},
 		},
 	}, {
 		name:      "wrong field counts and a broken quote are bad lines",
 		in:        "product_key,target_instance_id\na1one,iot-t1\na1two\na1three,iot-t3,extra\n\"a1four,iot-t4\na1five,iot-t5\n",
-		wantItems: []item{{Line: 2, Req: distribution.Request{ProductKey: "a1one", TargetInstanceID: "iot-t1"}}, {Line: 6, Req: distribution.Request{ProductKey: "a1five", TargetInstanceID: "iot-t5"}}},
+		wantItems: []item{{Line: 2, Req: client.DistributionRequest{ProductKey: "a1one", TargetInstanceID: "iot-t1"}}, {Line: 6, Req: client.DistributionRequest{ProductKey: "a1five", TargetInstanceID: "iot-t5"}}},
 		wantBad: []lineError{
 			{3, "has 1 fields, want 2 fields (product_key,target_instance_id)"},
 			{4, "has 3 fields, want 2 fields (product_key,target_instance_id)"},
@@ -45,13 +45,18 @@ func TestParseCSV(t *testing.T) {
 		in:      "product_key,colour\na1one,red\n",
 		wantErr: `line 1: unknown column "colour" in the header`,
 	}, {
+		name: "the report columns of --failed-csv are ignored",
+		in: "product_key,source_instance_id,target_instance_id,target_uid,target_aliyun_id,account,outcome,code,message,request_id,line,distribution_id\n" +
+			"a1one,iotx-s,iot-t1,,,acme,failed,iot.prod.NotExistedProduct,\"no such product, sorry\",RID-1,7,d_01a2199fe5e4_0000000001\n",
+		wantItems: []item{{Line: 2, Req: client.DistributionRequest{ProductKey: "a1one", SourceInstanceID: "iotx-s", TargetInstanceID: "iot-t1", Account: "acme"}}},
+	}, {
 		name:    "repeated header column",
 		in:      "product_key,product_key\n",
 		wantErr: `line 1: column "product_key" appears twice`,
 	}, {
 		name:      "no header, two fields",
 		in:        "a1one\na1two,iot-t2\n",
-		wantItems: []item{{Line: 1, Req: distribution.Request{ProductKey: "a1one"}}},
+		wantItems: []item{{Line: 1, Req: client.DistributionRequest{ProductKey: "a1one"}}},
 		wantBad:   []lineError{{2, "has 2 fields, want a product key"}},
 	}}
 	for _, tt := range tests {
@@ -95,8 +100,8 @@ func TestParseJSONL(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantItems := []item{
-		{Line: 1, Req: distribution.Request{ProductKey: "a1one", TargetInstanceID: "iot-t1"}},
-		{Line: 9, Req: distribution.Request{ProductKey: "a1eight", SourceInstanceID: "iotx-s"}},
+		{Line: 1, Req: client.DistributionRequest{ProductKey: "a1one", TargetInstanceID: "iot-t1"}},
+		{Line: 9, Req: client.DistributionRequest{ProductKey: "a1eight", SourceInstanceID: "iotx-s"}},
 	}
 	if diff := cmp.Diff(wantItems, items); diff != "" {
 		t.Errorf("items (-want +got):\n%s", diff)
@@ -132,14 +137,14 @@ func TestDetectFormat(t *testing.T) {
 
 func TestPrepare(t *testing.T) {
 	t.Parallel()
-	shared := distribution.Request{SourceInstanceID: "iotx-src", TargetInstanceID: "iot-dst"}
+	shared := client.DistributionRequest{SourceInstanceID: "iotx-src", TargetInstanceID: "iot-dst"}
 	items := []item{
-		{Line: 2, Req: distribution.Request{ProductKey: "a1one"}},
-		{Line: 3, Req: distribution.Request{ProductKey: "bad key!"}},
-		{Line: 4, Req: distribution.Request{ProductKey: "a1one"}},                            // repeats line 2
-		{Line: 5, Req: distribution.Request{ProductKey: "a1one", TargetInstanceID: "iot-2"}}, // another target: fine
-		{Line: 6, Req: distribution.Request{ProductKey: "a1six", TargetInstanceID: "iotx-src"}},
-		{Line: 7, Req: distribution.Request{ProductKey: "a1seven", TargetUID: "12ab"}},
+		{Line: 2, Req: client.DistributionRequest{ProductKey: "a1one"}},
+		{Line: 3, Req: client.DistributionRequest{ProductKey: "bad key!"}},
+		{Line: 4, Req: client.DistributionRequest{ProductKey: "a1one"}},                            // repeats line 2
+		{Line: 5, Req: client.DistributionRequest{ProductKey: "a1one", TargetInstanceID: "iot-2"}}, // another target: fine
+		{Line: 6, Req: client.DistributionRequest{ProductKey: "a1six", TargetInstanceID: "iotx-src"}},
+		{Line: 7, Req: client.DistributionRequest{ProductKey: "a1seven", TargetUID: "12ab"}},
 	}
 	ok, bad := prepare(items, shared)
 	var lines []int

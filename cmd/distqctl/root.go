@@ -7,13 +7,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"gopkg.in/yaml.v3"
+
+	"github.com/distq/distq/client"
 )
 
 // defaultURL is the api of `make run`.
@@ -156,13 +160,16 @@ func (a *app) loadConfig() error {
 	return nil
 }
 
-// client returns an API client, or a usage error when no token is set.
-func (a *app) client() (*client, error) {
+// api returns an API client, or a usage error when no token is set.
+func (a *app) api() (*client.Client, error) {
 	if a.cfg.Token == "" {
 		path, _, _ := a.configPath()
 		return nil, usagef("no API token: pass --token, set DISTQ_TOKEN, or put `token: …` in %s", cmp.Or(path, "the config file"))
 	}
-	return newClient(a.cfg.URL, a.cfg.Token), nil
+	// The retries are for a 429 (after its Retry-After) and, for requests
+	// safe to repeat, a transport error.
+	return client.New(a.cfg.URL, a.cfg.Token, client.WithRetries(4), client.WithUserAgent("distqctl"),
+		client.WithHTTPClient(&http.Client{Timeout: 2 * time.Minute})), nil
 }
 
 func (a *app) jsonOutput() bool { return a.cfg.Output == "json" }

@@ -7,6 +7,7 @@
 package alibaba
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,11 +43,11 @@ type Config struct {
 	// Endpoint is a URL: https://iot.cn-shanghai.aliyuncs.com, or a simulator
 	// such as http://127.0.0.1:8081.
 	Endpoint string
-	// AccessKeyID and AccessKeySecret are static credentials; when both are
-	// empty the SDK's default credential chain is used (environment, STS,
-	// RAM role, ...).
+	// AccessKeyID and AccessKeySecret are static credentials.
 	AccessKeyID, AccessKeySecret string
-	// Credential overrides both when set.
+	// Credential, such as the SDK's default chain (STS, RAM role, ...) that
+	// the caller builds once, overrides both when set. NewClient refuses a
+	// Config with neither.
 	Credential credential.Credential
 	// Timeout bounds one call, connect and read (default 10s).
 	Timeout time.Duration
@@ -152,7 +153,7 @@ func ValidateEndpoint(endpoint string) (*url.URL, error) {
 
 // NewClient returns a client for cfg.
 func NewClient(cfg Config) (*Client, error) {
-	u, err := ValidateEndpoint(cmpOr(cfg.Endpoint, DefaultEndpoint))
+	u, err := ValidateEndpoint(cmp.Or(cfg.Endpoint, DefaultEndpoint))
 	if err != nil {
 		return nil, err
 	}
@@ -175,11 +176,7 @@ func NewClient(cfg Config) (*Client, error) {
 		oc.AccessKeyId = tea.String(cfg.AccessKeyID)
 		oc.AccessKeySecret = tea.String(cfg.AccessKeySecret)
 	default:
-		c, err := credential.NewCredential(nil)
-		if err != nil {
-			return nil, fmt.Errorf("credentials: %w", err)
-		}
-		oc.Credential = c
+		return nil, errors.New("no credentials: set AccessKeyID and AccessKeySecret, or Credential")
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
@@ -212,13 +209,6 @@ func NewClient(cfg Config) (*Client, error) {
 		return &pooled{sdk: s, doer: d}
 	}
 	return c, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // CreateRequest is what CreateProductDistributeJob takes.

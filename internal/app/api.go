@@ -2,17 +2,21 @@ package app
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/labstack/echo/v4"
 
 	"github.com/distq/distq/internal/config"
+	"github.com/distq/distq/internal/console"
 	"github.com/distq/distq/internal/httpapi"
 	"github.com/distq/distq/internal/metrics"
+	"github.com/distq/distq/internal/notify"
 	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/quota"
+	"github.com/distq/distq/internal/service"
 	"github.com/distq/distq/internal/store"
 )
 
@@ -20,9 +24,6 @@ import (
 // taking requests, lets those in flight finish, and closes Redis. ready, if
 // not nil, is called with the listening address.
 func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(addr string)) error {
-	if len(cfg.Tokens) == 0 && len(cfg.TokenHashes) == 0 {
-		return errors.New("DISTQ_API_TOKENS: required: at least one team:token (or DISTQ_API_TOKENS_FILE)")
-	}
 	rdb, err := Redis(cfg)
 	if err != nil {
 		return err
@@ -33,17 +34,35 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	reg := newRegistry()
 	m := metrics.New(reg)
 	initMetrics(m, cfg)
-	e, background := httpapi.New(httpapi.Deps{
-		Config:   cfg,
-		Store:    store.NewRedis(rdb, cfg.Retention),
-		Enqueuer: queue.NewEnqueuer(client),
-		Canceler: func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
-		Metrics:  m,
-		Registry: reg,
-		Log:      log,
-		Ready:    pinger(rdb),
-		TeamRate: float64(cfg.TeamRPS),
+	st := store.NewRedis(rdb, cfg.Retention)
+	svc := service.New(service.Deps{
+		Store:       st,
+		Idempotency: st,
+		Enqueuer:    queue.NewEnqueuer(client),
+		Changes:     store.NewChanges(rdb, log),
+		Figures:     st,
+		Slots:       slotHolders{quota.New(rdb, quota.Options{})},
+		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
+		Accounts:    serviceAccounts(cfg),
+		Webhooks:    serviceWebhooks(cfg, notify.NewOutbox(st, client, insp)),
+		Metrics:     m,
+		Log:         log,
 	})
+	e, background := httpapi.New(httpapi.Deps{
+		Service:     svc,
+		Tokens:      cfg.Tokens,
+		TokenHashes: cfg.TokenHashes,
+		Registry:    reg,
+		Log:         log,
+		Ready:       pinger(rdb),
+		TeamRate:    float64(cfg.TeamRPS),
+	})
+	// The team console, a second front door of the same service.
+	con := echo.WrapHandler(console.New(console.Deps{
+		Service: svc, Sessions: st, Tokens: cfg.Tokens, TokenHashes: cfg.TokenHashes, Log: log,
+	}))
+	e.Any(console.Prefix, con)
+	e.Any(console.Prefix+"/*", con)
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go background(bg)
@@ -59,4 +78,43 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	err = serve(ctx, srv, ln, 75*time.Second)
 	log.Info("api stopped")
 	return err
+}
+
+// serviceAccounts is what the use cases need of each configured account.
+func serviceAccounts(cfg *config.Config) []service.Account {
+	out := make([]service.Account, len(cfg.Accounts))
+	for i, a := range cfg.Accounts {
+		out[i] = service.Account{Name: a.Name, UID: a.UID, CreateQPS: a.CreateQPS, MaxJobs: a.MaxJobs, Default: a.Default}
+	}
+	return out
+}
+
+// serviceWebhooks is what the use cases need of the webhook settings: the
+// teams with a secret (never the secrets) and the allowed hosts.
+func serviceWebhooks(cfg *config.Config, events service.Events) service.Webhooks {
+	teams := map[string]bool{}
+	for team := range cfg.Webhooks.Secrets {
+		teams[team] = true
+	}
+	return service.Webhooks{Teams: teams, Allowed: cfg.Webhooks.Allowed, Events: events}
+}
+
+// slotHolders tells the service which distributions hold an account's job
+// slots, from the quota's leases.
+type slotHolders struct{ l *quota.Limiter }
+
+func (h slotHolders) SlotHolders(ctx context.Context, uid string) ([]string, int, error) {
+	leases, err := h.l.Holders(ctx, uid)
+	if err != nil {
+		return nil, 0, err
+	}
+	ext, err := h.l.External(ctx, uid)
+	if err != nil {
+		return nil, 0, err
+	}
+	ids := make([]string, 0, len(leases))
+	for id := range leases {
+		ids = append(ids, id)
+	}
+	return ids, ext, nil
 }

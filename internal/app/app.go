@@ -22,15 +22,6 @@ import (
 	"github.com/distq/distq/internal/metrics"
 )
 
-// Redis connects to the configured Redis (one server or Sentinel).
-func Redis(cfg *config.Config) (redis.UniversalClient, error) {
-	opts, err := cfg.RedisOptions()
-	if err != nil {
-		return nil, err
-	}
-	return redis.NewUniversalClient(opts), nil
-}
-
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -1,13 +1,13 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
-	credential "github.com/aliyun/credentials-go/credentials"
 	"github.com/hibiken/asynq"
 	asynqmetrics "github.com/hibiken/asynq/x/metrics"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -15,6 +15,7 @@ import (
 	"github.com/distq/distq/internal/alibaba"
 	"github.com/distq/distq/internal/config"
 	"github.com/distq/distq/internal/metrics"
+	"github.com/distq/distq/internal/notify"
 	"github.com/distq/distq/internal/queue"
 	"github.com/distq/distq/internal/quota"
 	"github.com/distq/distq/internal/store"
@@ -27,6 +28,8 @@ type WorkerOptions struct {
 	ReconcileInterval time.Duration // default 10s
 	// Client overrides the Alibaba client settings of every account.
 	Client func(a config.Account, c *alibaba.Config)
+	// Webhooks tunes the delivery of completion events.
+	Webhooks notify.Options
 }
 
 // RunWorker processes distq's tasks until ctx ends, serving /metrics,
@@ -39,24 +42,9 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 		return err
 	}
 	defer rdb.Close()
-	var accounts []*queue.Account
-	for _, a := range cfg.Accounts {
-		cc := alibaba.Config{Endpoint: a.Endpoint, AccessKeyID: a.AccessKeyID, AccessKeySecret: a.AccessKeySecret, Timeout: cfg.AlibabaTimeout}
-		if a.CredentialsChain {
-			cred, err := credential.NewCredential(nil)
-			if err != nil {
-				return fmt.Errorf("account %s: credentials chain: %w", a.Name, err)
-			}
-			cc.Credential = cred
-		}
-		if opts.Client != nil {
-			opts.Client(a, &cc)
-		}
-		c, err := alibaba.NewClient(cc)
-		if err != nil {
-			return fmt.Errorf("account %s: %w", a.Name, err)
-		}
-		accounts = append(accounts, &queue.Account{Account: a, Client: c})
+	accounts, err := alibabaClients(cfg, opts.Client)
+	if err != nil {
+		return err
 	}
 	reg := newRegistry()
 	m := metrics.New(reg)
@@ -67,12 +55,10 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	if opts.Queue.SlotLease == 0 {
 		opts.Queue.SlotLease = cfg.SlotLease
 	}
-	opts.Queue.CallTimeout = cmpDur(opts.Queue.CallTimeout, cfg.AlibabaTimeout)
-	opts.Queue.RemoteVisibility = cmpDur(opts.Queue.RemoteVisibility, cfg.RemoteVisibility)
-	if err := queue.CheckAccounts(accounts); err != nil {
-		return err
-	}
-	w := queue.NewWorker(store.NewRedis(rdb, cfg.Retention), quota.New(rdb, opts.Quota), accounts, m, insp, client, log, opts.Queue)
+	opts.Queue.CallTimeout = cmp.Or(opts.Queue.CallTimeout, cfg.AlibabaTimeout)
+	opts.Queue.RemoteVisibility = cmp.Or(opts.Queue.RemoteVisibility, cfg.RemoteVisibility)
+	st := store.NewRedis(rdb, cfg.Retention)
+	w := queue.NewWorker(st, quota.New(rdb, opts.Quota), accounts, m, insp, client, log, opts.Queue)
 
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.WorkerConcurrency,
@@ -96,11 +82,19 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
+	// Webhooks have an asynq server and a queue of their own: the strict
+	// priorities of the quota's queues neither starve them nor are delayed
+	// by them.
+	whSrv, err := startWebhooks(cfg, rdb, st, client, m, log, opts.Webhooks)
+	if err != nil {
+		srv.Shutdown()
+		return err
+	}
 	rctx, stopReconcile := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.RunReconciler(rctx, cmpDur(opts.ReconcileInterval, 10*time.Second))
+		w.RunReconciler(rctx, cmp.Or(opts.ReconcileInterval, 10*time.Second))
 	}()
 
 	httpMux := http.NewServeMux()
@@ -125,6 +119,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	if err != nil {
 		stopReconcile()
 		srv.Shutdown()
+		whSrv.stop()
 		return err
 	}
 	log.Info("worker running", "metrics_addr", ln.Addr().String(), "concurrency", cfg.WorkerConcurrency, "accounts", len(accounts))
@@ -139,16 +134,10 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	stopReconcile()
 	<-done
 	srv.Shutdown()
+	whSrv.stop()
 	err = <-herr
 	log.Info("worker stopped")
 	return err
-}
-
-func cmpDur(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // asynqLogger sends asynq's logs to slog.

@@ -42,7 +42,9 @@ type Options struct {
 	Workers int
 	// Sim configures the simulator (its Accounts default to the dev account).
 	Sim alisim.Config
-	// Env adds or overrides distq settings (DISTQ_* variables).
+	// Env adds or overrides distq settings (DISTQ_* variables). By default
+	// distq's one account is the simulator's first, its endpoint the
+	// simulator, and its one team DevTeam with DevToken.
 	Env map[string]string
 	// Worker tunes the workers.
 	Worker app.WorkerOptions
@@ -114,9 +116,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		"DISTQ_HTTP_ADDR":                 cmp.Or(o.APIAddr, "127.0.0.1:0"),
 		"DISTQ_METRICS_ADDR":              cmp.Or(o.MetricsAddr, "127.0.0.1:0"),
 		"DISTQ_API_TOKENS":                DevTeam + ":" + DevToken,
-		"DISTQ_ALIBABA_UID":               DevUID,
-		"ALIBABA_CLOUD_ACCESS_KEY_ID":     DevKeyID,
-		"ALIBABA_CLOUD_ACCESS_KEY_SECRET": DevSecret,
+		"DISTQ_ALIBABA_UID":               simCfg.Accounts[0].UID,
+		"ALIBABA_CLOUD_ACCESS_KEY_ID":     simCfg.Accounts[0].AccessKeyID,
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET": simCfg.Accounts[0].AccessKeySecret,
 		"DISTQ_ALIBABA_ENDPOINT":          s.SimURL,
 	}
 	for k, v := range o.Env {

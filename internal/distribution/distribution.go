@@ -1,7 +1,9 @@
 // Package distribution holds distq's domain: what a distribution and a batch
-// are, the states a distribution moves through, and how a request for one is
-// validated. It imports no adapter; the Redis store, the Alibaba client, the
-// queue and the HTTP API all speak in its terms.
+// are, the states a distribution moves through and the named transitions
+// between them, ids, and how a request for one is validated. It imports no
+// adapter; the Redis store, the Alibaba client, the queue, the use cases
+// and the HTTP API all speak in its terms. The quota invariants its
+// comments tag (Q1…Q7) are defined in docs/QUOTA.md.
 package distribution
 
 import (
@@ -71,7 +73,47 @@ type Error struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
-// Distribution is one request to distribute one product.
+// Outcome is how an attempt ended.
+type Outcome string
+
+// Outcomes of an attempt.
+const (
+	// OutcomeInProgress: the attempt's Create was sent and its job (if
+	// any) has not finished.
+	OutcomeInProgress Outcome = "in_progress"
+	// OutcomeSucceeded, OutcomeFailed: the distribution ended with this
+	// attempt.
+	OutcomeSucceeded Outcome = "succeeded"
+	OutcomeFailed    Outcome = "failed"
+	// OutcomeRequeued: the attempt made no job (a transient error, or a
+	// Create whose answer was lost and whose job the remote does not
+	// show) and the distribution went back to the queue.
+	OutcomeRequeued Outcome = "requeued"
+)
+
+// MaxHistory bounds Distribution.History: older attempts are dropped (they
+// still count in Attempts).
+const MaxHistory = 20
+
+// Attempt is one attempt at a remote job: from the Create sent to the
+// job's end, or to the error that put the distribution back in the queue.
+type Attempt struct {
+	// Number is the attempt's place in the distribution's life, from 1.
+	Number     int        `json:"number"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Outcome    Outcome    `json:"outcome"`
+	// JobID is the remote job the attempt made, when it made one.
+	JobID string `json:"job_id,omitempty"`
+	// Error is why the attempt failed or was requeued: the remote's Code,
+	// message and RequestId, or distq's own code.
+	Error *Error `json:"error,omitempty"`
+}
+
+// Distribution is one request to distribute one product. Attempts counts
+// every attempt at a remote job over its life, retries included; History
+// lists the last MaxHistory of them, oldest first, so that a retried
+// distribution keeps the errors of its earlier attempts.
 type Distribution struct {
 	ID               string     `json:"id"`
 	Team             string     `json:"team"`
@@ -88,10 +130,15 @@ type Distribution struct {
 	RemoteStatus     *int       `json:"remote_status,omitempty"`
 	Attempts         int        `json:"attempts"`
 	Error            *Error     `json:"error,omitempty"`
+	History          []Attempt  `json:"history,omitempty"`
 	CreatedAt        time.Time  `json:"created_at"`
 	SubmittedAt      *time.Time `json:"submitted_at,omitempty"`
 	FinishedAt       *time.Time `json:"finished_at,omitempty"`
 	UpdatedAt        time.Time  `json:"updated_at"`
+	// NotifyURL receives a distribution.finished event when it ends (a
+	// single distribution only: a batch's items are announced by the
+	// batch's own event).
+	NotifyURL string `json:"notify_url,omitempty"`
 }
 
 // Batch groups distributions submitted together.
@@ -101,4 +148,6 @@ type Batch struct {
 	Account   string    `json:"account"`
 	Size      int       `json:"size"`
 	CreatedAt time.Time `json:"created_at"`
+	// NotifyURL receives a batch.finished event once every item is final.
+	NotifyURL string `json:"notify_url,omitempty"`
 }

@@ -16,6 +16,10 @@ type Request struct {
 	TargetInstanceID string `json:"target_instance_id"`
 	TargetUID        string `json:"target_uid,omitempty"`
 	TargetAliyunID   string `json:"target_aliyun_id,omitempty"`
+	// NotifyURL is where the completion event goes (checked by the use
+	// cases against the webhook settings, not by Validate). A batch's
+	// top-level notify_url is the batch's; an item may not set one.
+	NotifyURL string `json:"notify_url,omitempty"`
 }
 
 // FillFrom sets every empty field of r from d, for batch items that take

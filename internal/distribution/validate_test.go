@@ -3,6 +3,7 @@ package distribution
 import (
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -197,4 +198,25 @@ func FuzzValidate(f *testing.F) {
 			t.Fatalf("Validate changed more than target_uid: %+v -> %+v", in, r)
 		}
 	})
+}
+
+// The ids of a batch's items are valid, distinct, and sort in the order
+// they were made, up to the largest batch.
+func TestNewIDsSortInOrder(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, n := range []int{1, 2, 10000} {
+		ids := NewIDs(now, n)
+		if len(ids) != n {
+			t.Fatalf("NewIDs(%d): %d ids", n, len(ids))
+		}
+		for i, id := range ids {
+			if !ValidID(KindDistribution, id) || id < IDFloor(KindDistribution, now) || id >= IDFloor(KindDistribution, now.Add(time.Millisecond)) {
+				t.Fatalf("id %q is not a distribution id of %v", id, now)
+			}
+			if i > 0 && ids[i-1] >= id {
+				t.Fatalf("ids %d and %d: %q then %q, want increasing", i-1, i, ids[i-1], id)
+			}
+		}
+	}
 }

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distq/distq/client"
 	"github.com/distq/distq/internal/alisim"
 	"github.com/distq/distq/internal/devstack"
-	"github.com/distq/distq/internal/distribution"
 )
 
 // Two accounts in one process: each is limited on its own, and two entries
@@ -46,7 +46,7 @@ func TestAccountsAreLimitedByUID(t *testing.T) {
 		},
 	}
 	st := startStack(t, devstack.Options{Sim: sim, Workers: 2, Env: map[string]string{"DISTQ_ACCOUNTS_FILE": path}})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	var ids []string
 	for i := range 6 {
 		for _, acct := range []string{"shop", "shop-ci", "lab"} {
@@ -56,7 +56,7 @@ func TestAccountsAreLimitedByUID(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		if d := c.waitFinal(id, 60*time.Second); d.State != distribution.StateSucceeded {
+		if d := c.waitFinal(id, 60*time.Second); d.State != client.StateSucceeded {
 			t.Fatalf("%s: %+v (error %+v)", id, d, d.Error)
 		}
 	}
@@ -92,8 +92,9 @@ func TestAccountsAreLimitedByUID(t *testing.T) {
 			t.Fatalf("uid %s: %d unfinished jobs at once, want <= 3", uid, p)
 		}
 	}
-	if code := c.do("POST", "/v1/distributions", distribution.Request{Account: "nope", ProductKey: "a1x", SourceInstanceID: "iotx-a", TargetInstanceID: "iotx-b"}, nil); code != http.StatusUnprocessableEntity {
-		t.Fatalf("unknown account: %d, want 422", code)
+	_, _, err := c.Submit(t.Context(), client.DistributionRequest{Account: "nope", ProductKey: "a1x", SourceInstanceID: "iotx-a", TargetInstanceID: "iotx-b"}, "")
+	if e := apiError(t, err); e.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("unknown account: %v, want 422", e)
 	}
 }
 

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distq/distq/client"
 	"github.com/distq/distq/internal/alisim"
 	"github.com/distq/distq/internal/app"
 	"github.com/distq/distq/internal/devstack"
-	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/queue"
 )
 
@@ -26,7 +26,7 @@ func jobsOf(sim *alisim.Server) map[string][]alisim.Job {
 // final; it fails the test unless all succeeded with exactly one remote job.
 func submitAll(t *testing.T, st *devstack.Stack, pks []string, limit time.Duration) {
 	t.Helper()
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	ids := make([]string, len(pks))
 	for i, pk := range pks {
 		ids[i] = c.submit(req(pk)).ID
@@ -34,7 +34,7 @@ func submitAll(t *testing.T, st *devstack.Stack, pks []string, limit time.Durati
 	deadline := time.Now().Add(limit)
 	for i, id := range ids {
 		got := c.waitFinal(id, time.Until(deadline))
-		if got.State != distribution.StateSucceeded {
+		if got.State != client.StateSucceeded {
 			t.Fatalf("%s (%s): %+v (error %+v), want succeeded", id, pks[i], got, got.Error)
 		}
 		jobs := jobsOf(st.Sim)[pks[i]]
@@ -101,10 +101,10 @@ func TestSlotOfRunningJobOutlivesLease(t *testing.T) {
 func TestFinalStateRecordedBeforeDelete(t *testing.T) {
 	t.Parallel()
 	st := startStack(t, devstack.Options{Sim: fastSim(), Env: map[string]string{"DISTQ_DELETE_FINISHED": "true"}})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	d := c.submit(req("a1delorder"))
 	got := c.waitFinal(d.ID, 30*time.Second)
-	if got.State != distribution.StateSucceeded || got.FinishedAt == nil {
+	if got.State != client.StateSucceeded || got.FinishedAt == nil {
 		t.Fatalf("final %+v", got)
 	}
 	// Wait for the Delete, then compare: both clocks are this process's.
@@ -149,7 +149,7 @@ func TestDrainFiftyInBothQuotaModes(t *testing.T) {
 			for i := range items {
 				items[i] = map[string]string{"product_key": fmt.Sprintf("a1drain%s%02d", mode[:2], i)}
 			}
-			c := &client{t: t, base: st.APIURL, token: st.Token}
+			c := newAPI(t, st.APIURL, st.Token)
 			var created struct {
 				Batch struct{ ID string } `json:"batch"`
 			}
@@ -191,10 +191,10 @@ func TestLookupAdoptsOnlyItsOwnJob(t *testing.T) {
 	sim.QPS = map[string]float64{alisim.ActionCreateProductDistributeJob: 10}
 	st := startStack(t, devstack.Options{Sim: sim, Env: map[string]string{"DISTQ_CREATE_QPS": "10"},
 		Worker: app.WorkerOptions{Queue: queue.Options{LookupInterval: 100 * time.Millisecond}}})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	const pk, src, dst = "a1own", "iotx-oxssharez200", "iot-cn-6ja0000e2e"
 	first := c.waitFinal(c.submit(req(pk)).ID, 30*time.Second)
-	if first.State != distribution.StateSucceeded {
+	if first.State != client.StateSucceeded {
 		t.Fatalf("first: %+v", first)
 	}
 	before := st.Sim.AddExternalJobTo(devstack.DevUID, pk, src, dst)
@@ -222,7 +222,7 @@ func TestLookupAdoptsOnlyItsOwnJob(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // before the first lookup, 1 s after the answer
 	after := st.Sim.AddExternalJobTo(devstack.DevUID, pk, src, dst)
 	got := c.waitFinal(second.ID, 30*time.Second)
-	if got.State != distribution.StateSucceeded || got.JobID != made {
+	if got.State != client.StateSucceeded || got.JobID != made {
 		t.Fatalf("second: %+v adopted %s; want its own job %s (not %s of the first, nor external %s, %s)",
 			got, got.JobID, made, first.JobID, before, after)
 	}

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distq/distq/client"
 	"github.com/distq/distq/internal/alisim"
 	"github.com/distq/distq/internal/devstack"
-	"github.com/distq/distq/internal/distribution"
 )
 
-func (c *client) raw(method, path string, body []byte, headers map[string]string) (int, []byte, http.Header) {
+func (c *api) raw(method, path string, body []byte, headers map[string]string) (int, []byte, http.Header) {
 	c.t.Helper()
 	req, _ := http.NewRequest(method, c.base+path, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+c.token)
@@ -33,86 +33,74 @@ func (c *client) raw(method, path string, body []byte, headers map[string]string
 	return resp.StatusCode, raw, resp.Header
 }
 
-type page struct {
-	Items      []distribution.Distribution `json:"items"`
-	NextCursor string                      `json:"next_cursor"`
-}
-
-func (c *client) listAll(query string) []distribution.Distribution {
+// listAll lists every distribution o selects, 7 a page.
+func (c *api) listAll(o client.ListOptions) []client.Distribution {
 	c.t.Helper()
-	var all []distribution.Distribution
-	cursor := ""
-	for {
-		var p page
-		if code := c.do("GET", "/v1/distributions?limit=7&"+query+"&cursor="+cursor, nil, &p); code != http.StatusOK {
-			c.t.Fatalf("list: status %d", code)
+	o.Limit = 7
+	var all []client.Distribution
+	for d, err := range c.All(c.t.Context(), o) {
+		if err != nil {
+			c.t.Fatalf("list: %v", err)
 		}
-		all = append(all, p.Items...)
-		if p.NextCursor == "" {
-			return all
-		}
-		cursor = p.NextCursor
+		all = append(all, d)
 	}
+	return all
 }
 
 func TestIdempotencyKey(t *testing.T) {
 	t.Parallel()
 	st := startStack(t, devstack.Options{Sim: fastSim()})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	body, _ := json.Marshal(req("a1idem"))
 	key := map[string]string{"Idempotency-Key": "key-1"}
 
 	// Concurrent first requests with one key: exactly one record.
 	var wg sync.WaitGroup
-	codes := make([]int, 8)
+	replays := make([]bool, 8)
 	ids := make([]string, 8)
-	for i := range codes {
+	for i := range replays {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			code, raw, _ := c.raw("POST", "/v1/distributions", body, key)
-			var d distribution.Distribution
-			json.Unmarshal(raw, &d)
-			codes[i], ids[i] = code, d.ID
+			d, replayed, err := c.Submit(t.Context(), req("a1idem"), "key-1")
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
+			replays[i], ids[i] = replayed, d.ID
 		}()
 	}
 	wg.Wait()
 	accepted := 0
-	for i, code := range codes {
-		switch code {
-		case http.StatusAccepted:
+	for i, replayed := range replays {
+		if !replayed {
 			accepted++
-		case http.StatusOK:
-		default:
-			t.Fatalf("request %d: status %d", i, code)
 		}
 		if ids[i] != ids[0] || ids[i] == "" {
 			t.Fatalf("ids %v: want one id for every request", ids)
 		}
 	}
 	if accepted != 1 {
-		t.Fatalf("statuses %v: want exactly one 202 and replays with 200", codes)
+		t.Fatalf("replayed %v: want exactly one 202 and replays with 200", replays)
 	}
 	// A later replay gets the same answer; another body with the key is 422.
 	code, raw, hdr := c.raw("POST", "/v1/distributions", body, key)
 	if code != http.StatusOK || hdr.Get("Idempotent-Replayed") != "true" || !bytes.Contains(raw, []byte(ids[0])) {
 		t.Fatalf("replay: %d %s", code, raw)
 	}
-	other, _ := json.Marshal(req("a1idemOther"))
-	if code, raw, _ := c.raw("POST", "/v1/distributions", other, key); code != http.StatusUnprocessableEntity {
-		t.Fatalf("same key, other body: %d %s, want 422", code, raw)
+	_, _, err := c.Submit(t.Context(), req("a1idemOther"), "key-1")
+	if e := apiError(t, err); e.Status != http.StatusUnprocessableEntity || e.Code != "idempotency_key_reused" {
+		t.Fatalf("same key, other body: %v, want 422", e)
 	}
-	if n := len(c.listAll("product_key=a1idem")); n != 1 {
+	if n := len(c.listAll(client.ListOptions{ProductKey: "a1idem"})); n != 1 {
 		t.Fatalf("%d records for the product, want 1", n)
 	}
 	// A second active distribution of the same product to the same target
-	// is refused, naming the first.
-	code, raw, _ = c.raw("POST", "/v1/distributions", body, nil)
-	if code != http.StatusConflict && code != http.StatusAccepted {
-		t.Fatalf("duplicate: %d %s", code, raw)
-	}
-	if code == http.StatusConflict && !bytes.Contains(raw, []byte(ids[0])) {
-		t.Fatalf("duplicate answer does not name the active one: %s", raw)
+	// is refused, naming the first (unless the first is finished already).
+	if _, _, err := c.Submit(t.Context(), req("a1idem"), ""); err != nil {
+		if e := apiError(t, err); e.Status != http.StatusConflict || e.ExistingID() != ids[0] {
+			t.Fatalf("duplicate: %v (existing %q), want 409 naming %s", e, e.ExistingID(), ids[0])
+		}
 	}
 }
 
@@ -123,7 +111,7 @@ func TestBatchMixedItemsCancelAndETA(t *testing.T) {
 		Sim: alisim.Config{JobDuration: 200 * time.Millisecond, QPS: map[string]float64{"CreateProductDistributeJob": 2}},
 		Env: map[string]string{"DISTQ_CREATE_QPS": "2"},
 	})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	items := []map[string]any{}
 	for i := range 12 {
 		items = append(items, map[string]any{"product_key": fmt.Sprintf("a1mix%02d", i)})
@@ -135,18 +123,9 @@ func TestBatchMixedItemsCancelAndETA(t *testing.T) {
 		map[string]any{"product_key": "a1x", "target_uid": "42"},                           // cross-account
 		map[string]any{"product_key": "a1y", "surprise": true},                             // unknown field
 	)
-	var created struct {
-		Batch struct {
-			ID  string     `json:"id"`
-			ETA *time.Time `json:"eta"`
-		} `json:"batch"`
-		Accepted, Rejected int
-		Results            []struct {
-			Index int
-			ID    string
-			Error *struct{ Code string }
-		}
-	}
+	// Items of the wrong type or with unknown fields are not something the
+	// typed client can send: post by hand, read the answer with its type.
+	var created client.BatchCreated
 	if code := c.do("POST", "/v1/batches", map[string]any{
 		"source_instance_id": "iotx-oxssharez200", "target_instance_id": "iot-cn-6ja0000e2e", "items": items,
 	}, &created); code != http.StatusAccepted {
@@ -161,23 +140,21 @@ func TestBatchMixedItemsCancelAndETA(t *testing.T) {
 		}
 	}
 	last := created.Results[11].ID
-	var canceled distribution.Distribution
-	if code := c.do("POST", "/v1/distributions/"+last+"/cancel", nil, &canceled); code != http.StatusOK || canceled.State != distribution.StateCanceled {
-		t.Fatalf("cancel: %d %+v", code, canceled)
+	if canceled, err := c.Cancel(t.Context(), last); err != nil || canceled.State != client.StateCanceled {
+		t.Fatalf("cancel: %v %+v", err, canceled)
 	}
-	if code := c.do("POST", "/v1/distributions/"+last+"/cancel", nil, nil); code != http.StatusConflict {
-		t.Fatalf("second cancel: %d, want 409", code)
+	_, err := c.Cancel(t.Context(), last)
+	if e := apiError(t, err); e.Status != http.StatusConflict {
+		t.Fatalf("second cancel: %v, want 409", e)
 	}
 	// ETA falls as the batch drains, then the batch is done.
 	var firstLeft, lastLeft time.Duration = -1, -1
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		var b struct {
-			Done   bool
-			ETA    *time.Time
-			Counts map[string]int
+		b, err := c.GetBatch(t.Context(), created.Batch.ID)
+		if err != nil {
+			t.Fatalf("get batch: %v", err)
 		}
-		c.do("GET", "/v1/batches/"+created.Batch.ID, nil, &b)
 		if b.Done {
 			if b.Counts["succeeded"] != 11 || b.Counts["canceled"] != 1 {
 				t.Fatalf("done with counts %v, want 11 succeeded, 1 canceled", b.Counts)
@@ -207,7 +184,7 @@ func TestBatchMixedItemsCancelAndETA(t *testing.T) {
 		}
 	}
 	// Listing follows cursors without skipping or repeating.
-	all := c.listAll("batch_id=" + created.Batch.ID)
+	all := c.listAll(client.ListOptions{BatchID: created.Batch.ID})
 	seen := map[string]bool{}
 	for _, d := range all {
 		if seen[d.ID] {

@@ -8,15 +8,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/distq/distq/client"
 	"github.com/distq/distq/internal/alisim"
 	"github.com/distq/distq/internal/devstack"
-	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/redistest"
 )
 
@@ -42,13 +42,31 @@ func startStack(t *testing.T, o devstack.Options) *devstack.Stack {
 	return st
 }
 
-type client struct {
+// api is a test's client of the api: the public typed client, and raw
+// requests for what it does not model (bad input, /metrics, /readyz).
+type api struct {
+	*client.Client
 	t     *testing.T
 	base  string
 	token string
 }
 
-func (c *client) do(method, path string, body any, out any) int {
+func newAPI(t *testing.T, base, token string) *api {
+	return &api{Client: client.New(base, token), t: t, base: base, token: token}
+}
+
+// apiError returns err as the API's error answer, failing the test when
+// it is something else.
+func apiError(t *testing.T, err error) *client.Error {
+	t.Helper()
+	var e *client.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("got %v, want an error answer of the API", err)
+	}
+	return e
+}
+
+func (c *api) do(method, path string, body any, out any) int {
 	c.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -74,57 +92,55 @@ func (c *client) do(method, path string, body any, out any) int {
 	return resp.StatusCode
 }
 
-func (c *client) submit(req distribution.Request) distribution.Distribution {
+func (c *api) submit(req client.DistributionRequest) client.Distribution {
 	c.t.Helper()
-	var d distribution.Distribution
-	if code := c.do("POST", "/v1/distributions", req, &d); code != http.StatusAccepted {
-		c.t.Fatalf("submit: status %d", code)
+	d, replayed, err := c.Submit(c.t.Context(), req, "")
+	if err != nil || replayed {
+		c.t.Fatalf("submit: %v (replayed %t)", err, replayed)
 	}
-	return d
+	return *d
 }
 
 // waitFinal long-polls a distribution until it is final, within limit.
-func (c *client) waitFinal(id string, limit time.Duration) distribution.Distribution {
+func (c *api) waitFinal(id string, limit time.Duration) client.Distribution {
 	c.t.Helper()
 	deadline := time.Now().Add(limit)
-	var d distribution.Distribution
-	state := distribution.StateQueued
+	d := &client.Distribution{State: client.StateQueued}
 	for time.Now().Before(deadline) {
-		if code := c.do("GET", fmt.Sprintf("/v1/distributions/%s?wait=5s&state=%s", id, state), nil, &d); code != http.StatusOK {
-			c.t.Fatalf("get %s: status %d", id, code)
+		var err error
+		if d, err = c.Poll(c.t.Context(), id, d.State, 5*time.Second); err != nil {
+			c.t.Fatalf("get %s: %v", id, err)
 		}
 		if d.State.Terminal() {
-			return d
+			return *d
 		}
-		state = d.State
 	}
 	c.t.Fatalf("distribution %s not final after %v: %+v", id, limit, d)
-	return d
+	return *d
 }
 
-func req(pk string) distribution.Request {
-	return distribution.Request{ProductKey: pk, SourceInstanceID: "iotx-oxssharez200", TargetInstanceID: "iot-cn-6ja0000e2e"}
+func req(pk string) client.DistributionRequest {
+	return client.DistributionRequest{ProductKey: pk, SourceInstanceID: "iotx-oxssharez200", TargetInstanceID: "iot-cn-6ja0000e2e"}
 }
 
 func TestSubmitToSucceeded(t *testing.T) {
 	t.Parallel()
 	st := startStack(t, devstack.Options{Sim: fastSim()})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	d := c.submit(req("a1e2eOk"))
-	if d.State != distribution.StateQueued || d.TargetUID != devstack.DevUID {
+	if d.State != client.StateQueued || d.TargetUID != devstack.DevUID {
 		t.Fatalf("accepted %+v: want queued with target_uid %s", d, devstack.DevUID)
 	}
 	// The long poll sees it running with a job id, then succeeded.
-	var running distribution.Distribution
-	c.do("GET", "/v1/distributions/"+d.ID+"?wait=10s&state=queued", nil, &running)
-	if running.State == distribution.StateSubmitting {
-		c.do("GET", "/v1/distributions/"+d.ID+"?wait=10s&state=submitting", nil, &running)
+	running, err := c.Poll(t.Context(), d.ID, client.StateQueued, 10*time.Second)
+	if err == nil && running.State == client.StateSubmitting {
+		running, err = c.Poll(t.Context(), d.ID, client.StateSubmitting, 10*time.Second)
 	}
-	if running.State != distribution.StateRunning && running.State != distribution.StateSucceeded || running.JobID == "" {
-		t.Fatalf("after submit: %+v, want running with a job_id", running)
+	if err != nil || running.State != client.StateRunning && running.State != client.StateSucceeded || running.JobID == "" {
+		t.Fatalf("after submit: %+v (%v), want running with a job_id", running, err)
 	}
 	final := c.waitFinal(d.ID, 20*time.Second)
-	if final.State != distribution.StateSucceeded || final.RemoteStatus == nil || *final.RemoteStatus != 2 || final.FinishedAt == nil {
+	if final.State != client.StateSucceeded || final.RemoteStatus == nil || *final.RemoteStatus != 2 || final.FinishedAt == nil {
 		t.Fatalf("final %+v, want succeeded with remote_status 2", final)
 	}
 	// From the outside: one Create, signed ACS3-HMAC-SHA256 by the SDK, and
@@ -139,9 +155,10 @@ func TestSubmitToSucceeded(t *testing.T) {
 		t.Fatalf("creates seen by the simulator: %+v; want one ok ACS3 call for job %s", creates, final.JobID)
 	}
 	// Another team cannot see it.
-	other := &client{t: t, base: st.APIURL, token: "not-a-token"}
-	if code := other.do("GET", "/v1/distributions/"+d.ID, nil, nil); code != http.StatusUnauthorized {
-		t.Fatalf("bad token: status %d, want 401", code)
+	other := newAPI(t, st.APIURL, "not-a-token")
+	_, err = other.Get(t.Context(), d.ID)
+	if e := apiError(t, err); e.Status != http.StatusUnauthorized {
+		t.Fatalf("bad token: status %d, want 401", e.Status)
 	}
 }
 
@@ -150,25 +167,43 @@ func TestFailures(t *testing.T) {
 	sim := fastSim()
 	sim.MissingProducts = []string{"a1missing"}
 	st := startStack(t, devstack.Options{Sim: sim})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 
 	missing := c.submit(req("a1missing"))
 	got := c.waitFinal(missing.ID, 20*time.Second)
-	if got.State != distribution.StateFailed || got.Error == nil || got.Error.Code != "iot.prod.NotExistedProduct" || got.Error.Message == "" || got.Error.RequestID == "" {
+	if got.State != client.StateFailed || got.Error == nil || got.Error.Code != "iot.prod.NotExistedProduct" || got.Error.Message == "" || got.Error.RequestID == "" {
 		t.Fatalf("missing product: %+v (error %+v), want failed with iot.prod.NotExistedProduct, its message and request id", got, got.Error)
 	}
 	if got.Attempts != 1 {
 		t.Fatalf("missing product: %d attempts, want 1 (permanent errors are not retried)", got.Attempts)
 	}
+	// Retried, it fails again: both attempts count, and the first one's
+	// error stays in the history beside the second's, each with its
+	// RequestId.
+	if _, err := c.Retry(t.Context(), missing.ID); err != nil {
+		t.Fatal(err)
+	}
+	again := c.waitFinal(missing.ID, 20*time.Second)
+	if again.State != client.StateFailed || again.Attempts != 2 || len(again.History) != 2 {
+		t.Fatalf("retried missing product: %+v, want failed after 2 attempts, both in the history", again)
+	}
+	for i, at := range again.History {
+		if at.Number != i+1 || at.Outcome != client.OutcomeFailed || at.FinishedAt == nil || at.Error == nil ||
+			at.Error.Code != "iot.prod.NotExistedProduct" || at.Error.RequestID == "" {
+			t.Errorf("attempt %d: %+v (error %+v), want failed with the remote's code and RequestId", i+1, at, at.Error)
+		}
+	}
+	if again.History[0].Error.RequestID != got.Error.RequestID || again.History[1].Error.RequestID != again.Error.RequestID {
+		t.Errorf("history's RequestIds %s, %s; want the first failure's %s and the last's %s",
+			again.History[0].Error.RequestID, again.History[1].Error.RequestID, got.Error.RequestID, again.Error.RequestID)
+	}
 
 	// Cross-account distribution is refused at the API.
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
 	r := req("a1cross")
 	r.TargetUID = "999"
-	if code := c.do("POST", "/v1/distributions", r, &e); code != http.StatusUnprocessableEntity || e.Error.Code != "validation_failed" {
-		t.Fatalf("cross-account: status %d %+v, want 422 validation_failed", code, e)
+	_, _, err := c.Submit(t.Context(), r, "")
+	if e := apiError(t, err); e.Status != http.StatusUnprocessableEntity || e.Code != "validation_failed" {
+		t.Fatalf("cross-account: %v, want 422 validation_failed", e)
 	}
 }
 
@@ -177,10 +212,10 @@ func TestInterruptedJobFails(t *testing.T) {
 	sim := fastSim()
 	sim.FailRatio = 1
 	st := startStack(t, devstack.Options{Sim: sim})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	d := c.submit(req("a1interrupted"))
 	got := c.waitFinal(d.ID, 20*time.Second)
-	if got.State != distribution.StateFailed || got.JobID == "" || got.RemoteStatus == nil || *got.RemoteStatus != 3 || got.Error == nil || got.Error.Code != "JobInterrupted" {
+	if got.State != client.StateFailed || got.JobID == "" || got.RemoteStatus == nil || *got.RemoteStatus != 3 || got.Error == nil || got.Error.Code != "JobInterrupted" {
 		t.Fatalf("status 3: %+v (error %+v), want failed, remote_status 3, JobInterrupted", got, got.Error)
 	}
 }
@@ -188,10 +223,10 @@ func TestInterruptedJobFails(t *testing.T) {
 func TestWrongSecretFailsClearly(t *testing.T) {
 	t.Parallel()
 	st := startStack(t, devstack.Options{Sim: fastSim(), Env: map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "not-the-secret"}})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	d := c.submit(req("a1badsecret"))
 	got := c.waitFinal(d.ID, 20*time.Second)
-	if got.State != distribution.StateFailed || got.Error == nil || got.Error.Code != "SignatureDoesNotMatch" {
+	if got.State != client.StateFailed || got.Error == nil || got.Error.Code != "SignatureDoesNotMatch" {
 		t.Fatalf("wrong secret: %+v (error %+v), want failed with SignatureDoesNotMatch", got, got.Error)
 	}
 	for _, call := range st.Sim.Audit() {

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/distq/distq/client"
 	"github.com/distq/distq/internal/devstack"
-	"github.com/distq/distq/internal/distribution"
 )
 
 // scrape reads a /metrics page into families.
@@ -87,13 +87,13 @@ func (f *familyValues) sum(match map[string]string) float64 {
 func TestMetricsMatchARun(t *testing.T) {
 	t.Parallel()
 	st := startStack(t, devstack.Options{Sim: fastSim()})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	var ids []string
 	for _, pk := range []string{"a1met1", "a1met2", "a1met3"} {
 		ids = append(ids, c.submit(req(pk)).ID)
 	}
 	for _, id := range ids {
-		if d := c.waitFinal(id, 30*time.Second); d.State != distribution.StateSucceeded {
+		if d := c.waitFinal(id, 30*time.Second); d.State != client.StateSucceeded {
 			t.Fatalf("%s: %+v", id, d)
 		}
 	}
@@ -158,12 +158,14 @@ func TestExportsWhatDeploymentsUse(t *testing.T) {
 		t.Skipf("no metrics list: %v", err)
 	}
 	st := startStack(t, devstack.Options{Sim: fastSim()})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	// Queues exist (and asynq reports them) once a task went through.
-	if d := c.waitFinal(c.submit(req("a1dash")).ID, 30*time.Second); d.State != distribution.StateSucceeded {
+	if d := c.waitFinal(c.submit(req("a1dash")).ID, 30*time.Second); d.State != client.StateSucceeded {
 		t.Fatalf("%+v", d)
 	}
-	c.do("GET", "/v1/distributions/nope", nil, nil)
+	if _, err := c.Get(t.Context(), "nope"); apiError(t, err).Status != http.StatusNotFound {
+		t.Fatalf("get nope: %v, want 404", err)
+	}
 	pages := map[string]string{"api": st.APIURL + "/metrics", "worker": st.MetricsURLs[0] + "/metrics"}
 	exported := map[string]bool{}
 	for _, url := range pages {

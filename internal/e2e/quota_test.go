@@ -1,17 +1,16 @@
 package e2e
 
 import (
-	"net/http"
 	"sort"
 	"testing"
 	"time"
 
+	"github.com/distq/distq/client"
 	"github.com/distq/distq/internal/alibaba"
 	"github.com/distq/distq/internal/alisim"
 	"github.com/distq/distq/internal/app"
 	"github.com/distq/distq/internal/config"
 	"github.com/distq/distq/internal/devstack"
-	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/queue"
 )
 
@@ -25,10 +24,10 @@ func TestTimeoutAfterCreateMakesOneJob(t *testing.T) {
 	sim := fastSim()
 	sim.Faults = alisim.Faults{TimeoutAfterCreateRatio: 1, HoldTimeout: 2 * time.Second}
 	st := startStack(t, devstack.Options{Sim: sim, Worker: app.WorkerOptions{Client: shortTimeouts}})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	d := c.submit(req("a1timeout"))
 	got := c.waitFinal(d.ID, 30*time.Second)
-	if got.State != distribution.StateSucceeded {
+	if got.State != client.StateSucceeded {
 		t.Fatalf("final %+v (error %+v), want succeeded", got, got.Error)
 	}
 	var jobs []alisim.Job
@@ -55,13 +54,13 @@ func TestExternalJobsReduceCapacity(t *testing.T) {
 	// Two jobs made elsewhere: the reconciler counts them against the slots.
 	st.Sim.AddExternalJob(devstack.DevUID, "a1outside1")
 	st.Sim.AddExternalJob(devstack.DevUID, "a1outside2")
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	var ids []string
 	for _, pk := range []string{"a1ext1", "a1ext2", "a1ext3", "a1ext4"} {
 		ids = append(ids, c.submit(req(pk)).ID)
 	}
 	for _, id := range ids {
-		if got := c.waitFinal(id, 60*time.Second); got.State != distribution.StateSucceeded {
+		if got := c.waitFinal(id, 60*time.Second); got.State != client.StateSucceeded {
 			t.Fatalf("%s: %+v (error %+v), want succeeded", id, got, got.Error)
 		}
 	}
@@ -103,18 +102,14 @@ func TestSingleOvertakesBatch(t *testing.T) {
 		Env:     map[string]string{"DISTQ_CREATE_QPS": "5"},
 		Workers: 2,
 	})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
-	items := make([]map[string]string, 300)
+	c := newAPI(t, st.APIURL, st.Token)
+	items := make([]client.BatchItem, 300)
 	for i := range items {
-		items[i] = map[string]string{"product_key": "a1batch" + string(rune('a'+i%26)) + string(rune('a'+i/26))}
+		items[i] = client.BatchItem{ProductKey: "a1batch" + string(rune('a'+i%26)) + string(rune('a'+i/26))}
 	}
-	var created struct {
-		Batch struct{ ID string } `json:"batch"`
-	}
-	if code := c.do("POST", "/v1/batches", map[string]any{
-		"source_instance_id": "iotx-oxssharez200", "target_instance_id": "iot-cn-6ja0000e2e", "items": items,
-	}, &created); code != http.StatusAccepted {
-		t.Fatalf("batch: status %d", code)
+	batch := client.BatchRequest{Items: items, SourceInstanceID: "iotx-oxssharez200", TargetInstanceID: "iot-cn-6ja0000e2e"}
+	if _, replayed, err := c.SubmitBatch(t.Context(), batch, ""); err != nil || replayed {
+		t.Fatalf("batch: %v (replayed %t)", err, replayed)
 	}
 	// Let the batch get going: wait for its tenth Create.
 	deadline := time.Now().Add(30 * time.Second)
@@ -127,7 +122,7 @@ func TestSingleOvertakesBatch(t *testing.T) {
 	before := countCreates(st.Sim, "")
 	single := c.submit(req("a1single"))
 	got := c.waitFinal(single.ID, 60*time.Second)
-	if got.State != distribution.StateSucceeded {
+	if got.State != client.StateSucceeded {
 		t.Fatalf("single: %+v", got)
 	}
 	overtakenBy := countCreates(st.Sim, "a1single") - before

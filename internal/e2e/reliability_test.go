@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/distq/distq/client"
 	"github.com/distq/distq/internal/app"
 	"github.com/distq/distq/internal/devstack"
 	"github.com/distq/distq/internal/distribution"
@@ -33,7 +34,7 @@ func TestReconcilerEnqueuesOrphans(t *testing.T) {
 	now := time.Now().UTC()
 	rec := &store.Record{
 		Distribution: distribution.Distribution{
-			ID: store.NewDistributionID(now), Team: devstack.DevTeam, Account: "default", ProductKey: "a1orphan",
+			ID: distribution.NewID(now), Team: devstack.DevTeam, Account: "default", ProductKey: "a1orphan",
 			SourceInstanceID: "iotx-oxssharez200", TargetInstanceID: "iot-cn-6ja0000e2e", TargetUID: devstack.DevUID,
 			State: distribution.StateQueued, CreatedAt: now, UpdatedAt: now,
 		},
@@ -48,8 +49,8 @@ func TestReconcilerEnqueuesOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Stop)
-	c := &client{t: t, base: st.APIURL, token: st.Token}
-	if d := c.waitFinal(rec.ID, 30*time.Second); d.State != distribution.StateSucceeded {
+	c := newAPI(t, st.APIURL, st.Token)
+	if d := c.waitFinal(rec.ID, 30*time.Second); d.State != client.StateSucceeded {
 		t.Fatalf("orphan: %+v", d)
 	}
 }
@@ -78,10 +79,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 		Env: map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret},
 		Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	d := c.submit(req("a1secret"))
 	got := c.waitFinal(d.ID, 20*time.Second)
-	if got.State != distribution.StateFailed {
+	if got.State != client.StateFailed {
 		t.Fatalf("%+v", got)
 	}
 	var bodies strings.Builder
@@ -92,10 +93,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 	_, raw, _ := c.raw("GET", "/metrics", nil, nil)
 	bodies.Write(raw)
 	for _, u := range st.MetricsURLs {
-		_, raw, _ := (&client{t: t, base: u}).raw("GET", "/metrics", nil, nil)
+		_, raw, _ := newAPI(t, u, "").raw("GET", "/metrics", nil, nil)
 		bodies.Write(raw)
 	}
-	_, raw, _ = (&client{t: t, base: st.APIURL, token: "wrong-token-xyz"}).raw("GET", "/v1/distributions", nil, nil)
+	_, raw, _ = newAPI(t, st.APIURL, "wrong-token-xyz").raw("GET", "/v1/distributions", nil, nil)
 	bodies.Write(raw)
 	for what, text := range map[string]string{"logs": logs.String(), "responses": bodies.String()} {
 		for _, s := range []string{secret, st.Token, "wrong-token-xyz"} {
@@ -118,17 +119,18 @@ func TestHashedTokenFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokens")
 	os.WriteFile(path, []byte("# team sha256\nops "+hex.EncodeToString(sum[:])+"\n"), 0o600)
 	st := startStack(t, devstack.Options{Sim: fastSim(), Env: map[string]string{"DISTQ_API_TOKENS_FILE": path}})
-	dev := &client{t: t, base: st.APIURL, token: st.Token}
-	ops := &client{t: t, base: st.APIURL, token: token}
+	dev := newAPI(t, st.APIURL, st.Token)
+	ops := newAPI(t, st.APIURL, token)
 	d := dev.submit(req("a1hashed"))
-	var p page
-	if code := ops.do("GET", "/v1/distributions", nil, &p); code != http.StatusOK || len(p.Items) != 0 {
-		t.Fatalf("ops list: %d %+v, want 200 and none of dev's", code, p)
+	if p, err := ops.List(t.Context(), client.ListOptions{}); err != nil || len(p.Items) != 0 {
+		t.Fatalf("ops list: %v %+v, want 200 and none of dev's", err, p)
 	}
-	if code := ops.do("GET", "/v1/distributions/"+d.ID, nil, nil); code != http.StatusNotFound {
-		t.Fatalf("ops reading dev's distribution: %d, want 404", code)
+	_, err := ops.Get(t.Context(), d.ID)
+	if e := apiError(t, err); e.Status != http.StatusNotFound {
+		t.Fatalf("ops reading dev's distribution: %v, want 404", e)
 	}
-	if code := (&client{t: t, base: st.APIURL, token: hex.EncodeToString(sum[:])}).do("GET", "/v1/distributions", nil, nil); code != http.StatusUnauthorized {
-		t.Fatalf("the hash itself as a token: %d, want 401", code)
+	_, err = newAPI(t, st.APIURL, hex.EncodeToString(sum[:])).List(t.Context(), client.ListOptions{})
+	if e := apiError(t, err); e.Status != http.StatusUnauthorized {
+		t.Fatalf("the hash itself as a token: %v, want 401", e)
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distq/distq/client"
 	"github.com/distq/distq/internal/devstack"
-	"github.com/distq/distq/internal/distribution"
 )
 
 // A Redis restart mid-run: while Redis is down the api answers 503 with a
@@ -45,7 +45,7 @@ func TestRedisRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Stop)
-	c := &client{t: t, base: st.APIURL, token: st.Token}
+	c := newAPI(t, st.APIURL, st.Token)
 	var ids []string
 	for i := range 5 {
 		ids = append(ids, c.submit(req(fmt.Sprintf("a1restart%d", i))).ID)
@@ -55,12 +55,9 @@ func TestRedisRestart(t *testing.T) {
 	redisProc.Process.Kill()
 	redisProc.Wait()
 	began := time.Now()
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
-	code := c.do("POST", "/v1/distributions", req("a1whiledown"), &e)
-	if code != http.StatusServiceUnavailable || e.Error.Code != "unavailable" || e.Error.Message == "" {
-		t.Fatalf("while Redis is down: %d %+v, want 503 unavailable", code, e)
+	_, _, err = c.Submit(t.Context(), req("a1whiledown"), "")
+	if e := apiError(t, err); e.Status != http.StatusServiceUnavailable || e.Code != "unavailable" || e.Message == "" {
+		t.Fatalf("while Redis is down: %v, want 503 unavailable", e)
 	}
 	if took := time.Since(began); took > 10*time.Second {
 		t.Fatalf("the 503 took %v", took)
@@ -72,9 +69,10 @@ func TestRedisRestart(t *testing.T) {
 	// Up again, from its AOF.
 	redisProc = start()
 	for i := range 5 {
-		var d distribution.Distribution
+		var d *client.Distribution
 		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-			if code := c.do("POST", "/v1/distributions", req(fmt.Sprintf("a1after%d", i)), &d); code == http.StatusAccepted {
+			var err error
+			if d, _, err = c.Submit(t.Context(), req(fmt.Sprintf("a1after%d", i)), ""); err == nil {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -84,7 +82,7 @@ func TestRedisRestart(t *testing.T) {
 		ids = append(ids, d.ID)
 	}
 	for _, id := range ids {
-		if d := c.waitFinal(id, 90*time.Second); d.State != distribution.StateSucceeded {
+		if d := c.waitFinal(id, 90*time.Second); d.State != client.StateSucceeded {
 			t.Fatalf("%s after the restart: %+v (error %+v)", id, d, d.Error)
 		}
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/distq/distq/client"
 	"github.com/distq/distq/internal/devstack"
-	"github.com/distq/distq/internal/distribution"
 )
 
 func freeAddr(t *testing.T) (string, int) {
@@ -84,8 +84,8 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Stop)
-	c := &client{t: t, base: st.APIURL, token: st.Token}
-	if d := c.waitFinal(c.submit(req("a1sentinel1")).ID, 30*time.Second); d.State != distribution.StateSucceeded {
+	c := newAPI(t, st.APIURL, st.Token)
+	if d := c.waitFinal(c.submit(req("a1sentinel1")).ID, 30*time.Second); d.State != client.StateSucceeded {
 		t.Fatalf("before failover: %+v", d)
 	}
 
@@ -125,16 +125,15 @@ func TestSentinelFailover(t *testing.T) {
 	// After the switch: accepted and finished through the new master.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var d distribution.Distribution
-		code := c.do("POST", "/v1/distributions", req("a1sentinel2"), &d)
-		if code == 202 {
-			if got := c.waitFinal(d.ID, 60*time.Second); got.State != distribution.StateSucceeded {
+		d, _, err := c.Submit(t.Context(), req("a1sentinel2"), "")
+		if err == nil {
+			if got := c.waitFinal(d.ID, 60*time.Second); got.State != client.StateSucceeded {
 				t.Fatalf("after failover: %+v", got)
 			}
 			break
 		}
-		if code != 503 || time.Now().After(deadline) {
-			t.Fatalf("submit after failover: status %d", code)
+		if e := apiError(t, err); e.Status != 503 || time.Now().After(deadline) {
+			t.Fatalf("submit after failover: %v", e)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -2,18 +2,15 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-	"math"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/distq/distq/internal/distribution"
-	"github.com/distq/distq/internal/queue"
-	"github.com/distq/distq/internal/store"
+	"github.com/distq/distq/internal/service"
 )
 
 // batchRequest is a batch: items, and top-level fields that fill what an
@@ -42,6 +39,32 @@ type BatchView struct {
 	// ETA is when the batch should be done, from the backlog ahead of it,
 	// the account's rate and its job slots; absent when done.
 	ETA *time.Time `json:"eta,omitempty"`
+	// Notification is the batch.finished event and its delivery state.
+	Notification *Notification `json:"notification,omitempty"`
+}
+
+// Notification is a completion event's delivery state.
+type Notification struct {
+	EventID       string     `json:"event_id"`
+	Type          string     `json:"type"`
+	State         string     `json:"state"`
+	Attempts      int        `json:"attempts"`
+	CreatedAt     time.Time  `json:"created_at"`
+	LastAttemptAt *time.Time `json:"last_attempt_at,omitempty"`
+	LastStatus    int        `json:"last_status,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	NextRetryAt   *time.Time `json:"next_retry_at,omitempty"`
+	DeliveredAt   *time.Time `json:"delivered_at,omitempty"`
+}
+
+func batchView(v *service.BatchView) BatchView {
+	out := BatchView{Batch: v.Batch, Counts: v.Counts, Done: v.Done, ETA: v.ETA}
+	if ev := v.Notification; ev != nil {
+		out.Notification = &Notification{EventID: ev.ID, Type: ev.Type, State: ev.State, Attempts: ev.Attempts,
+			CreatedAt: ev.CreatedAt, LastAttemptAt: ev.LastAttemptAt, LastStatus: ev.LastStatus, LastError: ev.LastError,
+			NextRetryAt: ev.NextRetryAt, DeliveredAt: ev.DeliveredAt}
+	}
+	return out
 }
 
 type batchCreated struct {
@@ -51,16 +74,32 @@ type batchCreated struct {
 	Results  []ItemResult `json:"results"`
 }
 
-func itemError(err error) *Error {
-	var ve *distribution.ValidationError
-	if errors.As(err, &ve) {
-		return validationError(ve)
+// batchDryRun is the answer of POST /v1/batches?dry_run=true: what the
+// batch would be if submitted now; nothing was written.
+type batchDryRun struct {
+	DryRun   bool         `json:"dry_run"`
+	Accepted int          `json:"accepted"`
+	Rejected int          `json:"rejected"`
+	Results  []ItemResult `json:"results"`
+	// ETA is when the accepted items would be done; absent when none is.
+	ETA *time.Time `json:"eta,omitempty"`
+}
+
+// itemResults renders the outcome of each item of a batch.
+func itemResults(rs []service.ItemResult) []ItemResult {
+	out := make([]ItemResult, len(rs))
+	for i, r := range rs {
+		out[i] = ItemResult{Index: r.Index, ID: r.ID, ExistingID: r.ExistingID}
+		if r.Err != nil {
+			e := toError(r.Err)
+			if r.ExistingID != "" {
+				// The result names the existing id itself.
+				e = &Error{Status: e.Status, Code: e.Code, Message: e.Message}
+			}
+			out[i].Error = e
+		}
 	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return errorf(http.StatusUnprocessableEntity, "invalid_item", "%v", err)
+	return out
 }
 
 func (s *server) createBatch(c echo.Context) error {
@@ -69,154 +108,76 @@ func (s *server) createBatch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case len(req.Items) == 0:
-		return errorf(http.StatusUnprocessableEntity, "validation_failed", "items: want at least one item")
-	case len(req.Items) > MaxBatchItems:
-		return errorf(http.StatusRequestEntityTooLarge, "too_many_items", "a batch holds at most %d items, got %d: split it", MaxBatchItems, len(req.Items))
+	if err := service.CheckBatchSize(len(req.Items)); err != nil {
+		return err
 	}
-	return s.idempotent(c, raw, func() (int, any, error) {
-		team := teamOf(c)
-		now := s.now()
-		acct, ok := s.Config.Account(req.Account)
-		if !ok {
-			return 0, nil, validationError(&distribution.ValidationError{Fields: []distribution.FieldError{{Field: "account", Message: "unknown account"}}})
-		}
-		b := &distribution.Batch{ID: store.NewBatchID(now), Team: team, Account: acct.Name, CreatedAt: now}
-		results := make([]ItemResult, len(req.Items))
-		var recs []*store.Record
-		var idx []int
+	decodeItems := func() service.BatchRequest {
+		br := service.BatchRequest{Defaults: req.Request, Items: make([]service.BatchItem, len(req.Items))}
 		for i, rawItem := range req.Items {
-			results[i].Index = i
-			var item distribution.Request
 			dec := json.NewDecoder(bytes.NewReader(rawItem))
 			dec.DisallowUnknownFields()
-			if err := dec.Decode(&item); err != nil {
-				results[i].Error = decodeError(err)
-				continue
+			if err := dec.Decode(&br.Items[i].Request); err != nil {
+				br.Items[i].Err = decodeError(err)
 			}
-			item.FillFrom(req.Request)
-			rec, err := s.newRecord(team, item, b.ID, queue.QueueBatch, now)
-			if err != nil {
-				results[i].Error = itemError(err)
-				continue
-			}
-			recs = append(recs, rec)
-			idx = append(idx, i)
 		}
-		if len(recs) == 0 {
-			e := errorf(http.StatusUnprocessableEntity, "validation_failed", "no item of the batch is valid; nothing was created")
-			for _, r := range results {
-				e.Details = append(e.Details, r)
-			}
-			return 0, nil, e
+		return br
+	}
+	switch dry := c.QueryParam("dry_run"); dry {
+	case "true":
+		res, err := s.Service.DryRunBatch(c.Request().Context(), teamOf(c), decodeItems())
+		if err != nil {
+			return err
 		}
-		ctx := c.Request().Context()
-		claims, err := s.Store.Insert(ctx, b, recs)
+		c.Response().Header().Set("Idempotent-Replayed", "false")
+		return c.JSON(http.StatusOK, batchDryRun{DryRun: true, Accepted: res.Valid, Rejected: res.Rejected, Results: itemResults(res.Results), ETA: res.ETA})
+	case "", "false":
+	default:
+		return errorf(http.StatusBadRequest, "bad_parameter", "dry_run must be true or false, got %q", dry)
+	}
+	return s.idempotent(c, raw, func() (int, any, error) {
+		br := decodeItems()
+		res, err := s.Service.SubmitBatch(c.Request().Context(), teamOf(c), br)
 		if err != nil {
 			return 0, nil, err
 		}
-		var accepted []*store.Record
-		for j, cl := range claims {
-			i := idx[j]
-			if cl.Record == nil {
-				results[i].ExistingID = cl.Existing
-				results[i].Error = errorf(http.StatusConflict, "duplicate_active", "distribution %s of the same product to the same instance is still active", cl.Existing)
-				continue
-			}
-			results[i].ID = cl.Record.ID
-			accepted = append(accepted, cl.Record)
-		}
-		if err := s.Enqueuer.Submit(ctx, accepted); err != nil {
-			undo := context.WithoutCancel(ctx)
-			if derr := errors.Join(s.Store.Delete(undo, accepted), s.Store.DeleteBatch(undo, b)); derr != nil {
-				s.Log.Error("undo batch after failed enqueue", "batch_id", b.ID, "err", derr)
-			}
-			return 0, nil, errorf(http.StatusServiceUnavailable, "unavailable", "the queue is unreachable; nothing was accepted, try again")
-		}
-		s.Metrics.Submitted.WithLabelValues(acct.Name).Add(float64(len(accepted)))
-		b.Size = len(accepted)
-		// The batch record was written with Size 0; its size is what the
-		// counts say, so the view derives it.
-		view, err := s.batchView(ctx, b.ID)
-		if err != nil {
-			return 0, nil, err
-		}
-		c.Response().Header().Set(echo.HeaderLocation, "/v1/batches/"+b.ID)
-		return http.StatusAccepted, batchCreated{Batch: *view, Accepted: len(accepted), Rejected: len(req.Items) - len(accepted), Results: results}, nil
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/batches/"+res.Batch.ID)
+		return http.StatusAccepted, batchCreated{Batch: batchView(&res.Batch), Accepted: res.Accepted, Rejected: res.Rejected, Results: itemResults(res.Results)}, nil
 	})
 }
 
-func (s *server) loadBatch(c echo.Context) (*store.BatchStatus, error) {
-	id := c.Param("id")
-	if !store.ValidID('b', id) {
-		return nil, notFound("batch", id)
-	}
-	b, err := s.Store.GetBatch(c.Request().Context(), id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && b.Team != teamOf(c) {
-		return nil, notFound("batch", id)
-	}
-	return b, err
-}
-
-func (s *server) batchView(ctx context.Context, id string) (*BatchView, error) {
-	b, err := s.Store.GetBatch(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return s.view(ctx, b)
-}
-
-// view computes a batch's done flag and ETA: the distributions ahead of
-// and in the batch, at the account's Create rate, or through its job slots
-// at the recent job duration, whichever is slower.
-func (s *server) view(ctx context.Context, b *store.BatchStatus) (*BatchView, error) {
-	v := &BatchView{Batch: b.Batch, Counts: b.Counts}
-	size, open := 0, 0
-	for st, n := range b.Counts {
-		size += n
-		if !st.Terminal() {
-			open += n
-		}
-	}
-	v.Size = size
-	v.Done = open == 0
-	if v.Done {
-		return v, nil
-	}
-	ahead, err := s.Store.CountOpenBefore(ctx, b.CreatedAt)
-	if err != nil {
-		return nil, err
-	}
-	acct := s.accountOf(b.Account)
-	jobDur, err := s.Store.JobDuration(ctx, acct.UID)
-	if err != nil {
-		return nil, err
-	}
-	n := float64(ahead) + float64(open)
-	secs := n / float64(acct.CreateQPS)
-	if acct.MaxJobs > 0 {
-		secs = math.Max(secs, n*jobDur.Seconds()/float64(acct.MaxJobs))
-	}
-	eta := s.now().Add(time.Duration(secs * float64(time.Second))).Truncate(time.Second)
-	v.ETA = &eta
-	return v, nil
-}
-
+// getBatch answers a batch, at once or by long poll: with wait, once its
+// counts differ from those named by If-None-Match (an ETag it sent).
 func (s *server) getBatch(c echo.Context) error {
-	b, err := s.loadBatch(c)
+	wait, _, err := longPollParams(c, s.MaxWait)
 	if err != nil {
 		return err
 	}
-	v, err := s.view(c.Request().Context(), b)
+	since := strings.Trim(strings.TrimPrefix(c.Request().Header.Get("If-None-Match"), "W/"), `"`)
+	ctx := c.Request().Context()
+	v, err := s.Service.AwaitBatch(ctx, teamOf(c), c.Param("id"), since, wait)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // the caller left
+		}
+		return err
+	}
+	c.Response().Header().Set("ETag", `"`+v.Revision()+`"`)
+	return c.JSON(http.StatusOK, batchView(v))
+}
+
+// notifyBatch sends a finished batch's event again.
+func (s *server) notifyBatch(c echo.Context) error {
+	v, err := s.Service.Notify(c.Request().Context(), teamOf(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	return c.JSON(http.StatusAccepted, batchView(v))
 }
 
 func (s *server) listBatchDistributions(c echo.Context) error {
-	b, err := s.loadBatch(c)
+	// The batch first: another team's batch is not found, whatever the
+	// parameters say.
+	b, err := s.Service.FindBatch(c.Request().Context(), teamOf(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -232,56 +193,18 @@ type batchActionResult struct {
 }
 
 func (s *server) cancelBatch(c echo.Context) error {
-	return s.batchAction(c, distribution.StateQueued, func(ctx context.Context, r *store.Record) error {
-		_, err := s.cancel(ctx, r.ID)
-		return err
-	})
+	res, err := s.Service.CancelBatch(c.Request().Context(), teamOf(c), c.Param("id"))
+	return s.batchActionAnswer(c, res, err)
 }
 
 func (s *server) retryBatch(c echo.Context) error {
-	return s.batchAction(c, distribution.StateFailed, func(ctx context.Context, r *store.Record) error {
-		_, err := s.retry(ctx, r)
-		return err
-	})
+	res, err := s.Service.RetryBatch(c.Request().Context(), teamOf(c), c.Param("id"))
+	return s.batchActionAnswer(c, res, err)
 }
 
-// batchAction applies fn to every item of a batch in state from; items that
-// changed state meanwhile are skipped. It answers 409 when no item was in
-// that state.
-func (s *server) batchAction(c echo.Context, from distribution.State, fn func(context.Context, *store.Record) error) error {
-	b, err := s.loadBatch(c)
+func (s *server) batchActionAnswer(c echo.Context, res *service.BatchActionResult, err error) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	ids, err := s.Store.BatchItemIDs(ctx, b.ID)
-	if err != nil {
-		return err
-	}
-	res := batchActionResult{BatchID: b.ID, Affected: []string{}}
-	for start := 0; start < len(ids); start += 500 {
-		recs, err := s.Store.GetMany(ctx, ids[start:min(start+500, len(ids))])
-		if err != nil {
-			return err
-		}
-		for _, r := range recs {
-			if r.State != from {
-				continue
-			}
-			if err := fn(ctx, r); err != nil {
-				var e *Error
-				if errors.As(err, &e) && e.Status == http.StatusConflict {
-					res.Skipped++
-					continue
-				}
-				return err
-			}
-			res.Changed++
-			res.Affected = append(res.Affected, r.ID)
-		}
-	}
-	if res.Changed == 0 {
-		return errorf(http.StatusConflict, "invalid_state", "no distribution of batch %s is %s", b.ID, from)
-	}
-	return c.JSON(http.StatusOK, res)
+	return c.JSON(http.StatusOK, batchActionResult{BatchID: res.BatchID, Changed: res.Changed, Skipped: res.Skipped, Affected: res.Affected})
 }

@@ -74,7 +74,7 @@ func FuzzDecodeDistribution(f *testing.F) {
 				if !errors.As(err, &ve) || len(ve.Fields) == 0 {
 					t.Fatalf("Validate: %v, want a *ValidationError with fields", err)
 				}
-				refused(validationError(ve))
+				refused(toError(ve))
 				return
 			}
 			if r.ProductKey == "" || r.SourceInstanceID == "" || r.TargetInstanceID == "" {

@@ -17,13 +17,15 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/distq/distq/internal/config"
 	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/httpapi"
 	"github.com/distq/distq/internal/metrics"
+	"github.com/distq/distq/internal/notify"
 	"github.com/distq/distq/internal/queue"
 	"github.com/distq/distq/internal/redistest"
+	"github.com/distq/distq/internal/service"
 	"github.com/distq/distq/internal/store"
+	"github.com/distq/distq/internal/webhook"
 )
 
 // The api starts goroutines (the long-poll hub, the HTTP server's
@@ -40,6 +42,10 @@ const (
 	teamB      = "team-b"
 	accountUID = "1234567890123456"
 )
+
+// hooksAllowed is where team A's events may go (team B has no webhook
+// secret).
+var hooksAllowed, _ = webhook.ParseAllowlist("hooks.example.com")
 
 // apiOptions changes what newAPI builds.
 type apiOptions struct {
@@ -79,25 +85,26 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 			t.Fatal(err)
 		}
 	}
-	cfg := &config.Config{
-		Tokens: map[string]string{tokenA: teamA, tokenB: teamB},
-		Accounts: []config.Account{{
-			Name: "main", UID: accountUID, Endpoint: "https://iot.cn-shanghai.aliyuncs.com",
-			CreateQPS: 2, QueryQPS: 10, MaxJobs: 10, Default: true,
-		}},
-		Retention: time.Hour,
-	}
-	st := store.NewRedis(rdb, cfg.Retention)
+	st := store.NewRedis(rdb, time.Hour)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	reg := prometheus.NewRegistry()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := service.New(service.Deps{
+		Store:       st,
+		Idempotency: st,
+		Enqueuer:    queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb)),
+		Changes:     store.NewChanges(rdb, log),
+		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
+		Accounts:    []service.Account{{Name: "main", UID: accountUID, CreateQPS: 2, MaxJobs: 10, Default: true}},
+		Webhooks:    service.Webhooks{Teams: map[string]bool{teamA: true}, Allowed: hooksAllowed, Events: notify.NewOutbox(st, asynq.NewClientFromRedisClient(rdb), insp)},
+		Metrics:     metrics.New(reg),
+		Log:         log,
+	})
 	e, background := httpapi.New(httpapi.Deps{
-		Config:    cfg,
-		Store:     st,
-		Enqueuer:  queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb)),
-		Canceler:  func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
-		Metrics:   metrics.New(reg),
+		Service:   svc,
+		Tokens:    map[string]string{tokenA: teamA, tokenB: teamB},
 		Registry:  reg,
-		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:       log,
 		Ready:     func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		TeamRate:  o.teamRate,
 		TeamBurst: o.teamBurst,
@@ -236,11 +243,11 @@ func (a *testAPI) fail(ctx context.Context, t *testing.T, id string) {
 	t.Helper()
 	now := time.Now().UTC()
 	_, err := a.Store.Update(ctx, id, func(r *store.Record) error {
-		r.State = distribution.StateFailed
-		r.Error = &distribution.Error{Code: "iot.prod.NotExistedProduct", Message: "The product does not exist.", RequestID: "E2A1B3C4"}
-		r.FinishedAt = &now
-		r.Attempts = 1
-		return nil
+		if err := r.StartSubmit(now); err != nil {
+			return err
+		}
+		return r.Finish(now, distribution.StateFailed,
+			&distribution.Error{Code: "iot.prod.NotExistedProduct", Message: "The product does not exist.", RequestID: "E2A1B3C4"}, nil)
 	})
 	if err != nil {
 		t.Fatalf("fail %s: %v", id, err)

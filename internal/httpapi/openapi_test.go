@@ -283,6 +283,7 @@ func v1Routes(t *testing.T, did, bid string) []request {
 		{method: http.MethodGet, path: "/v1/batches/" + bid + "/distributions"},
 		{method: http.MethodPost, path: "/v1/batches/" + bid + "/cancel"},
 		{method: http.MethodPost, path: "/v1/batches/" + bid + "/retry"},
+		{method: http.MethodPost, path: "/v1/batches/" + bid + "/notify"},
 	}
 }
 
@@ -448,6 +449,31 @@ func TestOpenAPIContract(t *testing.T) {
 		c.run(t, a, exchange{name: "wrong media type", request: text, want: 415, invalid: true})
 		many := []byte(`{"product_key":"a1Many","source_instance_id":"iotx-a","target_instance_id":"iotx-b","items":[{}` + strings.Repeat(`,{}`, httpapi.MaxBatchItems) + `]}`)
 		c.run(t, a, exchange{name: "too many items", request: A(post("/v1/batches", many)), want: 413, invalid: true, check: wantCode("too_many_items")})
+		// A dry run validates each item (a repeat within the batch too) and
+		// estimates, writing nothing: the same items then submit for real.
+		dry := []byte(`{"source_instance_id":"iotx-src","target_instance_id":"iotx-dst","items":[{"product_key":"a1Dry1"},{"product_key":"a1Dry1"},{"product_key":"bad key"},{"product_key":"a1Dry2"}]}`)
+		c.run(t, a, exchange{name: "dry run", request: A(post("/v1/batches?dry_run=true", dry)), want: 200, invalid: true, check: func(t *testing.T, r *response) {
+			d := decode[struct {
+				DryRun             bool `json:"dry_run"`
+				Accepted, Rejected int
+				Results            []httpapi.ItemResult
+				ETA                *time.Time
+			}](t, r.body)
+			if !d.DryRun || d.Accepted != 2 || d.Rejected != 2 || len(d.Results) != 4 || d.ETA == nil {
+				t.Fatalf("dry run %+v: want 2 accepted, 2 rejected, 4 results, an eta", d)
+			}
+			if d.Results[0].Error != nil || d.Results[0].ID != "" || d.Results[1].Error == nil || d.Results[1].Error.Code != "duplicate_active" ||
+				d.Results[2].Error == nil || d.Results[2].Error.Code != "validation_failed" {
+				t.Errorf("dry run results %+v", d.Results)
+			}
+		}})
+		c.run(t, a, exchange{name: "dry run, no item valid", request: A(post("/v1/batches?dry_run=true", []byte(`{"items":[{"product_key":"bad key"}]}`))), want: 200, invalid: true})
+		c.run(t, a, exchange{name: "dry run, bad value", request: A(post("/v1/batches?dry_run=yes", dry)), want: 400, invalid: true, check: wantCode("bad_parameter")})
+		c.run(t, a, exchange{name: "nothing written by the dry run", request: A(get("/v1/distributions?product_key=a1Dry1")), want: 200, check: func(t *testing.T, r *response) {
+			if p := decode[page](t, r.body); len(p.Items) != 0 {
+				t.Errorf("after a dry run: %+v, want no distribution", p.Items)
+			}
+		}})
 	})
 
 	t.Run("list", func(t *testing.T) {
@@ -543,8 +569,11 @@ func TestOpenAPIContract(t *testing.T) {
 		d3 := a.createDistribution(ctx, t, tokenA, "a1Retry1")
 		a.fail(ctx, t, d3.ID)
 		c.run(t, a, exchange{name: "failed", request: A(post("/v1/distributions/"+d3.ID+"/retry", nil)), want: 202, check: func(t *testing.T, r *response) {
-			if d := decode[distribution.Distribution](t, r.body); d.State != distribution.StateQueued || d.Error != nil || d.Attempts != 0 {
-				t.Errorf("retried %+v: want queued, no error, 0 attempts", d)
+			// The attempt that failed stays counted and in the history.
+			d := decode[distribution.Distribution](t, r.body)
+			if d.State != distribution.StateQueued || d.Error != nil || d.Attempts != 1 || len(d.History) != 1 ||
+				d.History[0].Outcome != distribution.OutcomeFailed || d.History[0].Error == nil || d.History[0].Error.RequestID != "E2A1B3C4" {
+				t.Errorf("retried %+v: want queued, no error, 1 attempt whose error stays in the history", d)
 			}
 		}})
 		c.run(t, a, exchange{name: "not failed", request: A(post("/v1/distributions/"+d2.ID+"/retry", nil)), want: 409, check: wantCode("invalid_state")})
@@ -570,6 +599,73 @@ func TestOpenAPIContract(t *testing.T) {
 		}})
 		c.run(t, a, exchange{name: "another team's batch", request: B(post("/v1/batches/"+b2.Batch.ID+"/retry", nil)), want: 404})
 		c.run(t, a, exchange{name: "unknown batch", request: A(post("/v1/batches/b_000000000000_0000000000/retry", nil)), want: 404})
+	})
+
+	t.Run("notify", func(t *testing.T) {
+		hook := `"notify_url":"https://hooks.example.com/distq?batch=1"`
+		c.run(t, a, exchange{name: "team without a webhook secret", request: B(post("/v1/batches", []byte(`{"source_instance_id":"iotx-src","target_instance_id":"iotx-dst3",`+hook+`,"items":[{"product_key":"a1N0"}]}`))), want: 422, check: wantCode("validation_failed")})
+		c.run(t, a, exchange{name: "host not allowed", request: A(post("/v1/distributions", []byte(`{"product_key":"a1N0","source_instance_id":"iotx-src","target_instance_id":"iotx-dst3","notify_url":"https://evil.example.org/x"}`))), want: 422, check: wantCode("validation_failed")})
+		c.run(t, a, exchange{name: "metadata address", request: A(post("/v1/distributions", []byte(`{"product_key":"a1N0","source_instance_id":"iotx-src","target_instance_id":"iotx-dst3","notify_url":"http://169.254.169.254/latest/meta-data"}`))), want: 422, check: wantCode("validation_failed")})
+		r := c.run(t, a, exchange{name: "batch with notify_url", request: A(post("/v1/batches", []byte(`{"source_instance_id":"iotx-src","target_instance_id":"iotx-dst3",`+hook+`,"items":[{"product_key":"a1N1"},{"product_key":"a1N2"}]}`))), want: 202})
+		b3 := decode[batchCreated](t, r.body)
+		c.run(t, a, exchange{name: "notify before the batch is done", request: A(post("/v1/batches/"+b3.Batch.ID+"/notify", nil)), want: 409, check: wantCode("invalid_state")})
+		c.run(t, a, exchange{name: "notify a batch without notify_url", request: A(post("/v1/batches/"+b1.Batch.ID+"/notify", nil)), want: 409, check: wantCode("invalid_state")})
+		c.run(t, a, exchange{name: "notify another team's batch", request: B(post("/v1/batches/"+b3.Batch.ID+"/notify", nil)), want: 404})
+		c.run(t, a, exchange{name: "batch long poll, bad wait", request: A(get("/v1/batches/" + b3.Batch.ID + "?wait=forever")), want: 400, invalid: true, check: wantCode("bad_parameter")})
+
+		// A batch long poll with the ETag of its counts wakes when they change.
+		first := c.run(t, a, exchange{name: "get with ETag", request: A(get("/v1/batches/" + b3.Batch.ID)), want: 200})
+		etag := first.header.Get("ETag")
+		if etag == "" {
+			t.Fatal("no ETag")
+		}
+		poll := exchange{name: "batch long poll wakes on a change", request: A(get("/v1/batches/" + b3.Batch.ID + "?wait=50s")), want: 200}
+		poll.header = map[string]string{"If-None-Match": etag}
+		type result struct {
+			resp *response
+			err  error
+		}
+		done := make(chan result, 1)
+		start := time.Now()
+		go func() {
+			resp, err := a.do(ctx, poll.request)
+			done <- result{resp, err}
+		}()
+		c.run(t, a, exchange{name: "cancel the batch", request: A(post("/v1/batches/"+b3.Batch.ID+"/cancel", nil)), want: 200})
+		res := <-done
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		t.Run(poll.name, func(t *testing.T) {
+			c.verify(t.Context(), t, a, poll, res.resp)
+			if v := decode[batchView](t, res.resp.body); v.Counts[distribution.StateCanceled] == 0 || res.resp.header.Get("ETag") == etag {
+				t.Errorf("long poll answered %+v (ETag %s), want a canceled item and a new ETag", v, res.resp.header.Get("ETag"))
+			}
+			if time.Since(start) > 40*time.Second {
+				t.Errorf("long poll took %v: not woken by the change", time.Since(start))
+			}
+		})
+		type withNotification struct {
+			Done         bool `json:"done"`
+			Notification *struct {
+				EventID string `json:"event_id"`
+				Type    string `json:"type"`
+				State   string `json:"state"`
+			} `json:"notification"`
+		}
+		var eventID string
+		c.run(t, a, exchange{name: "done batch shows its event", request: A(get("/v1/batches/" + b3.Batch.ID)), want: 200, check: func(t *testing.T, r *response) {
+			v := decode[withNotification](t, r.body)
+			if !v.Done || v.Notification == nil || v.Notification.Type != "batch.finished" || v.Notification.State != "pending" || v.Notification.EventID == "" {
+				t.Fatalf("batch %s: want done with a pending batch.finished notification", r.body)
+			}
+			eventID = v.Notification.EventID
+		}})
+		c.run(t, a, exchange{name: "notify again", request: A(post("/v1/batches/"+b3.Batch.ID+"/notify", nil)), want: 202, check: func(t *testing.T, r *response) {
+			if v := decode[withNotification](t, r.body); v.Notification == nil || v.Notification.EventID != eventID {
+				t.Errorf("re-send %s: want the same event %s", r.body, eventID)
+			}
+		}})
 	})
 
 	t.Run("unauthorized", func(t *testing.T) {

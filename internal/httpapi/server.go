@@ -1,8 +1,9 @@
-// Package httpapi is distq's REST API (v1) on Echo: bearer-token auth per
-// team, request validation with a JSON error for every bad input, the
-// distribution and batch routes, long polls, and /healthz, /readyz,
-// /metrics and /openapi.yaml. Handlers return errors; one error handler
-// maps them to statuses.
+// Package httpapi is distq's REST API (v1) on Echo, a front door of
+// internal/service and nothing more: bearer-token auth per team, decoding
+// with a JSON error for every bad input, the distribution and batch routes
+// (each decodes, calls one use case and encodes its answer), long polls,
+// and /healthz, /readyz, /metrics and /openapi.yaml. Handlers return
+// errors; one table in errors.go maps them to statuses.
 package httpapi
 
 import (
@@ -25,10 +26,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
-	"github.com/distq/distq/internal/config"
-	"github.com/distq/distq/internal/metrics"
-	"github.com/distq/distq/internal/queue"
-	"github.com/distq/distq/internal/store"
+	"github.com/distq/distq/internal/distribution"
+	"github.com/distq/distq/internal/service"
 )
 
 //go:embed openapi.yaml
@@ -41,18 +40,18 @@ func OpenAPI() []byte { return openapiYAML }
 const (
 	MaxSingleBody = 64 << 10 // 64 KiB
 	MaxBatchBody  = 8 << 20  // 8 MiB: 10,000 items of ~800 bytes
-	MaxBatchItems = 10000
+	MaxBatchItems = service.MaxBatchItems
 )
 
 // Deps is what the API needs.
 type Deps struct {
-	Config   *config.Config
-	Store    *store.Redis
-	Enqueuer *queue.Enqueuer
-	// Canceler removes the task of a canceled distribution (optional).
-	Canceler func(ctx context.Context, queue, id string) error
-	Metrics  *metrics.Metrics
-	Registry interface {
+	// Service runs every use case of the /v1 routes.
+	Service *service.Service
+	// Tokens maps bearer tokens to teams.
+	Tokens map[string]string
+	// TokenHashes maps the hex SHA-256 of bearer tokens to teams.
+	TokenHashes map[string]string
+	Registry    interface {
 		prometheus.Registerer
 		prometheus.Gatherer
 	}
@@ -68,10 +67,8 @@ type Deps struct {
 
 type server struct {
 	Deps
-	hub      *hub
 	tokens   []tokenEntry
 	limiters sync.Map // team -> *rate.Limiter
-	now      func() time.Time
 }
 
 type tokenEntry struct {
@@ -80,7 +77,7 @@ type tokenEntry struct {
 }
 
 // New returns the API's handler, and a function that runs its background
-// work (the long-poll subscription) until ctx ends.
+// work (the service's change feed, for long polls) until ctx ends.
 func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	if d.TeamRate <= 0 {
 		d.TeamRate = 200
@@ -91,12 +88,12 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	if d.MaxWait <= 0 {
 		d.MaxWait = 60 * time.Second
 	}
-	s := &server{Deps: d, hub: newHub(d.Store.Client(), d.Log), now: func() time.Time { return time.Now().UTC() }}
-	for token, team := range d.Config.Tokens {
+	s := &server{Deps: d}
+	for token, team := range d.Tokens {
 		// Tokens are kept only as hashes, compared in constant time.
 		s.tokens = append(s.tokens, tokenEntry{hash: sha256.Sum256([]byte(token)), team: team})
 	}
-	for hexHash, team := range d.Config.TokenHashes {
+	for hexHash, team := range d.TokenHashes {
 		var e tokenEntry
 		if n, err := hex.Decode(e.hash[:], []byte(hexHash)); err == nil && n == len(e.hash) {
 			e.team = team
@@ -107,7 +104,7 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Log)
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
-		Generator: func() string { return store.NewDistributionID(time.Now())[2:] },
+		Generator: func() string { return distribution.NewID(time.Now())[2:] },
 	}))
 	e.Use(middleware.Recover())
 	e.Use(echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
@@ -132,7 +129,8 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	v1.GET("/batches/:id/distributions", s.listBatchDistributions)
 	v1.POST("/batches/:id/cancel", s.cancelBatch)
 	v1.POST("/batches/:id/retry", s.retryBatch)
-	return e, s.hub.run
+	v1.POST("/batches/:id/notify", s.notifyBatch)
+	return e, d.Service.Run
 }
 
 func bodyLimit(n int64) echo.MiddlewareFunc {

@@ -23,7 +23,16 @@ type Metrics struct {
 	Duration        *prometheus.HistogramVec // account
 	Waiting         *prometheus.GaugeVec     // account, reason
 	Reconciled      *prometheus.CounterVec   // account, what
+
+	WebhookDeliveries *prometheus.CounterVec // outcome (WebhookOutcomes)
+	WebhookDuration   prometheus.Histogram
 }
+
+// WebhookOutcomes of distq_webhook_deliveries_total: one per attempt
+// (delivered, http_error: a non-2xx answer, network_error, refused: the
+// address policy refused the destination), and given_up once per event
+// whose retries ran out.
+var WebhookOutcomes = []string{"delivered", "http_error", "network_error", "refused", "given_up"}
 
 // Outcomes of a finished distribution.
 var Outcomes = []string{"succeeded", "failed", "canceled"}
@@ -74,6 +83,17 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "distq_reconciled_total", Help: "Repairs made by the reconciler (adopted jobs, released slots, re-enqueued tasks).",
 		}, []string{"account", "what"}),
 	}
+	m.WebhookDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "distq_webhook_deliveries_total", Help: "Webhook delivery attempts by outcome, and events given up (outcome=given_up).",
+	}, []string{"outcome"})
+	m.WebhookDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "distq_webhook_delivery_duration_seconds", Help: "Duration of one webhook delivery attempt, connection to answer.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
+	for _, o := range WebhookOutcomes {
+		m.WebhookDeliveries.WithLabelValues(o)
+	}
+	reg.MustRegister(m.WebhookDeliveries, m.WebhookDuration)
 	reg.MustRegister(m.Submitted, m.Finished, m.Requests, m.RequestDuration, m.Throttled, m.QuotaWait,
 		m.SlotsInUse, m.SlotsLimit, m.RateLimit, m.Duration, m.Waiting, m.Reconciled)
 	return m

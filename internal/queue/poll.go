@@ -107,13 +107,7 @@ func (w *Worker) HandlePoll(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	if r.RemoteStatus == nil || *r.RemoteStatus != status {
-		if _, err := w.store.Update(ctx, id, func(r *store.Record) error {
-			if r.State.Terminal() {
-				return store.ErrNoChange
-			}
-			r.RemoteStatus = &status
-			return nil
-		}); err != nil {
+		if _, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.ObserveRemote(status) }); err != nil {
 			return err
 		}
 	}

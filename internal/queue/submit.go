@@ -71,14 +71,7 @@ func (w *Worker) HandleSubmit(ctx context.Context, t *asynq.Task) error {
 		}
 		w.log.Info("create of unknown outcome made no job; sending again", "distribution_id", id, "account", a.Name,
 			"create_sent_at", r.CreateSentAt)
-		if r, err = w.store.Update(ctx, id, func(r *store.Record) error {
-			if r.JobID != "" || r.State.Terminal() {
-				return store.ErrNoChange
-			}
-			r.CreateSentAt = nil
-			r.State = distribution.StateQueued
-			return nil
-		}); err != nil {
+		if r, _, err = w.apply(ctx, id, func(r *store.Record) error { return r.ForgetCreate(w.now()) }); err != nil {
 			return err
 		}
 		if r.JobID != "" || r.State.Terminal() {
@@ -100,29 +93,21 @@ func (w *Worker) lookupFailed(err error) error {
 	return err
 }
 
-// markSent marks the Create as sent (Q5): state submitting, CreateSentAt
-// now; count adds one attempt. canceled reports a record no longer waiting
-// for a Create (canceled, finished, or given a job by another run); pending
-// one whose marker another run set (its Create may be out: only a lookup
-// may follow).
-func (w *Worker) markSent(ctx context.Context, id string, count bool) (r *store.Record, canceled, pending bool, err error) {
+// markSent marks the Create as sent (Q5) through StartSubmit: state
+// submitting, CreateSentAt now, one more attempt. canceled reports a record
+// no longer waiting for a Create (canceled, finished, or given a job by
+// another run); pending one whose marker another run set (its Create may
+// be out: only a lookup may follow).
+func (w *Worker) markSent(ctx context.Context, id string) (r *store.Record, canceled, pending bool, err error) {
 	now := w.now()
-	r, err = w.store.Update(ctx, id, func(r *store.Record) error {
-		if r.State != distribution.StateQueued && r.State != distribution.StateSubmitting || r.JobID != "" {
-			canceled = true
-			return store.ErrNoChange
-		}
-		if r.CreateSentAt != nil {
-			pending = true
-			return store.ErrNoChange
-		}
-		r.State, r.WaitReason, r.CreateSentAt = distribution.StateSubmitting, "", &now
-		if count {
-			r.Attempts++
-		}
-		return nil
-	})
-	return r, canceled, pending, err
+	r, started, err := w.apply(ctx, id, func(r *store.Record) error { return r.StartSubmit(now) })
+	if err != nil || started {
+		return r, false, false, err
+	}
+	if r.CreateSentAt != nil && r.JobID == "" && !r.State.Terminal() {
+		return r, false, true, nil
+	}
+	return r, true, false, nil
 }
 
 func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token string) error {
@@ -160,7 +145,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 		// Mark the Create as sent before sending it: a crash from here on
 		// leaves a marker that makes the next run look before creating (Q5).
 		var canceled, pending bool
-		r, canceled, pending, err = w.markSent(ctx, id, true)
+		r, canceled, pending, err = w.markSent(ctx, id)
 		if pending {
 			// Another run of this distribution sent a Create meanwhile (a
 			// duplicate or stale task run): its slot is its own; look later.
@@ -172,7 +157,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 		}
 		// notSent undoes the marker of a Create that did not go out.
 		notSent := func(reason distribution.WaitReason) error {
-			err := w.requeue(ctx, id, reason, true)
+			err := w.requeue(ctx, id, reason, nil)
 			w.releaseSlotToken(ctx, a, id, token)
 			return err
 		}
@@ -208,7 +193,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 			if err := w.limiter.CancelGrant(ctx, a.UID, alibaba.ActionCreate, g); err != nil {
 				w.log.Warn("cancel stale grant", "distribution_id", id, "err", err)
 			}
-			if err := w.requeue(ctx, id, distribution.WaitRateLimit, true); err != nil {
+			if err := w.requeue(ctx, id, distribution.WaitRateLimit, nil); err != nil {
 				w.releaseSlotToken(ctx, a, id, token)
 				return false, err
 			}
@@ -261,7 +246,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 		case alibaba.Throttled:
 			// Not executed, not a failure (Q4): the account pauses, then this
 			// run goes back to the rate with its slot.
-			if err := w.requeue(ctx, id, distribution.WaitBackoff, true); err != nil {
+			if err := w.requeue(ctx, id, distribution.WaitBackoff, nil); err != nil {
 				return err
 			}
 			if loop < maxThrottleLoops {
@@ -273,7 +258,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 			// The remote is fuller than the slots know: jobs made outside
 			// distq, or finished jobs it still counts. The reconciler counts
 			// them (and deletes distq's own finished jobs); wait for a slot.
-			if err := w.requeue(ctx, id, distribution.WaitJobSlots, true); err != nil {
+			if err := w.requeue(ctx, id, distribution.WaitJobSlots, nil); err != nil {
 				return err
 			}
 			if _, err := w.limiter.ReleaseSlotToken(ctx, a.UID, id, token); err != nil {
@@ -294,12 +279,12 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 			return w.finish(ctx, a, r, distribution.StateFailed, apiErrorOf(apiErr), nil)
 		default: // Transient: the request provably never left
 			w.releaseSlotToken(ctx, a, id, token)
-			if r.Attempts >= w.opts.MaxAttempts {
+			if r.RunAttempts() >= w.opts.MaxAttempts {
 				e := apiErrorOf(apiErr)
-				e.Message = fmt.Sprintf("gave up after %d attempts: %s", r.Attempts, e.Message)
+				e.Message = fmt.Sprintf("gave up after %d attempts: %s", r.RunAttempts(), e.Message)
 				return w.finish(ctx, a, r, distribution.StateFailed, e, nil)
 			}
-			if err := w.requeue(ctx, id, distribution.WaitBackoff, false); err != nil {
+			if err := w.requeue(ctx, id, distribution.WaitBackoff, apiErrorOf(apiErr)); err != nil {
 				return err
 			}
 			return err
@@ -327,32 +312,19 @@ func (w *Worker) maxCreateWait(r *store.Record) time.Duration {
 }
 
 // requeue puts a submitting distribution back to queued, clearing the
-// Create marker (its outcome is known: not executed). uncount takes back the
+// Create marker (its outcome is known: not executed). failure, the error
+// that ended the attempt, stays in the record's history; nil takes back the
 // attempt when the refusal was not the distribution's failure.
-func (w *Worker) requeue(ctx context.Context, id string, reason distribution.WaitReason, uncount bool) error {
-	_, err := w.store.Update(ctx, id, func(r *store.Record) error {
-		if r.State != distribution.StateSubmitting {
-			return store.ErrNoChange
-		}
-		r.State, r.WaitReason, r.CreateSentAt = distribution.StateQueued, reason, nil
-		if uncount && r.Attempts > 0 {
-			r.Attempts--
-		}
-		return nil
-	})
+func (w *Worker) requeue(ctx context.Context, id string, reason distribution.WaitReason, failure *distribution.Error) error {
+	now := w.now()
+	_, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.Requeue(now, reason, failure) })
 	return err
 }
 
 // setWaiting shows why a queued distribution waits (Q3), without a write
 // when it already says so.
 func (w *Worker) setWaiting(ctx context.Context, id string, reason distribution.WaitReason) {
-	_, err := w.store.Update(ctx, id, func(r *store.Record) error {
-		if r.State != distribution.StateQueued || r.WaitReason == reason {
-			return store.ErrNoChange
-		}
-		r.WaitReason = reason
-		return nil
-	})
+	_, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.Wait(reason) })
 	if err != nil {
 		w.log.Warn("set wait reason", "distribution_id", id, "err", err)
 	}
@@ -373,23 +345,13 @@ func (w *Worker) started(ctx context.Context, a *Account, id, jobID, requestID s
 		return nil
 	}
 	now := w.now()
-	var first string
-	_, err = w.store.Update(ctx, id, func(r *store.Record) error {
-		first = r.JobID
-		if r.JobID != "" {
-			return store.ErrNoChange
-		}
-		r.State, r.WaitReason, r.JobID, r.CreateSentAt = distribution.StateRunning, "", jobID, nil
-		r.SubmittedAt = &now
-		r.RemoteStatus = status
-		return nil
-	})
+	cur, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.Started(now, jobID, status) })
 	if err != nil {
 		// The job exists but is not recorded: the marker stays, so the next
 		// run adopts it through the List.
 		return fmt.Errorf("record job %s of %s: %w", jobID, id, err)
 	}
-	if first != "" && first != jobID {
+	if first := cur.JobID; first != "" && first != jobID {
 		w.alarm(a, "second_job", "second remote job for one distribution", "distribution_id", id, "job_id", first, "second_job_id", jobID)
 		return w.ensurePoll(ctx, id)
 	}

@@ -1,9 +1,11 @@
 // Package queue carries distributions through asynq: the task types and
 // payloads, the api's enqueuing, the worker's handlers that submit a
 // distribution to the endpoint and poll its job, and the reconciler that
-// repairs what a crash left behind. It is where the quota rules (Q1–Q7)
-// meet the remote: every call goes through a shared rate grant, every
-// Create through a leased job slot, and every wait is a wait, not a failure.
+// repairs what a crash left behind. It is where the quota rules (Q1–Q7,
+// defined in docs/QUOTA.md) meet the remote: every call goes through a
+// shared rate grant, every Create through a leased job slot, and every wait
+// is a wait, not a failure. Records change only through the domain's named
+// transitions (distribution.Record's StartSubmit, Started, Finish…).
 package queue
 
 import (
@@ -16,6 +18,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/store"
 )
 
@@ -29,8 +32,8 @@ const (
 // single submissions (Q7: never stuck behind a batch), then batch items.
 const (
 	QueuePoll   = "poll"
-	QueueSingle = "single"
-	QueueBatch  = "batch"
+	QueueSingle = distribution.QueueSingle
+	QueueBatch  = distribution.QueueBatch
 )
 
 // Queues maps each queue to its priority for asynq.

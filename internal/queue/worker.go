@@ -314,22 +314,11 @@ func (w *Worker) refreshSlotGauge(ctx context.Context, a *Account) {
 // finish records a final state and its metrics.
 func (w *Worker) finish(ctx context.Context, a *Account, r *store.Record, state distribution.State, e *distribution.Error, remoteStatus *int) error {
 	now := w.now()
-	var wasTerminal bool
-	r2, err := w.store.Update(ctx, r.ID, func(r *store.Record) error {
-		if r.State.Terminal() {
-			wasTerminal = true
-			return store.ErrNoChange
-		}
-		r.State, r.WaitReason, r.Error, r.FinishedAt, r.CreateSentAt = state, "", e, &now, nil
-		if remoteStatus != nil {
-			r.RemoteStatus = remoteStatus
-		}
-		return nil
-	})
+	r2, finished, err := w.apply(ctx, r.ID, func(r *store.Record) error { return r.Finish(now, state, e, remoteStatus) })
 	if err != nil {
 		return fmt.Errorf("finish %s: %w", r.ID, err)
 	}
-	if wasTerminal {
+	if !finished { // it was finished already
 		return nil
 	}
 	w.metrics.Finished.WithLabelValues(a.Name, string(state)).Inc()
@@ -349,30 +338,4 @@ func (w *Worker) finish(ctx context.Context, a *Account, r *store.Record, state 
 
 func apiErrorOf(e *alibaba.APIError) *distribution.Error {
 	return &distribution.Error{Code: e.Code, Message: e.Message, RequestID: e.RequestID}
-}
-
-// CheckAccounts refuses accounts that share a UID but not its limits: the
-// remote counts the rate (and the jobs) per UID, and the shared Redis state
-// is keyed by UID, so two keys of one UID configured with different
-// create_qps (or any rate, or max jobs) would each believe their own limit.
-func CheckAccounts(accounts []*Account) error {
-	byUID := map[string]*Account{}
-	for _, a := range accounts {
-		b, ok := byUID[a.UID]
-		if !ok {
-			byUID[a.UID] = a
-			continue
-		}
-		for _, action := range alibaba.Actions {
-			if a.QPS(action) != b.QPS(action) {
-				return fmt.Errorf("accounts %q and %q share UID %s but not its %s rate (%d vs %d): set the same limits on both",
-					b.Name, a.Name, a.UID, action, b.QPS(action), a.QPS(action))
-			}
-		}
-		if a.MaxJobs != b.MaxJobs {
-			return fmt.Errorf("accounts %q and %q share UID %s but not its max_jobs (%d vs %d): set the same on both",
-				b.Name, a.Name, a.UID, b.MaxJobs, a.MaxJobs)
-		}
-	}
-	return nil
 }

@@ -137,7 +137,10 @@ func (s *Redis) WaitReplicas(ctx context.Context, timeout time.Duration) error {
 	c := &s.repl
 	c.mu.Lock()
 	if !c.init || time.Since(c.at) > 5*time.Second {
-		info, err := s.rdb.Info(ctx, "replication", "persistence").Result()
+		// INFO with no section (the default sections hold replication and
+		// persistence): embedded Redis-compatible servers (miniredis, for
+		// `make run`) take no more than one argument and show neither.
+		info, err := s.rdb.Info(ctx).Result()
 		if err != nil {
 			c.mu.Unlock()
 			return fmt.Errorf("replication info: %w", err)

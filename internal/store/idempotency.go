@@ -8,29 +8,23 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/distq/distq/internal/distribution"
 )
 
 // IdempotencyTTL is how long an Idempotency-Key is remembered.
 const IdempotencyTTL = 24 * time.Hour
 
-// Idempotent is what is kept under an Idempotency-Key: the hash of the
-// request body and, once the first request finished, its answer.
-type Idempotent struct {
-	BodyHash string          `json:"body_hash"`
-	Status   int             `json:"status,omitempty"`
-	Response json.RawMessage `json:"response,omitempty"`
-}
-
 // ErrIdempotencyInFlight: another request with the key has not finished.
-var ErrIdempotencyInFlight = errors.New("a request with this Idempotency-Key is in progress")
+var ErrIdempotencyInFlight = distribution.ErrIdempotencyInFlight
 
 // ClaimIdempotency records that a request with key and bodyHash starts. It
 // returns nil when the caller is the first (and must Complete or Abandon the
 // key), or the stored entry when the key was seen: the caller compares the
 // hash and replays the answer, or ErrIdempotencyInFlight while the first is
 // still running.
-func (s *Redis) ClaimIdempotency(ctx context.Context, team, key, bodyHash string) (*Idempotent, error) {
-	raw, _ := json.Marshal(Idempotent{BodyHash: bodyHash})
+func (s *Redis) ClaimIdempotency(ctx context.Context, team, key, bodyHash string) (*distribution.Idempotent, error) {
+	raw, _ := json.Marshal(distribution.Idempotent{BodyHash: bodyHash})
 	ok, err := s.rdb.SetNX(ctx, keyIdem(team, key), raw, IdempotencyTTL).Result()
 	if err != nil {
 		return nil, fmt.Errorf("claim idempotency key: %w", err)
@@ -45,7 +39,7 @@ func (s *Redis) ClaimIdempotency(ctx context.Context, team, key, bodyHash string
 	if err != nil {
 		return nil, fmt.Errorf("read idempotency key: %w", err)
 	}
-	var e Idempotent
+	var e distribution.Idempotent
 	if err := json.Unmarshal(got, &e); err != nil {
 		return nil, fmt.Errorf("decode idempotency key: %w", err)
 	}
@@ -57,7 +51,7 @@ func (s *Redis) ClaimIdempotency(ctx context.Context, team, key, bodyHash string
 
 // CompleteIdempotency stores the answer of the first request with key.
 func (s *Redis) CompleteIdempotency(ctx context.Context, team, key, bodyHash string, status int, response []byte) error {
-	raw, _ := json.Marshal(Idempotent{BodyHash: bodyHash, Status: status, Response: response})
+	raw, _ := json.Marshal(distribution.Idempotent{BodyHash: bodyHash, Status: status, Response: response})
 	return s.rdb.Set(ctx, keyIdem(team, key), raw, IdempotencyTTL).Err()
 }
 

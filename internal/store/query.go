@@ -12,22 +12,11 @@ import (
 	"github.com/distq/distq/internal/distribution"
 )
 
-// Filter narrows a listing of one team's distributions.
-type Filter struct {
-	Team       string
-	State      distribution.State
-	BatchID    string
-	ProductKey string
-	// After is the cursor: the last id of the previous page.
-	After string
-	Limit int
-}
-
 // List returns one page of a team's distributions in creation order and
 // the cursor of the next page ("" at the end). Because ids sort by creation
 // time and the cursor is an id, records inserted while a caller pages are
 // neither skipped nor repeated.
-func (s *Redis) List(ctx context.Context, f Filter) ([]*Record, string, error) {
+func (s *Redis) List(ctx context.Context, f distribution.Filter) ([]*Record, string, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
@@ -86,14 +75,8 @@ func (s *Redis) List(ctx context.Context, f Filter) ([]*Record, string, error) {
 	return out, after, nil
 }
 
-// BatchStatus is a batch with its counts per state.
-type BatchStatus struct {
-	distribution.Batch
-	Counts map[distribution.State]int
-}
-
 // GetBatch returns a batch and its counts per state, or ErrNotFound.
-func (s *Redis) GetBatch(ctx context.Context, id string) (*BatchStatus, error) {
+func (s *Redis) GetBatch(ctx context.Context, id string) (*distribution.BatchStatus, error) {
 	pipe := s.rdb.Pipeline()
 	b := pipe.Get(ctx, keyBatch(id))
 	c := pipe.HGetAll(ctx, keyBatchCounts(id))
@@ -107,7 +90,7 @@ func (s *Redis) GetBatch(ctx context.Context, id string) (*BatchStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &BatchStatus{Counts: map[distribution.State]int{}}
+	out := &distribution.BatchStatus{Counts: map[distribution.State]int{}}
 	if err := json.Unmarshal(raw, &out.Batch); err != nil {
 		return nil, fmt.Errorf("decode batch %s: %w", id, err)
 	}
@@ -140,8 +123,8 @@ func (s *Redis) Trim(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	floorD := idFloor('d', s.now().Add(-s.retention))
-	floorB := idFloor('b', s.now().Add(-s.retention))
+	floorD := distribution.IDFloor(distribution.KindDistribution, s.now().Add(-s.retention))
+	floorB := distribution.IDFloor(distribution.KindBatch, s.now().Add(-s.retention))
 	var removed int64
 	for _, t := range teams {
 		keys := []string{keyTeamAll(t)}
@@ -173,7 +156,7 @@ func (s *Redis) Trim(ctx context.Context) (int64, error) {
 			n, _ := s.removeMissing(ctx, keyBatchItems(b), ids)
 			removed += n
 			if left-n <= 0 {
-				s.rdb.Del(ctx, keyBatch(b), keyBatchCounts(b), keyBatchItems(b))
+				s.rdb.Del(ctx, keyBatch(b), keyBatchCounts(b), keyBatchItems(b), keyBatchEvent(b))
 				s.rdb.ZRem(ctx, keyTeamBatches(t), b)
 			}
 		}

@@ -17,27 +17,15 @@ import (
 	"github.com/distq/distq/internal/distribution"
 )
 
-// Errors of the store.
+// Errors of the store: the domain's, so that the use cases recognise them
+// without importing the store.
 var (
-	ErrNotFound = errors.New("not found")
-	// ErrConflict: the record changed under a transaction too many times.
-	ErrConflict = errors.New("record changed concurrently")
+	ErrNotFound = distribution.ErrNotFound
+	ErrConflict = distribution.ErrConflict
 )
 
-// Record is a distribution with what the service keeps beside it.
-type Record struct {
-	distribution.Distribution
-	// UID is the account's UID (the quota key).
-	UID string `json:"uid"`
-	// Queue is the asynq queue of its submit task.
-	Queue string `json:"queue"`
-	// CreateSentAt is set just before a Create is sent and cleared when its
-	// outcome is known; set on a record without job id, it means a Create of
-	// unknown outcome that must be looked up before another is sent (Q5).
-	CreateSentAt *time.Time `json:"create_sent_at,omitempty"`
-	// Polls counts Query calls for this record's job.
-	Polls int `json:"polls,omitempty"`
-}
+// Record is the domain's record, as the store keeps it.
+type Record = distribution.Record
 
 // Redis is the store. It is safe for concurrent use.
 type Redis struct {
@@ -102,20 +90,12 @@ func (s *Redis) GetMany(ctx context.Context, ids []string) ([]*Record, error) {
 	return out, nil
 }
 
-// Claim is the result of claiming the active key of one new record.
-type Claim struct {
-	Record *Record
-	// Existing is the id of the active distribution of the same product to
-	// the same target, when there is one; Record was not claimed then.
-	Existing string
-}
-
 // Insert writes new records (all queued) and their indexes, and the batch
 // when b is not nil. A record whose (account UID, product, target) already
 // has an active distribution is not written: its Claim names the existing
 // one. The write of the claimed records is one transaction.
-func (s *Redis) Insert(ctx context.Context, b *distribution.Batch, recs []*Record) ([]Claim, error) {
-	claims := make([]Claim, len(recs))
+func (s *Redis) Insert(ctx context.Context, b *distribution.Batch, recs []*Record) ([]distribution.Claim, error) {
+	claims := make([]distribution.Claim, len(recs))
 	// 1. Claim the active keys, all in one round trip.
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.BoolCmd, len(recs))
@@ -194,6 +174,9 @@ func (s *Redis) Insert(ctx context.Context, b *distribution.Batch, recs []*Recor
 		}
 		tx.ZAdd(ctx, keyOpen, open...)
 	}
+	if b != nil && b.NotifyURL != "" && len(won) == 0 {
+		s.announceEmptyBatch(ctx, tx, b.ID)
+	}
 	if len(won) > 0 || b != nil {
 		tx.SAdd(ctx, keyTeams, teamOf(b, recs))
 		if _, err := tx.Exec(ctx); err != nil {
@@ -212,7 +195,7 @@ func teamOf(b *distribution.Batch, recs []*Record) string {
 }
 
 // releaseActive undoes the active-key claims of a failed insert.
-func (s *Redis) releaseActive(ctx context.Context, recs []*Record, claims []Claim) {
+func (s *Redis) releaseActive(ctx context.Context, recs []*Record, claims []distribution.Claim) {
 	for i, c := range claims {
 		if c.Record != nil {
 			r := recs[i]
@@ -277,10 +260,11 @@ func (s *Redis) DeleteBatch(ctx context.Context, b *distribution.Batch) error {
 }
 
 // ErrNoChange tells Update that fn decided to leave the record as it is.
-var ErrNoChange = errors.New("no change")
+var ErrNoChange = distribution.ErrNoChange
 
 // Update changes the record of id with fn under compare-and-set: fn sees the
-// current record and changes it; the write happens only if nobody changed
+// current record and changes it, by calling one of the record's named
+// transitions; the write happens only if nobody changed
 // the record meanwhile (else fn runs again on the new one). Indexes, batch
 // counts and the active key follow the state. fn returning ErrNoChange
 // leaves the record untouched and Update returns it with a nil error; any
@@ -300,7 +284,7 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return fmt.Errorf("decode %s: %w", id, err)
 		}
-		old := r.State
+		old, oldAttempts := r.State, r.Attempts
 		if err := fn(&r); err != nil {
 			if errors.Is(err, ErrNoChange) {
 				out = &r
@@ -308,7 +292,7 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 			}
 			return err
 		}
-		r.UpdatedAt = s.now()
+		r.Touch(s.now())
 		newRaw, err := json.Marshal(&r)
 		if err != nil {
 			return err
@@ -319,6 +303,9 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 				ttl = s.retention
 			}
 			p.Set(ctx, key, newRaw, ttl)
+			if r.Attempts > oldAttempts { // a Create is about to be sent
+				countCreate(ctx, p, &r, r.UpdatedAt)
+			}
 			if r.State != old {
 				s.index(ctx, p, &r, old)
 				if r.State.Terminal() {
@@ -328,6 +315,12 @@ func (s *Redis) Update(ctx context.Context, id string, fn func(r *Record) error)
 				if old.Terminal() && !r.State.Terminal() { // retry
 					p.ZAdd(ctx, keyOpen, redis.Z{Score: float64(s.now().UnixMilli()), Member: r.ID})
 					p.SetNX(ctx, keyActive(r.UID, r.ProductKey, r.TargetInstanceID), r.ID, 0)
+				}
+				if r.State.Terminal() && !old.Terminal() {
+					s.announce(ctx, p, &r) // in this MULTI: see webhooks.go
+				}
+				if r.BatchID != "" {
+					p.Publish(ctx, ChangesChannel, r.BatchID) // the batch's counts changed
 				}
 			}
 			p.Publish(ctx, ChangesChannel, r.ID)

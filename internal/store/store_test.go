@@ -14,7 +14,7 @@ import (
 func newRecord(team, pk string, now time.Time) *Record {
 	return &Record{
 		Distribution: distribution.Distribution{
-			ID: NewDistributionID(now), Team: team, Account: "a", ProductKey: pk,
+			ID: distribution.NewID(now), Team: team, Account: "a", ProductKey: pk,
 			SourceInstanceID: "iotx-src", TargetInstanceID: "iotx-dst", State: distribution.StateQueued,
 			CreatedAt: now, UpdatedAt: now,
 		},
@@ -53,7 +53,7 @@ func TestListPagingUnderConcurrentInserts(t *testing.T) {
 	seen := map[string]int{}
 	cursor := ""
 	for {
-		recs, next, err := s.List(ctx, Filter{Team: "t", After: cursor, Limit: 7})
+		recs, next, err := s.List(ctx, distribution.Filter{Team: "t", After: cursor, Limit: 7})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +83,7 @@ func TestUpdateKeepsIndexesAndCounts(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := NewRedis(redistest.New(t).Client, time.Hour)
-	b := &distribution.Batch{ID: NewBatchID(time.Now()), Team: "t", Account: "a", CreatedAt: time.Now()}
+	b := &distribution.Batch{ID: distribution.NewBatchID(time.Now()), Team: "t", Account: "a", CreatedAt: time.Now()}
 	r1, r2 := newRecord("t", "p1", time.Now()), newRecord("t", "p2", time.Now())
 	r1.BatchID, r2.BatchID = b.ID, b.ID
 	dup := newRecord("t", "p1", time.Now())
@@ -120,7 +120,7 @@ func TestUpdateKeepsIndexesAndCounts(t *testing.T) {
 	if bs.Counts[distribution.StateQueued] != 1 || bs.Counts[distribution.StateSucceeded] != 1 {
 		t.Fatalf("counts %v, want 1 queued, 1 succeeded", bs.Counts)
 	}
-	succeeded, _, err := s.List(ctx, Filter{Team: "t", State: distribution.StateSucceeded})
+	succeeded, _, err := s.List(ctx, distribution.Filter{Team: "t", State: distribution.StateSucceeded})
 	if err != nil || len(succeeded) != 1 || succeeded[0].ID != r2.ID {
 		t.Fatalf("succeeded listing %v (%v), want %s", succeeded, err, r2.ID)
 	}

@@ -1,4 +1,4 @@
-package httpapi
+package store
 
 import (
 	"context"
@@ -7,13 +7,12 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/distq/distq/internal/store"
 )
 
-// hub fans the store's change notifications out to long polls: one Redis
-// subscription per api process, however many requests wait.
-type hub struct {
+// Changes fans the store's change notifications out to long polls: one
+// Redis subscription per api process, however many requests wait. It is
+// safe for concurrent use; Run must run for Watch to see changes.
+type Changes struct {
 	rdb redis.UniversalClient
 	log *slog.Logger
 
@@ -21,13 +20,14 @@ type hub struct {
 	waiters map[string]map[chan struct{}]struct{}
 }
 
-func newHub(rdb redis.UniversalClient, log *slog.Logger) *hub {
-	return &hub{rdb: rdb, log: log, waiters: map[string]map[chan struct{}]struct{}{}}
+// NewChanges returns the change feed of the store on rdb.
+func NewChanges(rdb redis.UniversalClient, log *slog.Logger) *Changes {
+	return &Changes{rdb: rdb, log: log, waiters: map[string]map[chan struct{}]struct{}{}}
 }
 
-// watch returns a channel that receives when id changes, and a function to
-// stop watching.
-func (h *hub) watch(id string) (<-chan struct{}, func()) {
+// Watch returns a channel that receives when the record of id changes, and
+// a function to stop watching.
+func (h *Changes) Watch(id string) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	h.mu.Lock()
 	if h.waiters[id] == nil {
@@ -45,7 +45,7 @@ func (h *hub) watch(id string) (<-chan struct{}, func()) {
 	}
 }
 
-func (h *hub) notify(id string) {
+func (h *Changes) notify(id string) {
 	h.mu.Lock()
 	for ch := range h.waiters[id] {
 		select {
@@ -58,7 +58,7 @@ func (h *hub) notify(id string) {
 
 // notifyAll wakes every waiter, after the subscription was lost and
 // messages may have been missed: each re-reads its record.
-func (h *hub) notifyAll() {
+func (h *Changes) notifyAll() {
 	h.mu.Lock()
 	for _, set := range h.waiters {
 		for ch := range set {
@@ -71,10 +71,11 @@ func (h *hub) notifyAll() {
 	h.mu.Unlock()
 }
 
-// run keeps the subscription until ctx ends, re-subscribing after errors.
-func (h *hub) run(ctx context.Context) {
+// Run keeps the subscription until ctx ends, re-subscribing after errors.
+// After a lost subscription it wakes every watcher, which re-reads.
+func (h *Changes) Run(ctx context.Context) {
 	for ctx.Err() == nil {
-		sub := h.rdb.Subscribe(ctx, store.ChangesChannel)
+		sub := h.rdb.Subscribe(ctx, ChangesChannel)
 		if _, err := sub.Receive(ctx); err != nil {
 			sub.Close()
 			select {
