@@ -49,6 +49,8 @@ Settings (environment; a bad one stops alisim with exit status 2):
                            (default ` + alisim.DevAccounts + `)
   ALISIM_JOB_DURATION      time from a job's creation to its end (default 5s)
   ALISIM_FAIL_RATIO        share of jobs that end failed, 0..1 (default 0)
+  ALISIM_LIST_LAG          how long a new job stays hidden from
+                           ListDeviceDistributeJob (default 0)
   ALISIM_MAX_JOBS          jobs an account may hold (default 10)
   ALISIM_QUOTA_MODE        which jobs count against it: unfinished or
                            undeleted (default unfinished)
@@ -62,6 +64,9 @@ Settings (environment; a bad one stops alisim with exit status 2):
   ALISIM_ERROR_RATIO       share of calls answered 500 or 503, 0..1 (default 0)
   ALISIM_TIMEOUT_RATIO     share of successful creates whose job is made but
                            whose answer never comes, 0..1 (default 0)
+  ALISIM_ERROR_AFTER_CREATE_RATIO
+                           share of successful creates whose job is made but
+                           that are answered 503 or 500, 0..1 (default 0)
   ALISIM_QUOTA_EXCEEDED_CODE, ALISIM_CROSS_ACCOUNT_CODE, ALISIM_JOB_NOT_FOUND_CODE
                            the business codes of those refusals (defaults
                            ` + alisim.DefaultQuotaExceededCode + `,

@@ -11,7 +11,7 @@ import (
 func TestAPIReadsOnlyItsSettings(t *testing.T) {
 	t.Parallel()
 	workerOnly := map[string]string{
-		"DISTQ_WORKER_CONCURRENCY": "0", "DISTQ_SLOT_LEASE": "never", "DISTQ_ALIBABA_TIMEOUT": "-1s",
+		"DISTQ_WORKER_CONCURRENCY": "0", "DISTQ_SLOT_LEASE": "never", "DISTQ_ALIBABA_TIMEOUT": "-1s", "DISTQ_REMOTE_VISIBILITY": "-1m",
 		"DISTQ_ALIBABA_ENDPOINT": "ftp://x", "ALIBABA_CLOUD_ACCESS_KEY_ID": "ak-without-secret", "DISTQ_DELETE_FINISHED": "maybe",
 	}
 	for name, tc := range map[string]struct{ key, val string }{

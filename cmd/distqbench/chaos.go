@@ -26,7 +26,11 @@ func (e env) runChaos(ctx context.Context, n, workers int, faults string) error 
 	defer p.stop()
 	simEnv := []string{"ALISIM_JOB_DURATION=1s", "ALISIM_MAX_JOBS=20",
 		"ALISIM_QPS=CreateProductDistributeJob=10,QueryDeviceDistributeJob=50,ListDeviceDistributeJob=25"}
-	if faults != "" {
+	switch faults {
+	case "":
+	case "lost":
+		simEnv = append(simEnv, "ALISIM_ERROR_AFTER_CREATE_RATIO=0.3")
+	default:
 		simEnv = append(simEnv, "ALISIM_ERROR_RATIO=0.2", "ALISIM_TIMEOUT_RATIO=0.1", "ALISIM_LATENCY=0-2s")
 	}
 	simURL, err := e.startSim(ctx, &p, "chaos", simEnv...)
@@ -34,7 +38,9 @@ func (e env) runChaos(ctx context.Context, n, workers int, faults string) error 
 		return err
 	}
 	distqEnv := e.distqEnv(simURL, "DISTQ_CREATE_QPS=10", "DISTQ_QUERY_QPS=50", "DISTQ_LIST_QPS=25",
-		"DISTQ_MAX_JOBS=20", "DISTQ_SLOT_LEASE=15s", "DISTQ_ALIBABA_TIMEOUT=3s")
+		"DISTQ_MAX_JOBS=20", "DISTQ_SLOT_LEASE=15s", "DISTQ_ALIBABA_TIMEOUT=3s",
+		// The simulator lists a job as soon as it is made.
+		"DISTQ_REMOTE_VISIBILITY=5s")
 	startWorker := func(i int) (*exec.Cmd, error) {
 		if err := e.startWorker(&p, "chaos", i, distqEnv); err != nil {
 			return nil, err
@@ -115,7 +121,11 @@ func (e env) runChaos(ctx context.Context, n, workers int, faults string) error 
 		}
 	}
 	label := "SIGKILL only"
-	if faults != "" {
+	switch faults {
+	case "":
+	case "lost":
+		label = "SIGKILL + 30% of Creates answered 503/500 after making the job"
+	default:
 		label = "SIGKILL + 20% 5xx + 10% timeout-after-create + 0–2s latency"
 	}
 	fmt.Printf("| chaos (%s) | value |\n|---|---|\n", label)

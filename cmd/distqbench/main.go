@@ -35,6 +35,7 @@ type scenario struct {
 	slots   int
 	jobDur  time.Duration
 	latency string // simulator latency, e.g. 0-50ms
+	hog     bool   // a CPU hog process on the same cores
 }
 
 func scenarios(set string) []scenario {
@@ -58,6 +59,10 @@ func scenarios(set string) []scenario {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "hog" {
+		hog()
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "naive-worker" {
 		if err := naiveWorker(); err != nil {
 			fmt.Fprintln(os.Stderr, "naive-worker:", err)
@@ -92,6 +97,9 @@ func run(ctx context.Context) error {
 	load := flag.Duration("load", 0, "run the intake load scenario for this long instead (e.g. 60s)")
 	chaos := flag.Int("chaos", 0, "run the crash scenario with this many distributions instead")
 	faults := flag.Bool("faults", false, "with -chaos: the simulator also injects 5xx, timeouts after create and latency")
+	lost := flag.Bool("lost", false, "with -chaos: the simulator answers 503/500 after making the job on 30% of Creates")
+	hogRuns := flag.Int("hog", 0, "run the jitter scenario with a CPU hog this many times instead")
+	runs := flag.Int("runs", 1, "with -chaos: how many runs")
 	flag.Parse()
 	self, err := os.Executable()
 	if err != nil {
@@ -111,7 +119,13 @@ func run(ctx context.Context) error {
 		if *faults {
 			f = "on"
 		}
-		return e.runChaos(ctx, *chaos, 3, f)
+		if *lost {
+			f = "lost"
+		}
+		return e.runChaosRuns(ctx, *chaos, *runs, f)
+	}
+	if *hogRuns > 0 {
+		return e.runHog(ctx, *hogRuns)
 	}
 	if *ingest {
 		return e.runIngest(ctx, *items, *conc, 5*time.Second)
@@ -217,6 +231,11 @@ func (e env) runScenario(ctx context.Context, sc scenario) (string, error) {
 	defer rdb.Close()
 	var p procs
 	defer p.stop()
+	if sc.hog {
+		if err := p.start(e, sc.name+" hog", nil, e.self, "hog"); err != nil {
+			return "", err
+		}
+	}
 	simURL, err := e.startSim(ctx, &p, sc.name,
 		"ALISIM_JOB_DURATION="+sc.jobDur.String(),
 		"ALISIM_MAX_JOBS="+fmt.Sprint(sc.slots),

@@ -8,6 +8,7 @@ package alibaba
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -62,21 +63,73 @@ type Config struct {
 // without locking its reads), so each call takes an SDK client of its own
 // from a pool, and every SDK client sends through one *http.Client of ours.
 type Client struct {
-	pool    sync.Pool // of *iot.Client
+	pool    sync.Pool // of *pooled
 	codes   Codes
 	runtime *util.RuntimeOptions
 }
 
-// httpDoer is the HTTP client the SDK sends through.
-type httpDoer struct{ c *http.Client }
+// pooled is one SDK client with the HTTP doer only it uses, so the doer
+// can carry the context of the one call the SDK client is making.
+type pooled struct {
+	sdk  *iot.Client
+	doer *httpDoer
+}
 
-func (h httpDoer) Call(req *http.Request, _ *http.Transport) (*http.Response, error) {
+// httpDoer is the HTTP client the SDK sends through. The SDK's API takes no
+// context; ctx, set for the duration of one call, is attached to its request
+// so a canceled task (a lost asynq lease, a shutdown) abandons the call.
+type httpDoer struct {
+	c       *http.Client
+	ctx     context.Context
+	notSent bool // the send check refused the request: it never left
+}
+
+func (h *httpDoer) Call(req *http.Request, _ *http.Transport) (*http.Response, error) {
+	if h.ctx != nil {
+		if check, ok := h.ctx.Value(sendCheckKey{}).(func() error); ok {
+			if err := check(); err != nil {
+				h.notSent = true
+				return nil, err
+			}
+		}
+		req = req.WithContext(h.ctx)
+	}
 	return h.c.Do(req)
 }
 
-func (c *Client) sdk() *iot.Client { return c.pool.Get().(*iot.Client) }
+type sendCheckKey struct{}
 
-func (c *Client) put(s *iot.Client) { c.pool.Put(s) }
+// WithSendCheck returns a context whose calls run check right before the
+// HTTP request is written (after the SDK built and signed it). When check
+// fails, nothing is sent, and the call returns an *APIError of Class
+// Transient and Code CodeNotSent: the last moment to give up a stale rate
+// grant.
+func WithSendCheck(ctx context.Context, check func() error) context.Context {
+	return context.WithValue(ctx, sendCheckKey{}, check)
+}
+
+// CodeNotSent is the Code of a call that a send check (WithSendCheck) held back.
+const CodeNotSent = "NotSent"
+
+// notSentError is the error of a call held back by its send check.
+func notSentError(action string, p *pooled, err error) *APIError {
+	if !p.doer.notSent {
+		return nil
+	}
+	return &APIError{Action: action, Code: CodeNotSent, Message: fmt.Sprint(err), Class: Transient, err: err}
+}
+
+// sdk takes an SDK client from the pool for one call under ctx.
+func (c *Client) sdk(ctx context.Context) *pooled {
+	p := c.pool.Get().(*pooled)
+	p.doer.ctx = ctx
+	return p
+}
+
+func (c *Client) put(p *pooled) {
+	p.doer.ctx, p.doer.notSent = nil, false
+	c.pool.Put(p)
+}
 
 // ValidateEndpoint checks an endpoint URL: http or https, a host, and no real
 // Alibaba host other than the one that serves the distribution APIs.
@@ -127,7 +180,8 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	oc.HttpClient = httpDoer{c: &http.Client{Transport: tr, Timeout: timeout}}
+	hc := &http.Client{Transport: tr, Timeout: timeout}
+	oc.HttpClient = &httpDoer{c: hc}
 	if _, err := iot.NewClient(oc); err != nil {
 		return nil, fmt.Errorf("new iot client: %w", err)
 	}
@@ -146,11 +200,13 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	c.pool.New = func() any {
 		cfg := *oc
+		d := &httpDoer{c: hc}
+		cfg.HttpClient = d
 		s, err := iot.NewClient(&cfg)
 		if err != nil {
 			panic(fmt.Sprintf("new iot client: %v", err)) // the same config succeeded above
 		}
-		return s
+		return &pooled{sdk: s, doer: d}
 	}
 	return c, nil
 }
@@ -172,9 +228,15 @@ type Job struct {
 	CreatedAt         time.Time
 }
 
-// Create calls CreateProductDistributeJob and returns the JobId and the
-// remote RequestId. Errors are *APIError.
+// Create is CreateContext without a context.
 func (c *Client) Create(r CreateRequest) (jobID, requestID string, err error) {
+	return c.CreateContext(context.Background(), r)
+}
+
+// CreateContext calls CreateProductDistributeJob and returns the JobId and
+// the remote RequestId. Errors are *APIError; every error that may have
+// reached the backend is Ambiguous (see forCreate). ctx ending abandons the call.
+func (c *Client) CreateContext(ctx context.Context, r CreateRequest) (jobID, requestID string, err error) {
 	req := &iot.CreateProductDistributeJobRequest{
 		ProductKey:       tea.String(r.ProductKey),
 		SourceInstanceId: tea.String(r.SourceInstanceID),
@@ -186,26 +248,33 @@ func (c *Client) Create(r CreateRequest) (jobID, requestID string, err error) {
 	if r.TargetAliyunID != "" {
 		req.TargetAliyunId = tea.String(r.TargetAliyunID)
 	}
-	sdk := c.sdk()
-	resp, err := sdk.CreateProductDistributeJobWithOptions(req, c.runtime)
+	sdk := c.sdk(ctx)
+	resp, err := sdk.sdk.CreateProductDistributeJobWithOptions(req, c.runtime)
+	held := notSentError(ActionCreate, sdk, err)
 	c.put(sdk)
+	if held != nil {
+		return "", "", held
+	}
 	if err != nil {
-		return "", "", c.codes.fromSDK(ActionCreate, err)
+		return "", "", forCreate(c.codes.fromSDK(ActionCreate, err))
 	}
 	b := resp.Body
 	if b == nil {
-		return "", "", c.codes.businessError(ActionCreate, "", "empty response body", "")
+		return "", "", forCreate(c.codes.businessError(ActionCreate, "", "empty response body", ""))
 	}
 	if !tea.BoolValue(b.Success) || tea.StringValue(b.JobId) == "" {
-		return "", "", c.codes.businessError(ActionCreate, tea.StringValue(b.Code), tea.StringValue(b.ErrorMessage), tea.StringValue(b.RequestId))
+		return "", "", forCreate(c.codes.businessError(ActionCreate, tea.StringValue(b.Code), tea.StringValue(b.ErrorMessage), tea.StringValue(b.RequestId)))
 	}
 	return tea.StringValue(b.JobId), tea.StringValue(b.RequestId), nil
 }
 
-// Query calls QueryDeviceDistributeJob. Errors are *APIError.
-func (c *Client) Query(jobID string) (Job, error) {
-	sdk := c.sdk()
-	resp, err := sdk.QueryDeviceDistributeJobWithOptions(&iot.QueryDeviceDistributeJobRequest{JobId: tea.String(jobID)}, c.runtime)
+// Query is QueryContext without a context.
+func (c *Client) Query(jobID string) (Job, error) { return c.QueryContext(context.Background(), jobID) }
+
+// QueryContext calls QueryDeviceDistributeJob. Errors are *APIError.
+func (c *Client) QueryContext(ctx context.Context, jobID string) (Job, error) {
+	sdk := c.sdk(ctx)
+	resp, err := sdk.sdk.QueryDeviceDistributeJobWithOptions(&iot.QueryDeviceDistributeJobRequest{JobId: tea.String(jobID)}, c.runtime)
 	c.put(sdk)
 	if err != nil {
 		return Job{}, c.codes.fromSDK(ActionQuery, err)
@@ -245,9 +314,14 @@ type ListFilter struct {
 	Page       int
 }
 
-// List calls ListDeviceDistributeJob once and returns one page and the token
-// of the next (empty at the end). Errors are *APIError.
+// List is ListContext without a context.
 func (c *Client) List(f ListFilter) (jobs []Job, nextToken string, err error) {
+	return c.ListContext(context.Background(), f)
+}
+
+// ListContext calls ListDeviceDistributeJob once and returns one page and
+// the token of the next (empty at the end). Errors are *APIError.
+func (c *Client) ListContext(ctx context.Context, f ListFilter) (jobs []Job, nextToken string, err error) {
 	size := f.PageSize
 	if size <= 0 || size > 200 {
 		size = 200
@@ -268,8 +342,8 @@ func (c *Client) List(f ListFilter) (jobs []Job, nextToken string, err error) {
 	if f.Page > 0 {
 		req.CurrentPage = tea.Int32(int32(f.Page))
 	}
-	sdk := c.sdk()
-	resp, err := sdk.ListDeviceDistributeJobWithOptions(req, c.runtime)
+	sdk := c.sdk(ctx)
+	resp, err := sdk.sdk.ListDeviceDistributeJobWithOptions(req, c.runtime)
 	c.put(sdk)
 	if err != nil {
 		return nil, "", c.codes.fromSDK(ActionList, err)
@@ -306,10 +380,13 @@ func (c *Client) List(f ListFilter) (jobs []Job, nextToken string, err error) {
 	return jobs, tea.StringValue(b.Data.NextToken), nil
 }
 
-// Delete calls DeleteDeviceDistributeJob. Errors are *APIError.
-func (c *Client) Delete(jobID string) error {
-	sdk := c.sdk()
-	resp, err := sdk.DeleteDeviceDistributeJobWithOptions(&iot.DeleteDeviceDistributeJobRequest{JobId: tea.String(jobID)}, c.runtime)
+// Delete is DeleteContext without a context.
+func (c *Client) Delete(jobID string) error { return c.DeleteContext(context.Background(), jobID) }
+
+// DeleteContext calls DeleteDeviceDistributeJob. Errors are *APIError.
+func (c *Client) DeleteContext(ctx context.Context, jobID string) error {
+	sdk := c.sdk(ctx)
+	resp, err := sdk.sdk.DeleteDeviceDistributeJobWithOptions(&iot.DeleteDeviceDistributeJobRequest{JobId: tea.String(jobID)}, c.runtime)
 	c.put(sdk)
 	if err != nil {
 		return c.codes.fromSDK(ActionDelete, err)

@@ -192,6 +192,20 @@ func networkError(action string, err error) *APIError {
 	return e
 }
 
+// forCreate reclassifies an error of CreateProductDistributeJob. A Create
+// is not idempotent, so every outcome that may have reached the backend is
+// ambiguous: a 5xx, ServiceUnavailable, InternalError, a SystemException,
+// a timeout, a connection broken after the request was written. Only what
+// provably happened before the request left stays transient: a refused
+// dial or a failed DNS lookup (networkError), or a gateway refusal that
+// rejects the request itself before it is processed (SignatureNonceUsed).
+func forCreate(e *APIError) *APIError {
+	if e.Class == Transient && e.HTTPStatus != 0 && e.Code != "SignatureNonceUsed" {
+		e.Class = Ambiguous
+	}
+	return e
+}
+
 // businessError builds the error of a Success:false body, which comes back
 // with HTTP 200 and no Go error from the SDK.
 func (c Codes) businessError(action, code, message, requestID string) *APIError {

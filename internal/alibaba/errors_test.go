@@ -63,6 +63,50 @@ func TestFromSDK(t *testing.T) {
 	}
 }
 
+// A Create is not idempotent: whatever may have reached the backend is
+// ambiguous (the job may exist), only failures before the request left
+// are transient.
+func TestCreateClassification(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		code   string
+		status int
+		want   Class
+	}{
+		{"ServiceUnavailable", 503, Ambiguous},
+		{"InternalError", 500, Ambiguous},
+		{"SomethingNew", 502, Ambiguous},
+		{"ServiceTimeout", 504, Ambiguous},
+		{"iot.system.SystemException", 200, Ambiguous},
+		{"iot.common.SystemException", 200, Ambiguous},
+		{"SignatureNonceUsed", 400, Transient},
+		{"Throttling.User", 400, Throttled},
+		{"iot.distribute.JobQuotaExceeded", 200, QuotaExceeded},
+		{"iot.prod.NotExistedProduct", 200, Permanent},
+	} {
+		e := forCreate(&APIError{Action: ActionCreate, Code: tc.code, HTTPStatus: tc.status, Class: DefaultCodes.classifyCode(tc.code, tc.status)})
+		if e.Class != tc.want {
+			t.Errorf("create %s (HTTP %d) = %v, want %v", tc.code, tc.status, e.Class, tc.want)
+		}
+	}
+	refused := forCreate(DefaultCodes.fromSDK(ActionCreate, &net.OpError{Op: "dial", Err: errors.New("connection refused")}))
+	if refused.Class != Transient {
+		t.Errorf("create dial refused = %v, want transient", refused.Class)
+	}
+	dns := forCreate(DefaultCodes.fromSDK(ActionCreate, &net.DNSError{Err: "no such host", Name: "x"}))
+	if dns.Class != Transient {
+		t.Errorf("create DNS failure = %v, want transient", dns.Class)
+	}
+	reset := forCreate(DefaultCodes.fromSDK(ActionCreate, &net.OpError{Op: "read", Err: errors.New("connection reset by peer")}))
+	if reset.Class != Ambiguous {
+		t.Errorf("create reset after write = %v, want ambiguous", reset.Class)
+	}
+	timeout := forCreate(DefaultCodes.fromSDK(ActionCreate, &net.OpError{Op: "read", Err: timeoutErr{}}))
+	if timeout.Class != Ambiguous {
+		t.Errorf("create timeout = %v, want ambiguous", timeout.Class)
+	}
+}
+
 type timeoutErr struct{}
 
 func (timeoutErr) Error() string   { return "i/o timeout" }

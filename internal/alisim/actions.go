@@ -128,6 +128,14 @@ func (s *Server) createJob(c call) outcome {
 		s.jobs.add(j)
 		o = outcome{body: map[string]any{"JobId": j.id}, jobID: j.id}
 		o.hold = s.chance(s.faults.TimeoutAfterCreateRatio)
+		if !o.hold && s.chance(s.faults.ErrorAfterCreateRatio) {
+			// The job exists; the answer says the call failed.
+			o.body = nil
+			o.gateway = errServiceUnavailable()
+			if s.cfg.Rand.IntN(2) == 0 {
+				o.gateway = errInternal()
+			}
+		}
 	}
 	o.productKey = pk
 	return o
@@ -155,7 +163,7 @@ func (s *Server) queryJob(c call) outcome {
 	}
 	id := c.params.Get("JobId")
 	j, ok := s.jobs.get(c.acct.UID, id)
-	if !ok {
+	if !ok || c.now.Sub(j.created) < s.cfg.QueryLag {
 		return s.jobNotFound(id)
 	}
 	return outcome{body: map[string]any{"Data": jobDataOf(j, c.now, false)}, jobID: id, productKey: j.productKey}
@@ -240,6 +248,9 @@ func (s *Server) listJobs(c call) outcome {
 		return outcome{gateway: e}
 	}
 	f := jobFilter{productKey: p.Get("ProductKey"), targetUID: p.Get("TargetUid"), jobID: p.Get("JobId")}
+	if s.cfg.ListLag > 0 {
+		f.visibleBefore = c.now.Add(-s.cfg.ListLag)
+	}
 	if p.Get("Status") != "" {
 		st, be := intParam(p, "Status", 0, StatusInitializing, StatusInterrupted)
 		if be != nil {

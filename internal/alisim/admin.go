@@ -30,6 +30,7 @@ type faultsJSON struct {
 	LatencyMax              string    `json:"latency_max,omitempty"`
 	ServerErrorRatio        float64   `json:"server_error_ratio"`
 	TimeoutAfterCreateRatio float64   `json:"timeout_after_create_ratio"`
+	ErrorAfterCreateRatio   float64   `json:"error_after_create_ratio"`
 	HoldTimeout             string    `json:"hold_timeout,omitempty"`
 	ThrottleUntil           time.Time `json:"throttle_until"`
 	ThrottleFor             string    `json:"throttle_for,omitempty"`
@@ -41,6 +42,7 @@ func faultsToJSON(f Faults) faultsJSON {
 		LatencyMax:              f.LatencyMax.String(),
 		ServerErrorRatio:        f.ServerErrorRatio,
 		TimeoutAfterCreateRatio: f.TimeoutAfterCreateRatio,
+		ErrorAfterCreateRatio:   f.ErrorAfterCreateRatio,
 		HoldTimeout:             f.HoldTimeout.String(),
 		ThrottleUntil:           f.ThrottleUntil,
 	}
@@ -50,6 +52,7 @@ func (fj faultsJSON) faults(now time.Time) (Faults, error) {
 	f := Faults{
 		ServerErrorRatio:        fj.ServerErrorRatio,
 		TimeoutAfterCreateRatio: fj.TimeoutAfterCreateRatio,
+		ErrorAfterCreateRatio:   fj.ErrorAfterCreateRatio,
 		ThrottleUntil:           fj.ThrottleUntil,
 	}
 	for _, d := range []struct {

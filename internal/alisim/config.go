@@ -76,6 +76,11 @@ type Faults struct {
 	// answer: the handler holds until the client goes away or HoldTimeout
 	// passes, then drops the connection.
 	TimeoutAfterCreateRatio float64
+	// ErrorAfterCreateRatio is the share of successful
+	// CreateProductDistributeJob calls whose job is created but which are
+	// answered 503 ServiceUnavailable or 500 InternalError (half each): the
+	// answer is lost on the way back, as a gateway may do.
+	ErrorAfterCreateRatio float64
 	// HoldTimeout bounds the hold of a timed-out call. Default 30s.
 	HoldTimeout time.Duration
 	// ThrottleUntil makes every authenticated call answer Throttling.User
@@ -100,6 +105,12 @@ type Config struct {
 	// JobDuration is the time from creation to a terminal Status. A job is
 	// Status 0 for the first 20%, then 1, then 2 or 3. Default 5s.
 	JobDuration time.Duration
+	// ListLag is how long a new job stays out of ListDeviceDistributeJob
+	// (Query finds it at once): the remote's list may lag its writes.
+	ListLag time.Duration
+	// QueryLag is how long a new job answers NotFound to
+	// QueryDeviceDistributeJob: a read replica behind its writes.
+	QueryLag time.Duration
 	// FailRatio is the share of jobs that end in Status 3.
 	FailRatio float64
 	// MissingProducts are product keys that answer iot.prod.NotExistedProduct.
@@ -152,7 +163,7 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("quota mode must be %q or %q, got %q", QuotaUnfinished, QuotaUndeleted, c.QuotaMode)
 	}
-	if c.JobDuration < 0 || c.TimestampSkew < 0 || c.NonceWindow < 0 {
+	if c.JobDuration < 0 || c.ListLag < 0 || c.QueryLag < 0 || c.TimestampSkew < 0 || c.NonceWindow < 0 {
 		return errors.New("durations must not be negative")
 	}
 	if !ratio(c.FailRatio) {
@@ -171,6 +182,9 @@ func (f Faults) Validate() error {
 	}
 	if !ratio(f.TimeoutAfterCreateRatio) {
 		return fmt.Errorf("timeout ratio must be within [0, 1], got %v", f.TimeoutAfterCreateRatio)
+	}
+	if !ratio(f.ErrorAfterCreateRatio) {
+		return fmt.Errorf("error after create ratio must be within [0, 1], got %v", f.ErrorAfterCreateRatio)
 	}
 	if f.HoldTimeout < 0 {
 		return fmt.Errorf("hold timeout must not be negative, got %v", f.HoldTimeout)

@@ -19,6 +19,7 @@ const DevAccounts = "1234567890123456:dev-access-key:dev-secret"
 //	ALISIM_ACCOUNTS         uid:accessKeyId:secret[,…]   (default DevAccounts)
 //	ALISIM_JOB_DURATION     Go duration                   (5s)
 //	ALISIM_FAIL_RATIO       0..1                          (0)
+//	ALISIM_LIST_LAG         Go duration: new jobs hidden from List (0)
 //	ALISIM_MAX_JOBS         integer >= 1                  (10)
 //	ALISIM_QUOTA_MODE       unfinished | undeleted        (unfinished)
 //	ALISIM_QPS              Action=rate[,…] over DefaultQPS
@@ -26,6 +27,7 @@ const DevAccounts = "1234567890123456:dev-access-key:dev-secret"
 //	ALISIM_LATENCY          min-max, e.g. 0-50ms, or one duration
 //	ALISIM_ERROR_RATIO      0..1, the 5xx fault           (0)
 //	ALISIM_TIMEOUT_RATIO    0..1, the timeout-after-create fault (0)
+//	ALISIM_ERROR_AFTER_CREATE_RATIO 0..1, the 5xx-after-create fault (0)
 //	ALISIM_QUOTA_EXCEEDED_CODE, ALISIM_CROSS_ACCOUNT_CODE, ALISIM_JOB_NOT_FOUND_CODE
 //	ALISIM_SEED             uint64 seed for deterministic faults (random)
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
@@ -47,6 +49,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("ALISIM_ACCOUNTS: no account given")
 	}
 
+	if v := getenv("ALISIM_LIST_LAG"); v != "" {
+		if cfg.ListLag, err = time.ParseDuration(v); err != nil || cfg.ListLag < 0 {
+			return Config{}, bad("ALISIM_LIST_LAG", v, "is not a duration >= 0")
+		}
+	}
 	if v := getenv("ALISIM_JOB_DURATION"); v != "" {
 		if cfg.JobDuration, err = time.ParseDuration(v); err != nil || cfg.JobDuration <= 0 {
 			return Config{}, bad("ALISIM_JOB_DURATION", v, "is not a positive duration")
@@ -93,6 +100,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("ALISIM_ERROR_RATIO"); v != "" {
 		if cfg.Faults.ServerErrorRatio, err = parseRatio(v); err != nil {
 			return Config{}, bad("ALISIM_ERROR_RATIO", v, "is not a number within [0, 1]")
+		}
+	}
+	if v := getenv("ALISIM_ERROR_AFTER_CREATE_RATIO"); v != "" {
+		if cfg.Faults.ErrorAfterCreateRatio, err = parseRatio(v); err != nil {
+			return Config{}, bad("ALISIM_ERROR_AFTER_CREATE_RATIO", v, "is not a number within [0, 1]")
 		}
 	}
 	if v := getenv("ALISIM_TIMEOUT_RATIO"); v != "" {

@@ -2,6 +2,7 @@ package alisim
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"testing"
 	"time"
@@ -90,6 +91,35 @@ func TestTimeoutAfterCreateFault(t *testing.T) {
 				t.Errorf("jobs %+v, audit %+v", jobs, calls)
 			}
 		})
+	}
+}
+
+// TestErrorAfterCreateFault checks that the job is created and that the
+// answer is nevertheless a 503 or 500: a lost answer.
+func TestErrorAfterCreateFault(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Faults: Faults{ErrorAfterCreateRatio: 1}})
+	codes := map[string]bool{}
+	for i := range 8 {
+		h.clock.Advance(time.Second) // within the Create rate
+		r := h.do(t, rawCall{acct: acctA1, action: ActionCreateProductDistributeJob, date: h.clock.Now(), nonce: fmt.Sprint("n", i),
+			query: url.Values{"ProductKey": {fmt.Sprint("pk", i)}, "SourceInstanceId": {"s"}, "TargetInstanceId": {"d"}, "TargetUid": {acctA1.UID}}})
+		if r.Status != 503 && r.Status != 500 {
+			t.Fatalf("create %d answered %d %s, want 503 or 500", i, r.Status, r.Code)
+		}
+		codes[r.Code] = true
+	}
+	jobs, calls := h.sim.Jobs(), h.sim.Audit()
+	if len(jobs) != 8 || len(calls) != 8 {
+		t.Fatalf("%d jobs, %d calls; want 8 of each", len(jobs), len(calls))
+	}
+	for i, c := range calls {
+		if c.Outcome != OutcomeError || c.JobID == "" {
+			t.Errorf("call %d: %+v, want an error outcome naming the job made", i, c)
+		}
+	}
+	if !codes["ServiceUnavailable"] && !codes["InternalError"] {
+		t.Errorf("codes %v", codes)
 	}
 }
 

@@ -121,6 +121,9 @@ func (s *jobStore) inQuota(uid, mode string, now time.Time) int {
 type jobFilter struct {
 	productKey, targetUID, jobID string
 	status                       *int
+	// visibleBefore hides jobs created at or after it (the List lag); zero
+	// hides none.
+	visibleBefore time.Time
 }
 
 // list returns the live jobs of uid matching f, newest first.
@@ -131,7 +134,8 @@ func (s *jobStore) list(uid string, f jobFilter, now time.Time) []*job {
 			(f.productKey != "" && j.productKey != f.productKey) ||
 			(f.targetUID != "" && j.targetUID != f.targetUID) ||
 			(f.jobID != "" && j.id != f.jobID) ||
-			(f.status != nil && j.status(now) != *f.status) {
+			(f.status != nil && j.status(now) != *f.status) ||
+			(!f.visibleBefore.IsZero() && !j.created.Before(f.visibleBefore)) {
 			continue
 		}
 		out = append(out, j)

@@ -132,9 +132,15 @@ func (s *Server) CurrentFaults() Faults {
 // Query and List, but was never requested through the API. It returns the
 // JobId. It never fails and ignores the quota.
 func (s *Server) AddExternalJob(uid, productKey string) string {
+	return s.AddExternalJobTo(uid, productKey, "iotx-oxssharez200", "iot-external-target")
+}
+
+// AddExternalJobTo is AddExternalJob from source to target instance: a job
+// indistinguishable from one distq would make for the same distribution.
+func (s *Server) AddExternalJobTo(uid, productKey, source, target string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	j := s.newJob(uid, productKey, "iotx-oxssharez200", "iot-external-target", s.cfg.Now())
+	j := s.newJob(uid, productKey, source, target, s.cfg.Now())
 	j.fails = false
 	j.external = true
 	s.jobs.add(j)

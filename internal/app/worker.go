@@ -55,6 +55,8 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	if opts.Queue.SlotLease == 0 {
 		opts.Queue.SlotLease = cfg.SlotLease
 	}
+	opts.Queue.CallTimeout = cmp.Or(opts.Queue.CallTimeout, cfg.AlibabaTimeout)
+	opts.Queue.RemoteVisibility = cmp.Or(opts.Queue.RemoteVisibility, cfg.RemoteVisibility)
 	st := store.NewRedis(rdb, cfg.Retention)
 	w := queue.NewWorker(st, quota.New(rdb, opts.Quota), accounts, m, insp, client, log, opts.Queue)
 

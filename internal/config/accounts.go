@@ -128,7 +128,36 @@ func accountsFile(path string, defaults Account, getenv Getenv, worker bool) ([]
 	if defaultsSeen > 1 {
 		return nil, fmt.Errorf("DISTQ_ACCOUNTS_FILE %s: more than one default account", path)
 	}
+	if err := checkSharedUIDs(list); err != nil {
+		return nil, fmt.Errorf("DISTQ_ACCOUNTS_FILE %s: %v", path, err)
+	}
 	return list, nil
+}
+
+// checkSharedUIDs refuses accounts that share a UID but not its limits: the
+// remote counts the rate (and the jobs) per UID, and the shared Redis state
+// is keyed by UID, so two keys of one UID configured with different
+// create_qps (or any rate, or max_jobs) would each believe their own limit.
+func checkSharedUIDs(list []Account) error {
+	byUID := map[string]Account{}
+	for _, a := range list {
+		b, ok := byUID[a.UID]
+		if !ok {
+			byUID[a.UID] = a
+			continue
+		}
+		for _, action := range []string{actionCreate, actionQuery, actionList, actionDelete} {
+			if a.QPS(action) != b.QPS(action) {
+				return fmt.Errorf("accounts %q and %q share UID %s but not its %s rate (%d vs %d): set the same limits on both",
+					b.Name, a.Name, a.UID, action, b.QPS(action), a.QPS(action))
+			}
+		}
+		if a.MaxJobs != b.MaxJobs {
+			return fmt.Errorf("accounts %q and %q share UID %s but not its max_jobs (%d vs %d): set the same on both",
+				b.Name, a.Name, a.UID, b.MaxJobs, a.MaxJobs)
+		}
+	}
+	return nil
 }
 
 // workerAccount completes a file's entry with what the worker needs: the

@@ -30,6 +30,7 @@ func TestEachBinaryReadsItsOwnSettings(t *testing.T) {
 		"concurrency":          {map[string]string{"DISTQ_WORKER_CONCURRENCY": "lots"}, worker, "DISTQ_WORKER_CONCURRENCY"},
 		"slot lease":           {map[string]string{"DISTQ_SLOT_LEASE": "-1m"}, worker, "DISTQ_SLOT_LEASE"},
 		"alibaba timeout":      {map[string]string{"DISTQ_ALIBABA_TIMEOUT": "10"}, worker, "DISTQ_ALIBABA_TIMEOUT"},
+		"remote visibility":    {map[string]string{"DISTQ_REMOTE_VISIBILITY": "soon"}, worker, "DISTQ_REMOTE_VISIBILITY"},
 		"delete finished":      {map[string]string{"DISTQ_DELETE_FINISHED": "sometimes"}, worker, "DISTQ_DELETE_FINISHED"},
 		"endpoint":             {map[string]string{"DISTQ_ALIBABA_ENDPOINT": "ftp://x"}, worker, "DISTQ_ALIBABA_ENDPOINT"},
 		"other region":         {map[string]string{"DISTQ_ALIBABA_ENDPOINT": "https://iot.cn-beijing.aliyuncs.com"}, worker, "DISTQ_ALIBABA_ENDPOINT"},

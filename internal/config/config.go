@@ -117,6 +117,9 @@ type Config struct {
 	SlotLease time.Duration
 	// AlibabaTimeout bounds one call to the endpoint.
 	AlibabaTimeout time.Duration
+	// RemoteVisibility bounds how long a job made by a Create may take to
+	// show in ListDeviceDistributeJob (DISTQ_REMOTE_VISIBILITY, default 2m).
+	RemoteVisibility time.Duration
 
 	// Webhooks, both binaries.
 	Webhooks Webhooks

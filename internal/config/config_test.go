@@ -72,6 +72,7 @@ func TestAccountsFile(t *testing.T) {
   default: true
 - name: prod-other-key
   uid: "111"
+  create_qps: 1
   access_key_id: ak2
   access_key_secret: sk2
 - name: lab

@@ -81,6 +81,7 @@ func readWorker(c *Config, e *vars) error {
 	c.WorkerConcurrency = e.int("DISTQ_WORKER_CONCURRENCY", "10", 1, 1000)
 	c.SlotLease = e.duration("DISTQ_SLOT_LEASE", "2m")
 	c.AlibabaTimeout = e.duration("DISTQ_ALIBABA_TIMEOUT", "10s")
+	c.RemoteVisibility = e.duration("DISTQ_REMOTE_VISIBILITY", "2m")
 	c.Webhooks.Concurrency = e.int("DISTQ_WEBHOOK_CONCURRENCY", "4", 1, 1000)
 	return e.err
 }

@@ -67,14 +67,16 @@ func (r *Record) Retry() error {
 	return nil
 }
 
-// StartSubmit moves a queued distribution (or a submitting one whose
-// Create was refused and is being retried in the same run) to submitting,
-// marks its Create as sent at now and counts an attempt. The mark is made
-// before the Create is sent: a crash after it makes the next run look the
-// job up before creating another (Q5).
+// StartSubmit moves a queued distribution to submitting, marks its Create
+// as sent at now and counts an attempt. The mark is made before the Create
+// is sent: a crash after it makes the next run look the job up before
+// creating another (Q5). A record that already holds a mark is refused,
+// whatever its state: another run's Create may be out, and only a lookup
+// (then ForgetCreate) may clear it. A Create refused in the same run is
+// taken back with Requeue before the next StartSubmit.
 func (r *Record) StartSubmit(now time.Time) error {
-	if r.State != StateQueued && r.State != StateSubmitting || r.JobID != "" {
-		return r.refuse("submitted", "a queued distribution without a job")
+	if r.State != StateQueued && r.State != StateSubmitting || r.JobID != "" || r.CreateSentAt != nil {
+		return r.refuse("submitted", "a queued distribution without a job or a pending Create")
 	}
 	r.closeAttempt(now, OutcomeRequeued, nil) // an earlier Create of this run that made no job
 	r.State, r.WaitReason, r.CreateSentAt = StateSubmitting, WaitNone, &now

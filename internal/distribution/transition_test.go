@@ -78,11 +78,14 @@ func TestTransitions(t *testing.T) {
 				r.CreateSentAt, r.Attempts = &now, 1
 				r.History = []Attempt{{Number: 1, StartedAt: now, Outcome: OutcomeInProgress}}
 			}))},
-		{startSubmit, rec(StateSubmitting, sent),
-			new(rec(StateSubmitting, func(r *Record) {
-				r.CreateSentAt, r.Attempts = &now, 2
-				r.History = append(attempt(OutcomeRequeued, "", nil), Attempt{Number: 2, StartedAt: now, Outcome: OutcomeInProgress})
-			}))},
+		// A Create refused in the same run is requeued first: the next
+		// StartSubmit counts a second attempt.
+		{startSubmit, rec(StateQueued, func(r *Record) {
+			r.Attempts, r.History = 1, attempt(OutcomeRequeued, "", &Error{Code: "T"})
+		}), new(rec(StateSubmitting, func(r *Record) {
+			r.CreateSentAt, r.Attempts = &now, 2
+			r.History = append(attempt(OutcomeRequeued, "", &Error{Code: "T"}), Attempt{Number: 2, StartedAt: now, Outcome: OutcomeInProgress})
+		}))},
 		{started, rec(StateSubmitting, sent),
 			new(rec(StateRunning, func(r *Record) {
 				r.JobID, r.SubmittedAt, r.RemoteStatus, r.Attempts = "job9", &now, &one, 1
@@ -120,6 +123,9 @@ func TestTransitions(t *testing.T) {
 		{retry, rec(StateCanceled), nil},
 		{startSubmit, rec(StateCanceled), nil}, // a cancel won the race: no Create
 		{startSubmit, rec(StateSubmitting, sent, withJob), nil},
+		// Another run's Create may be out: its mark is never overwritten (Q5).
+		{startSubmit, rec(StateSubmitting, sent), nil},
+		{startSubmit, rec(StateQueued, func(r *Record) { r.CreateSentAt = &t0 }), nil},
 		{startSubmit, rec(StateRunning, withJob), nil},
 		{started, rec(StateRunning, withJob), nil},
 		{started, rec(StateCanceled), nil},
@@ -289,6 +295,9 @@ func TestTimeline(t *testing.T) {
 	long := Record{Distribution: Distribution{ID: "d_2", State: StateQueued, CreatedAt: t0}}
 	long.Accepted()
 	for i := range MaxTimeline {
+		// Each Create's outcome was settled (as a Requeue or ForgetCreate
+		// would, here without their steps), so the next may be sent.
+		long.CreateSentAt = nil
 		if err := long.StartSubmit(at(i)); err != nil {
 			t.Fatal(err)
 		}

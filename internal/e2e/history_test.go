@@ -6,7 +6,9 @@ import (
 
 	"github.com/distq/distq/client"
 	"github.com/distq/distq/internal/alisim"
+	"github.com/distq/distq/internal/app"
 	"github.com/distq/distq/internal/devstack"
+	"github.com/distq/distq/internal/queue"
 )
 
 // An attempt that the remote's server errors end without a job stays in the
@@ -17,7 +19,10 @@ func TestHistoryKeepsErroredAttempts(t *testing.T) {
 	t.Parallel()
 	sim := fastSim()
 	sim.Faults = alisim.Faults{ServerErrorRatio: 1}
-	st := startStack(t, devstack.Options{Sim: sim})
+	// A Create answered 5xx is ambiguous (Q5): it is looked up until its
+	// send + call timeout + visibility bound, kept short here.
+	st := startStack(t, devstack.Options{Sim: sim, Worker: app.WorkerOptions{Queue: queue.Options{
+		LookupInterval: 200 * time.Millisecond, RemoteVisibility: 2 * time.Second, CallTimeout: time.Second}}})
 	c := newAPI(t, st.APIURL, st.Token)
 	d := c.submit(req("a1flaky"))
 

@@ -15,8 +15,10 @@ import (
 )
 
 // HandlePoll asks QueryDeviceDistributeJob how a distribution's job goes,
-// until Status 2 (succeeded) or 3 (failed); it keeps the job's slot leased
-// meanwhile and frees it at the end.
+// until Status 2 (succeeded) or 3 (failed); the job's slot stays pinned
+// meanwhile. At the end it records the final state first, then deletes the
+// remote job when configured, then frees the slot: a crash between the
+// steps never fails a distribution whose job succeeded.
 func (w *Worker) HandlePoll(ctx context.Context, t *asynq.Task) error {
 	id, err := payloadID(t)
 	if err != nil {
@@ -36,16 +38,10 @@ func (w *Worker) HandlePoll(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	// The remote job exists: its slot must stay counted, even if the lease
-	// lapsed while no worker ran (Q2).
-	held, err := w.limiter.RenewSlot(ctx, a.UID, id, w.opts.SlotLease)
-	if err != nil {
+	// The remote job exists: its slot is pinned, and counted even if it
+	// was lost meanwhile (Q2).
+	if _, _, err := w.limiter.PinSlot(ctx, a.UID, id, ""); err != nil {
 		return err
-	}
-	if !held {
-		if _, _, err := w.limiter.AcquireSlot(ctx, a.UID, id, forceLimit, w.opts.SlotLease); err != nil {
-			return err
-		}
 	}
 	if err := w.grant(ctx, a, alibaba.ActionQuery, w.opts.MaxRateWait); err != nil {
 		var tl *quota.TooLongError
@@ -57,7 +53,7 @@ func (w *Worker) HandlePoll(ctx context.Context, t *asynq.Task) error {
 	var job alibaba.Job
 	err = w.do(ctx, a, alibaba.ActionQuery, func() error {
 		var err error
-		job, err = a.Client.Query(r.JobID)
+		job, err = a.Client.QueryContext(ctx, r.JobID)
 		return err
 	})
 	if err != nil {
@@ -66,9 +62,22 @@ func (w *Worker) HandlePoll(ctx context.Context, t *asynq.Task) error {
 		case apiErr == nil:
 			return err
 		case apiErr.Class == alibaba.NotFound:
+			// Confirm before failing: a job younger than NotFoundMinAge, or
+			// still in the List, is not gone.
+			gone, err := w.confirmGone(ctx, a, r)
+			if err != nil {
+				w.log.Warn("confirm job gone", "distribution_id", id, "job_id", r.JobID, "err", err)
+				return &WaitError{Delay: 2 * w.opts.PollInterval, Reason: distribution.WaitBackoff}
+			}
+			if !gone {
+				return &WaitError{Delay: w.opts.PollInterval}
+			}
 			// The job is gone (deleted outside distq): nothing more to learn.
+			if err := w.finish(ctx, a, r, distribution.StateFailed, apiErrorOf(apiErr), nil); err != nil {
+				return err
+			}
 			w.releaseSlot(ctx, a, id)
-			return w.finish(ctx, a, r, distribution.StateFailed, apiErrorOf(apiErr), nil)
+			return nil
 		case apiErr.Class == alibaba.Throttled:
 			return &WaitError{Delay: time.Second, Reason: distribution.WaitBackoff}
 		default:
@@ -79,15 +88,23 @@ func (w *Worker) HandlePoll(ctx context.Context, t *asynq.Task) error {
 	status := job.Status
 	switch status {
 	case distribution.RemoteCompleted, distribution.RemoteInterrupted:
-		w.deleteFinished(ctx, a, r.JobID)
-		w.releaseSlot(ctx, a, id)
+		var err error
 		if status == distribution.RemoteCompleted {
-			return w.finish(ctx, a, r, distribution.StateSucceeded, nil, &status)
+			err = w.finish(ctx, a, r, distribution.StateSucceeded, nil, &status)
+		} else {
+			err = w.finish(ctx, a, r, distribution.StateFailed, &distribution.Error{
+				Code:    "JobInterrupted",
+				Message: fmt.Sprintf("remote job %s ended with Status 3 (interrupted)", r.JobID),
+			}, &status)
 		}
-		return w.finish(ctx, a, r, distribution.StateFailed, &distribution.Error{
-			Code:    "JobInterrupted",
-			Message: fmt.Sprintf("remote job %s ended with Status 3 (interrupted)", r.JobID),
-		}, &status)
+		if err != nil {
+			return err // nothing deleted, nothing freed: the next poll ends it
+		}
+		if a.DeleteFinished {
+			w.deleteJob(ctx, a, r.JobID)
+		}
+		w.releaseSlot(ctx, a, id)
+		return nil
 	}
 	if r.RemoteStatus == nil || *r.RemoteStatus != status {
 		if _, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.ObserveRemote(status) }); err != nil {
@@ -97,17 +114,61 @@ func (w *Worker) HandlePoll(ctx context.Context, t *asynq.Task) error {
 	return &WaitError{Delay: w.opts.PollInterval}
 }
 
-// deleteFinished deletes a finished remote job when the account says so
-// (where the remote counts jobs not yet deleted against the quota).
-func (w *Worker) deleteFinished(ctx context.Context, a *Account, jobID string) {
-	if !a.DeleteFinished {
-		return
+// deleteAttempts bounds the Delete calls for one finished job in one run.
+const deleteAttempts = 3
+
+// deleteJob deletes a finished remote job whose record is final, retrying
+// a failed Delete; NotFound counts as done. It reports whether the job is
+// gone. A job left behind is deleted by the reconciler when the remote
+// refuses a Create for the job count (delete_finished auto).
+func (w *Worker) deleteJob(ctx context.Context, a *Account, jobID string) bool {
+	var err error
+	for range deleteAttempts {
+		if err = w.grant(ctx, a, alibaba.ActionDelete, w.opts.MaxRateWait); err != nil {
+			break
+		}
+		err = w.do(ctx, a, alibaba.ActionDelete, func() error { return a.Client.DeleteContext(ctx, jobID) })
+		if err == nil || alibaba.IsNotFound(err) {
+			return true
+		}
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	if err := w.grant(ctx, a, alibaba.ActionDelete, w.opts.MaxRateWait); err != nil {
-		w.log.Warn("delete finished job", "job_id", jobID, "err", err)
-		return
+	w.log.Warn("delete finished job", "job_id", jobID, "err", err)
+	return false
+}
+
+// confirmGone checks a Query NotFound: the job is gone only when it is not
+// in ListDeviceDistributeJob and was made at least NotFoundMinAge ago.
+func (w *Worker) confirmGone(ctx context.Context, a *Account, r *store.Record) (bool, error) {
+	if r.SubmittedAt != nil && w.now().Sub(*r.SubmittedAt) < w.opts.NotFoundMinAge {
+		return false, nil
 	}
-	if err := w.do(ctx, a, alibaba.ActionDelete, func() error { return a.Client.Delete(jobID) }); err != nil {
-		w.log.Warn("delete finished job", "job_id", jobID, "err", err)
+	token := ""
+	for page := 0; page < maxLookupPages; page++ {
+		if err := w.grant(ctx, a, alibaba.ActionList, w.opts.MaxRateWait); err != nil {
+			return false, err
+		}
+		var jobs []alibaba.Job
+		var next string
+		err := w.do(ctx, a, alibaba.ActionList, func() error {
+			var err error
+			jobs, next, err = a.Client.ListContext(ctx, alibaba.ListFilter{ProductKey: r.ProductKey, TargetUID: r.TargetUID, NextToken: token})
+			return err
+		})
+		if err != nil {
+			return false, err
+		}
+		for _, j := range jobs {
+			if j.JobID == r.JobID {
+				return false, nil
+			}
+		}
+		if next == "" {
+			return true, nil
+		}
+		token = next
 	}
+	return false, nil
 }

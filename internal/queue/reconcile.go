@@ -9,9 +9,32 @@ import (
 
 	"github.com/distq/distq/internal/alibaba"
 	"github.com/distq/distq/internal/distribution"
+	"github.com/distq/distq/internal/store"
 )
 
 const reconcileLockKey = "distq:reconcile:lock"
+
+// quotaRefused notes that the remote refused a Create for the job count
+// while distq's slots had room, and asks for a reconcile pass, which then
+// also lists finished jobs and deletes distq's own (delete_finished auto).
+func (w *Worker) quotaRefused(a *Account) {
+	w.refusedMu.Lock()
+	if w.refused == nil {
+		w.refused = map[string]bool{}
+	}
+	w.refused[a.UID] = true
+	w.refusedMu.Unlock()
+	w.requestReconcile()
+}
+
+// takeRefused reports and clears the quotaRefused note of uid.
+func (w *Worker) takeRefused(uid string) bool {
+	w.refusedMu.Lock()
+	defer w.refusedMu.Unlock()
+	r := w.refused[uid]
+	delete(w.refused, uid)
+	return r
+}
 
 // requestReconcile asks the reconciler of this process for a run now.
 func (w *Worker) requestReconcile() {
@@ -110,26 +133,57 @@ func (w *Worker) reconcileSlots(ctx context.Context, a *Account) error {
 			w.metrics.Reconciled.WithLabelValues(a.Name, "released_slot").Inc()
 		}
 	}
-	// Remote jobs that hold quota but no distq record: made outside distq.
-	external, token := 0, ""
-	for page := 0; page < 50; page++ {
-		if err := w.grant(ctx, a, alibaba.ActionList, w.opts.MaxRateWait); err != nil {
+	// Remote jobs that hold quota but no slot of distq: made outside distq.
+	if w.takeRefused(a.UID) {
+		// The remote refused a Create for the job count while the slots had
+		// room: it counts finished jobs not yet deleted. Delete distq's own
+		// finished jobs (of final records), and count the rest.
+		n, err := w.purgeFinished(ctx, a, ours)
+		if err != nil {
 			return err
+		}
+		return w.limiter.SetExternal(ctx, a.UID, n)
+	}
+	// Only unfinished jobs (Status 0, 1) are listed, within a page budget:
+	// a long history of finished jobs must not eat the List rate.
+	external := 0
+	budget := reconcileListPages
+	for _, status := range []int{distribution.RemoteInitializing, distribution.RemoteRunning} {
+		n, used, err := w.countJobs(ctx, a, &status, budget, func(j alibaba.Job) bool { return !ours[j.JobID] })
+		if err != nil {
+			return err
+		}
+		external += n
+		budget -= used
+	}
+	return w.limiter.SetExternal(ctx, a.UID, external)
+}
+
+// reconcileListPages bounds the List pages of one reconcile pass per account.
+const reconcileListPages = 10
+
+// countJobs lists the account's jobs of one status (all when nil), at most
+// budget pages, and counts those count says yes to.
+func (w *Worker) countJobs(ctx context.Context, a *Account, status *int, budget int, count func(alibaba.Job) bool) (n, pages int, err error) {
+	token := ""
+	for pages < budget {
+		if err := w.grant(ctx, a, alibaba.ActionList, w.opts.MaxRateWait); err != nil {
+			return n, pages, err
 		}
 		var jobs []alibaba.Job
 		var next string
 		err := w.do(ctx, a, alibaba.ActionList, func() error {
 			var err error
-			jobs, next, err = a.Client.List(alibaba.ListFilter{NextToken: token})
+			jobs, next, err = a.Client.ListContext(ctx, alibaba.ListFilter{Status: status, NextToken: token})
 			return err
 		})
+		pages++
 		if err != nil {
-			return err
+			return n, pages, err
 		}
 		for _, j := range jobs {
-			unfinished := j.Status == distribution.RemoteInitializing || j.Status == distribution.RemoteRunning
-			if (unfinished || a.DeleteFinished) && !ours[j.JobID] {
-				external++
+			if count(j) {
+				n++
 			}
 		}
 		if next == "" {
@@ -137,7 +191,41 @@ func (w *Worker) reconcileSlots(ctx context.Context, a *Account) error {
 		}
 		token = next
 	}
-	return w.limiter.SetExternal(ctx, a.UID, external)
+	return n, pages, nil
+}
+
+// purgeFinished deletes the account's finished remote jobs that distq owns
+// and whose distribution is final, and returns how many jobs hold quota
+// without a slot of distq: unfinished or finished, made outside distq (or
+// left undeleted). Jobs made outside distq are never deleted.
+func (w *Worker) purgeFinished(ctx context.Context, a *Account, ours map[string]bool) (int, error) {
+	var mine []string
+	n, _, err := w.countJobs(ctx, a, nil, 5*reconcileListPages, func(j alibaba.Job) bool {
+		if ours[j.JobID] {
+			return false
+		}
+		finished := j.Status == distribution.RemoteCompleted || j.Status == distribution.RemoteInterrupted
+		if finished {
+			if owner, err := w.store.JobOwner(ctx, j.JobID); err == nil && owner != "" {
+				if r, err := w.store.Get(ctx, owner); errors.Is(err, store.ErrNotFound) || err == nil && r.State.Terminal() {
+					mine = append(mine, j.JobID)
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range mine {
+		if !w.deleteJob(ctx, a, id) {
+			n++
+		}
+	}
+	w.metrics.Reconciled.WithLabelValues(a.Name, "deleted_finished").Add(float64(len(mine)))
+	w.log.Info("remote refused a create for the job count; deleted distq's finished jobs", "account", a.Name, "deleted", len(mine), "external", n)
+	return n, nil
 }
 
 // reconcileOpen refreshes the slot and waiting gauges and, with repair,

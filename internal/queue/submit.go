@@ -1,10 +1,11 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"math"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -19,14 +20,17 @@ import (
 // the rate after Throttling answers before it hands itself back.
 const maxThrottleLoops = 5
 
-// forceLimit acquires a slot whatever the limit: for a remote job that
-// exists already (adopted, or polled after a lost lease), which must be
-// counted even when that overfills the account.
-const forceLimit = math.MaxInt32
+// errStaleGrant holds a Create back whose grant went stale.
+var errStaleGrant = errors.New("rate grant stale before the create went out")
+
+// maxStaleGrants bounds how often one run takes a new grant because the
+// last one went stale before its Create could go out.
+const maxStaleGrants = 3
 
 // HandleSubmit takes a queued distribution to a remote job: a slot, a rate
 // grant, then CreateProductDistributeJob; or, after a Create of unknown
-// outcome, a look in ListDeviceDistributeJob first (Q5).
+// outcome, lookups in ListDeviceDistributeJob until the job shows or the
+// remote visibility bound has passed (Q5).
 func (w *Worker) HandleSubmit(ctx context.Context, t *asynq.Task) error {
 	id, err := payloadID(t)
 	if err != nil {
@@ -50,14 +54,23 @@ func (w *Worker) HandleSubmit(ctx context.Context, t *asynq.Task) error {
 	if r.JobID != "" {
 		return w.ensurePoll(ctx, r.ID)
 	}
+	token := runToken(ctx, id)
 	if r.CreateSentAt != nil {
-		adopted, err := w.lookup(ctx, a, r)
+		adopted, err := w.lookup(ctx, a, r, token)
 		if err != nil {
 			return w.lookupFailed(err)
 		}
 		if adopted {
 			return nil
 		}
+		// Not (yet) in the list. Until the job could still show, the Create
+		// may have made it: keep the marker and the pinned slot, look again.
+		deadline := r.CreateSentAt.Add(w.opts.CallTimeout + w.opts.RemoteVisibility)
+		if left := deadline.Sub(w.now()); left > 0 {
+			return &WaitError{Delay: min(w.opts.LookupInterval, left+10*time.Millisecond), Reason: distribution.WaitBackoff}
+		}
+		w.log.Info("create of unknown outcome made no job; sending again", "distribution_id", id, "account", a.Name,
+			"create_sent_at", r.CreateSentAt)
 		if r, _, err = w.apply(ctx, id, func(r *store.Record) error { return r.ForgetCreate(w.now()) }); err != nil {
 			return err
 		}
@@ -65,7 +78,7 @@ func (w *Worker) HandleSubmit(ctx context.Context, t *asynq.Task) error {
 			return nil
 		}
 	}
-	return w.submit(ctx, a, r)
+	return w.submit(ctx, a, r, token)
 }
 
 func (w *Worker) lookupFailed(err error) error {
@@ -74,16 +87,34 @@ func (w *Worker) lookupFailed(err error) error {
 		return &WaitError{Delay: tl.Wait, Reason: distribution.WaitRateLimit}
 	}
 	if alibaba.AsAPIError(err) != nil {
-		// The List failed: try again later; the Create stays unsent.
+		// The List failed: try again later; the marker stays.
 		return &WaitError{Delay: 2 * time.Second, Reason: distribution.WaitBackoff}
 	}
 	return err
 }
 
-func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error {
+// markSent marks the Create as sent (Q5) through StartSubmit: state
+// submitting, CreateSentAt now, one more attempt. canceled reports a record
+// no longer waiting for a Create (canceled, finished, or given a job by
+// another run); pending one whose marker another run set (its Create may
+// be out: only a lookup may follow).
+func (w *Worker) markSent(ctx context.Context, id string) (r *store.Record, canceled, pending bool, err error) {
+	now := w.now()
+	r, started, err := w.apply(ctx, id, func(r *store.Record) error { return r.StartSubmit(now) })
+	if err != nil || started {
+		return r, false, false, err
+	}
+	if r.CreateSentAt != nil && r.JobID == "" && !r.State.Terminal() {
+		return r, false, true, nil
+	}
+	return r, true, false, nil
+}
+
+func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token string) error {
 	id := r.ID
+	stales := 0
 	for loop := 0; ; loop++ {
-		ok, inUse, err := w.limiter.AcquireSlot(ctx, a.UID, id, a.MaxJobs, w.opts.SlotLease)
+		ok, inUse, err := w.limiter.AcquireSlotToken(ctx, a.UID, id, token, a.MaxJobs, w.opts.SlotLease)
 		if err != nil {
 			return err
 		}
@@ -98,8 +129,9 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 		if r.WaitReason == distribution.WaitJobSlots {
 			w.metrics.QuotaWait.WithLabelValues(a.Name, "slot").Observe(time.Since(r.UpdatedAt).Seconds())
 		}
-		if err := w.grant(ctx, a, alibaba.ActionCreate, w.maxCreateWait(r)); err != nil {
-			w.releaseSlot(ctx, a, id)
+		g, err := w.grantOf(ctx, a, alibaba.ActionCreate, w.maxCreateWait(r))
+		if err != nil {
+			w.releaseSlotToken(ctx, a, id, token)
 			var tl *quota.TooLongError
 			if errors.As(err, &tl) {
 				w.setWaiting(ctx, id, distribution.WaitRateLimit)
@@ -110,20 +142,88 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 			}
 			return err
 		}
-		granted := time.Now()
 		// Mark the Create as sent before sending it: a crash from here on
 		// leaves a marker that makes the next run look before creating (Q5).
-		now := w.now()
-		var started bool
-		r, started, err = w.apply(ctx, id, func(r *store.Record) error { return r.StartSubmit(now) })
-		if err != nil || !started { // canceled meanwhile, or another run has its job
-			w.releaseSlot(ctx, a, id)
+		var canceled, pending bool
+		r, canceled, pending, err = w.markSent(ctx, id)
+		if pending {
+			// Another run of this distribution sent a Create meanwhile (a
+			// duplicate or stale task run): its slot is its own; look later.
+			return &WaitError{Delay: w.opts.LookupInterval, Reason: distribution.WaitBackoff}
+		}
+		if err != nil || canceled {
+			w.releaseSlotToken(ctx, a, id, token)
 			return err
 		}
+		// notSent undoes the marker of a Create that did not go out.
+		notSent := func(reason distribution.WaitReason) error {
+			err := w.requeue(ctx, id, reason, nil)
+			w.releaseSlotToken(ctx, a, id, token)
+			return err
+		}
+		// With replicas, the marker must be on them before the Create goes
+		// out: a failover must not lose it (fail closed).
+		if err := w.store.WaitReplicas(ctx, w.opts.ReplicaWait); err != nil {
+			w.log.Warn("create marker not replicated; create not sent", "distribution_id", id, "err", err)
+			if uerr := notSent(distribution.WaitBackoff); uerr != nil {
+				return uerr
+			}
+			return &WaitError{Delay: 2 * time.Second, Reason: distribution.WaitBackoff}
+		}
+		// From the send on the job may exist: its slot is pinned, no lease
+		// lapse frees it (Q2). The pin reads the pause epoch in the same step.
+		_, epoch, err := w.limiter.PinSlot(ctx, a.UID, id, token)
+		if err != nil {
+			if uerr := notSent(distribution.WaitBackoff); uerr != nil {
+				return errors.Join(err, uerr)
+			}
+			return err
+		}
+		// The handler must still own the task (asynq cancels its context
+		// when the lease is lost), and the grant must be fresh: a stall or
+		// a pause since the grant would bunch this call with others (Q1, Q4).
+		if err := ctx.Err(); err != nil {
+			return errors.Join(err, notSent(distribution.WaitBackoff))
+		}
+		// stale gives back a grant that went stale before the Create left:
+		// the marker is taken back and a new grant reserved, a few times.
+		stale := func() (retry bool, err error) {
+			w.metrics.Reconciled.WithLabelValues(a.Name, "stale_grant").Inc()
+			// The Create never left: its grant costs no capacity.
+			if err := w.limiter.CancelGrant(ctx, a.UID, alibaba.ActionCreate, g); err != nil {
+				w.log.Warn("cancel stale grant", "distribution_id", id, "err", err)
+			}
+			if err := w.requeue(ctx, id, distribution.WaitRateLimit, nil); err != nil {
+				w.releaseSlotToken(ctx, a, id, token)
+				return false, err
+			}
+			if stales++; stales < maxStaleGrants {
+				return true, nil
+			}
+			w.releaseSlotToken(ctx, a, id, token)
+			return false, &WaitError{Delay: 100 * time.Millisecond, Reason: distribution.WaitRateLimit}
+		}
+		if g.Stale(epoch) {
+			if retry, err := stale(); !retry {
+				return err
+			}
+			continue
+		}
+		// The last check runs right before the request is written, after the
+		// SDK built and signed it.
+		sendCtx := alibaba.WithSendCheck(ctx, func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if g.Stale(epoch) {
+				return errStaleGrant
+			}
+			return nil
+		})
 		var jobID, requestID string
-		err = w.doSince(ctx, a, alibaba.ActionCreate, granted, func() error {
+		err = w.doSince(ctx, a, alibaba.ActionCreate, g.Local, func() error {
 			var err error
-			jobID, requestID, err = a.Client.Create(alibaba.CreateRequest{
+			jobID, requestID, err = a.Client.CreateContext(sendCtx, alibaba.CreateRequest{
 				ProductKey: r.ProductKey, SourceInstanceID: r.SourceInstanceID, TargetInstanceID: r.TargetInstanceID,
 				TargetUID: r.TargetUID, TargetAliyunID: r.TargetAliyunID,
 			})
@@ -131,6 +231,15 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 		})
 		if err == nil {
 			return w.started(ctx, a, id, jobID, requestID, nil)
+		}
+		if e := alibaba.AsAPIError(err); e != nil && e.Code == alibaba.CodeNotSent {
+			if ctx.Err() != nil {
+				return errors.Join(ctx.Err(), notSent(distribution.WaitBackoff))
+			}
+			if retry, err := stale(); !retry {
+				return err
+			}
+			continue
 		}
 		apiErr := alibaba.AsAPIError(err)
 		switch apiErr.Class {
@@ -143,30 +252,33 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record) error 
 			if loop < maxThrottleLoops {
 				continue
 			}
-			w.releaseSlot(ctx, a, id)
+			w.releaseSlotToken(ctx, a, id, token)
 			return &WaitError{Delay: 2 * time.Second, Reason: distribution.WaitBackoff}
 		case alibaba.QuotaExceeded:
 			// The remote is fuller than the slots know: jobs made outside
-			// distq. The reconciler counts them; wait for a slot.
+			// distq, or finished jobs it still counts. The reconciler counts
+			// them (and deletes distq's own finished jobs); wait for a slot.
 			if err := w.requeue(ctx, id, distribution.WaitJobSlots, nil); err != nil {
 				return err
 			}
-			w.limiter.ReleaseSlot(ctx, a.UID, id)
+			if _, err := w.limiter.ReleaseSlotToken(ctx, a.UID, id, token); err != nil {
+				w.log.Warn("release slot", "distribution_id", id, "err", err)
+			}
 			if err := w.addWaiter(ctx, a, r); err != nil {
 				return err
 			}
-			w.requestReconcile()
+			w.quotaRefused(a)
 			return &WaitError{Delay: w.opts.SlotRecheck, Reason: distribution.WaitJobSlots}
 		case alibaba.Ambiguous:
-			// The job may exist: keep the marker and the slot; the next run
-			// looks it up before any new Create.
+			// The job may exist: keep the marker and the pinned slot; the
+			// next runs look it up before any new Create.
 			w.log.Warn("create outcome unknown", "distribution_id", id, "account", a.Name, "err", err)
 			return &WaitError{Delay: time.Second, Reason: distribution.WaitBackoff}
 		case alibaba.Permanent, alibaba.NotFound:
-			w.releaseSlot(ctx, a, id)
+			w.releaseSlotToken(ctx, a, id, token)
 			return w.finish(ctx, a, r, distribution.StateFailed, apiErrorOf(apiErr), nil)
-		default: // Transient
-			w.releaseSlot(ctx, a, id)
+		default: // Transient: the request provably never left
+			w.releaseSlotToken(ctx, a, id, token)
 			if r.RunAttempts() >= w.opts.MaxAttempts {
 				e := apiErrorOf(apiErr)
 				e.Message = fmt.Sprintf("gave up after %d attempts: %s", r.RunAttempts(), e.Message)
@@ -219,13 +331,29 @@ func (w *Worker) setWaiting(ctx context.Context, id string, reason distribution.
 }
 
 // started records the remote job of a distribution and schedules its poll.
+// The job is claimed in the job index first, so no lookup adopts it for
+// another distribution. A second job for a record that has one already is
+// an alarm: it must never happen.
 func (w *Worker) started(ctx context.Context, a *Account, id, jobID, requestID string, status *int) error {
+	owner, err := w.store.ClaimJob(ctx, jobID, id)
+	if err != nil {
+		// The marker stays: the next run adopts the job through the List.
+		return fmt.Errorf("claim job %s of %s: %w", jobID, id, err)
+	}
+	if owner != id {
+		w.alarm(a, "job_of_another", "remote job already owned by another distribution", "distribution_id", id, "job_id", jobID, "owner", owner)
+		return nil
+	}
 	now := w.now()
-	_, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.Started(now, jobID, status) })
+	cur, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.Started(now, jobID, status) })
 	if err != nil {
 		// The job exists but is not recorded: the marker stays, so the next
 		// run adopts it through the List.
 		return fmt.Errorf("record job %s of %s: %w", jobID, id, err)
+	}
+	if first := cur.JobID; first != "" && first != jobID {
+		w.alarm(a, "second_job", "second remote job for one distribution", "distribution_id", id, "job_id", first, "second_job_id", jobID)
+		return w.ensurePoll(ctx, id)
 	}
 	w.log.Info("distribution submitted", "distribution_id", id, "account", a.Name, "job_id", jobID, "remote_request_id", requestID)
 	return w.ensurePoll(ctx, id)
@@ -240,13 +368,30 @@ func (w *Worker) ensurePoll(ctx context.Context, id string) error {
 	return nil
 }
 
+// clockSkew is the tolerance between distq's clocks and the remote's
+// GmtCreate when matching a job to a Create's time window.
+const clockSkew = time.Minute
+
+// maxLookupPages bounds the List pages of one lookup.
+const maxLookupPages = 20
+
 // lookup searches the remote job list for a job this distribution's earlier
 // Create made, and adopts it. It reports whether it adopted one.
-func (w *Worker) lookup(ctx context.Context, a *Account, r *store.Record) (bool, error) {
-	// The remote clock may differ from ours; a minute of tolerance.
-	since := r.CreateSentAt.Add(-time.Minute)
-	token := ""
-	for page := 0; page < 20; page++ {
+//
+// A job matches when its product, source instance, target instance and
+// target UID are the record's and it was created in the Create's window:
+// from CreateSentAt - clockSkew to CreateSentAt + CallTimeout +
+// RemoteVisibility + clockSkew. Jobs another distribution owns (the job
+// index) are skipped, and a job is adopted only once it is claimed for this
+// record, so two records never share a job. Of several candidates, the
+// one made closest to the marker is adopted, and the alarm raised
+// (docs/QUOTA.md says when two can exist).
+func (w *Worker) lookup(ctx context.Context, a *Account, r *store.Record, token string) (bool, error) {
+	since := r.CreateSentAt.Add(-clockSkew)
+	until := r.CreateSentAt.Add(w.opts.CallTimeout + w.opts.RemoteVisibility + clockSkew)
+	var found []alibaba.Job
+	pageToken := ""
+	for page := 0; page < maxLookupPages; page++ {
 		if err := w.grant(ctx, a, alibaba.ActionList, w.opts.MaxRateWait); err != nil {
 			return false, err
 		}
@@ -254,40 +399,73 @@ func (w *Worker) lookup(ctx context.Context, a *Account, r *store.Record) (bool,
 		var next string
 		err := w.do(ctx, a, alibaba.ActionList, func() error {
 			var err error
-			jobs, next, err = a.Client.List(alibaba.ListFilter{ProductKey: r.ProductKey, TargetUID: r.TargetUID, NextToken: token})
+			jobs, next, err = a.Client.ListContext(ctx, alibaba.ListFilter{ProductKey: r.ProductKey, TargetUID: r.TargetUID, NextToken: pageToken})
 			return err
 		})
 		if err != nil {
 			return false, err
 		}
 		for _, j := range jobs {
-			if j.ProductKey != r.ProductKey || j.SourceInstanceID != r.SourceInstanceID || j.CreatedAt.Before(since) {
+			if !jobMatches(j, r) || j.CreatedAt.Before(since) || j.CreatedAt.After(until) {
 				continue
 			}
-			if len(j.TargetInstanceIDs) > 0 && !contains(j.TargetInstanceIDs, r.TargetInstanceID) {
-				continue
-			}
-			if _, _, err := w.limiter.AcquireSlot(ctx, a.UID, r.ID, forceLimit, w.opts.SlotLease); err != nil {
+			owner, err := w.store.JobOwner(ctx, j.JobID)
+			if err != nil {
 				return false, err
 			}
-			st := j.Status
-			w.metrics.Reconciled.WithLabelValues(a.Name, "adopted_job").Inc()
-			w.log.Info("adopted job of an earlier create", "distribution_id", r.ID, "job_id", j.JobID)
-			return true, w.started(ctx, a, r.ID, j.JobID, "", &st)
+			if owner != "" && owner != r.ID {
+				continue // another distribution's job
+			}
+			found = append(found, j)
 		}
 		if next == "" {
 			break
 		}
-		token = next
+		pageToken = next
+	}
+	// The closest to the marker first: the Create's job was made right after
+	// it; a job further away in the skew window is more likely another's.
+	sent := *r.CreateSentAt
+	slices.SortFunc(found, func(x, y alibaba.Job) int {
+		return cmp.Compare(absDur(x.CreatedAt.Sub(sent)), absDur(y.CreatedAt.Sub(sent)))
+	})
+	for i, j := range found {
+		owner, err := w.store.ClaimJob(ctx, j.JobID, r.ID)
+		if err != nil {
+			return false, err
+		}
+		if owner != r.ID {
+			continue // claimed by another distribution meanwhile
+		}
+		if len(found) > i+1 {
+			w.alarm(a, "second_job", "several unowned remote jobs match one distribution; adopting the earliest",
+				"distribution_id", r.ID, "job_id", j.JobID, "candidates", len(found)-i)
+		}
+		if _, _, err := w.limiter.PinSlot(ctx, a.UID, r.ID, token); err != nil {
+			return false, err
+		}
+		st := j.Status
+		w.metrics.Reconciled.WithLabelValues(a.Name, "adopted_job").Inc()
+		w.log.Info("adopted job of an earlier create", "distribution_id", r.ID, "job_id", j.JobID)
+		return true, w.started(ctx, a, r.ID, j.JobID, "", &st)
 	}
 	return false, nil
 }
 
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
+// jobMatches reports whether remote job j is what r's Create would make.
+func jobMatches(j alibaba.Job, r *store.Record) bool {
+	if j.ProductKey != r.ProductKey || j.SourceInstanceID != r.SourceInstanceID {
+		return false
 	}
-	return false
+	if !slices.Contains(j.TargetInstanceIDs, r.TargetInstanceID) {
+		return false
+	}
+	return j.TargetUID == "" || r.TargetUID == "" || j.TargetUID == r.TargetUID
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }

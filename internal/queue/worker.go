@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,24 @@ type Options struct {
 	// ThrottlePause is the first shared back-off after a Throttling answer
 	// (default 1s), doubled per repeat up to 30s.
 	ThrottlePause time.Duration
+	// CallTimeout is the client's bound on one remote call (default 10s):
+	// a Create's job, if any, was made within it.
+	CallTimeout time.Duration
+	// RemoteVisibility bounds how long after its creation a job may take to
+	// show in ListDeviceDistributeJob (default 2m). After an ambiguous
+	// Create, distq looks the job up until CreateSentAt + CallTimeout +
+	// RemoteVisibility before it concludes that none was made (Q5).
+	RemoteVisibility time.Duration
+	// LookupInterval is the time between two lookups of an ambiguous
+	// Create's job (default 2s).
+	LookupInterval time.Duration
+	// NotFoundMinAge is how old a job must be before a Query NotFound,
+	// confirmed by the List, fails its distribution (default 30s).
+	NotFoundMinAge time.Duration
+	// ReplicaWait bounds the WAIT for replicas after the Create marker is
+	// written (default 1s); when replicas do not acknowledge, the Create is
+	// not sent (fail closed).
+	ReplicaWait time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -77,6 +96,21 @@ func (o Options) withDefaults() Options {
 	if o.ThrottlePause <= 0 {
 		o.ThrottlePause = time.Second
 	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 10 * time.Second
+	}
+	if o.RemoteVisibility <= 0 {
+		o.RemoteVisibility = 2 * time.Minute
+	}
+	if o.LookupInterval <= 0 {
+		o.LookupInterval = 2 * time.Second
+	}
+	if o.NotFoundMinAge <= 0 {
+		o.NotFoundMinAge = 30 * time.Second
+	}
+	if o.ReplicaWait <= 0 {
+		o.ReplicaWait = time.Second
+	}
 	return o
 }
 
@@ -93,6 +127,9 @@ type Worker struct {
 	now       func() time.Time
 	kick      chan struct{}
 	passes    atomic.Int64
+
+	refusedMu sync.Mutex
+	refused   map[string]bool // UIDs whose Create the remote refused for the job count
 }
 
 // NewWorker returns a Worker.
@@ -158,12 +195,33 @@ func (w *Worker) account(r *store.Record) (*Account, error) {
 // grant waits for a shared rate grant of action for the account (Q1). A
 // grant further away than maxWait returns a *quota.TooLongError at once.
 func (w *Worker) grant(ctx context.Context, a *Account, action string, maxWait time.Duration) error {
-	waited, err := w.limiter.Wait(ctx, a.UID, action, a.QPS(action), maxWait)
+	_, err := w.grantOf(ctx, a, action, maxWait)
+	return err
+}
+
+// grantOf is grant, returning the Grant (see quota.Grant.Stale).
+func (w *Worker) grantOf(ctx context.Context, a *Account, action string, maxWait time.Duration) (quota.Grant, error) {
+	g, err := w.limiter.WaitGrant(ctx, a.UID, action, a.QPS(action), maxWait)
 	if err != nil {
-		return err
+		return g, err
 	}
-	w.metrics.QuotaWait.WithLabelValues(a.Name, "rate").Observe(waited.Seconds())
-	return nil
+	w.metrics.QuotaWait.WithLabelValues(a.Name, "rate").Observe(g.Waited.Seconds())
+	return g, nil
+}
+
+// runToken names one run of a distribution's task, as the holder token of
+// its slot: the distribution id, asynq's retry count, and a random part
+// (two runs can share a retry count after a crash recovery).
+func runToken(ctx context.Context, id string) string {
+	n, _ := asynq.GetRetryCount(ctx)
+	return fmt.Sprintf("%s/%d/%08x", id, n, rand.Uint32())
+}
+
+// alarm reports what must never happen (a second remote job for one
+// distribution): an error log and the distq_reconciled_total{reason} metric.
+func (w *Worker) alarm(a *Account, reason, msg string, attrs ...any) {
+	w.metrics.Reconciled.WithLabelValues(a.Name, reason).Inc()
+	w.log.Error(msg, append([]any{"alarm", reason, "account", a.Name}, attrs...)...)
 }
 
 // do runs one remote call, granted before, and records its metrics and
@@ -204,9 +262,23 @@ func (w *Worker) pause(ctx context.Context, a *Account) {
 	}
 }
 
-// releaseSlot frees a distribution's slot and wakes the next waiter.
+// releaseSlot frees a distribution's slot, whatever run holds it, and
+// wakes the next waiter: only for a distribution known final (its record
+// says so, or is gone).
 func (w *Worker) releaseSlot(ctx context.Context, a *Account, id string) {
-	next, err := w.limiter.ReleaseSlot(ctx, a.UID, id)
+	w.releaseSlotToken(ctx, a, id, "")
+}
+
+// releaseSlotToken frees a distribution's slot if the run named token holds
+// it (all runs when token is ""), and wakes the next waiter.
+func (w *Worker) releaseSlotToken(ctx context.Context, a *Account, id, token string) {
+	var next string
+	var err error
+	if token == "" {
+		next, err = w.limiter.ReleaseSlot(ctx, a.UID, id)
+	} else {
+		next, err = w.limiter.ReleaseSlotToken(ctx, a.UID, id, token)
+	}
 	if err != nil {
 		w.log.Warn("release slot", "account", a.Name, "distribution_id", id, "err", err)
 		return

@@ -18,7 +18,9 @@ type kind string
 //	distq:{uid}:rate:<action>    LIST   last N grant times in µs, newest first
 //	distq:{uid}:margin:<action>  HASH   process id -> "lo hi late n expiry" (µs; n samples)
 //	distq:{uid}:pause            STRING paused until, µs (expires at that instant)
-//	distq:{uid}:slots            ZSET   holder -> lease expiry, µs
+//	distq:{uid}:slots            ZSET   holder -> lease expiry, µs (PINNED: no expiry)
+//	distq:{uid}:slottok          HASH   holder -> token of the run holding its slot
+//	distq:{uid}:epoch            STRING pause epoch, one more per Pause
 //	distq:{uid}:external         STRING remote jobs made outside distq
 //	distq:{uid}:waiters          ZSET   distribution id -> first-seen order, µs
 const (
@@ -26,6 +28,8 @@ const (
 	kindMargin   kind = "margin"
 	kindPause    kind = "pause"
 	kindSlots    kind = "slots"
+	kindSlotTok  kind = "slottok"
+	kindEpoch    kind = "epoch"
 	kindExternal kind = "external"
 	kindWaiters  kind = "waiters"
 )

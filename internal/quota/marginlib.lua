@@ -41,3 +41,7 @@ end
 local function int(x)
   return string.format('%d', x)
 end
+
+-- A pinned slot's score: above every lease expiry (µs, year ~2255), so lease
+-- expiry never drops it; only a release does.
+local PINNED = 9000000000000000

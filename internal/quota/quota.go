@@ -158,6 +158,9 @@ var (
 	//go:embed acquire.lua
 	acquireLua    string
 	acquireScript = script(acquireLua)
+	//go:embed pin.lua
+	pinLua    string
+	pinScript = script(pinLua)
 	//go:embed renew.lua
 	renewLua    string
 	renewScript = script(renewLua)

@@ -19,6 +19,11 @@ type Reservation struct {
 	// At is the grant instant on the Redis server's clock (µs precision).
 	// Compare it with other grants, not with the local clock.
 	At time.Time
+	// Margin is the safety margin the grant was computed with.
+	Margin time.Duration
+	// Epoch is the account's pause epoch when the grant was made: a Pause
+	// after it raises the epoch, and the grant is then stale.
+	Epoch int64
 }
 
 // Reserve reserves the next call of action for the account uid under a limit
@@ -57,16 +62,17 @@ func (l *Limiter) Reserve(ctx context.Context, uid, action string, perSecond int
 	}
 	o := l.opts
 	res, err := reserveScript.Run(ctx, l.rdb,
-		[]string{key(uid, kindRate, action), key(uid, kindMargin, action), key(uid, kindPause)},
+		[]string{key(uid, kindRate, action), key(uid, kindMargin, action), key(uid, kindPause), key(uid, kindEpoch)},
 		perSecond, micros(maxWait), micros(o.MinMargin), micros(o.MaxMargin), micros(o.InitialMargin),
 	).Int64Slice()
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve %s for %s: %w", action, uid, err)
 	}
-	if len(res) != 4 {
-		return Reservation{}, fmt.Errorf("reserve %s for %s: script answered %d values, want 4", action, uid, len(res))
+	if len(res) != 5 {
+		return Reservation{}, fmt.Errorf("reserve %s for %s: script answered %d values, want 5", action, uid, len(res))
 	}
-	return Reservation{OK: res[0] == 1, Wait: fromMicros(res[1]), At: time.UnixMicro(res[2])}, nil
+	return Reservation{OK: res[0] == 1, Wait: fromMicros(res[1]), At: time.UnixMicro(res[2]),
+		Margin: fromMicros(res[3]), Epoch: res[4]}, nil
 }
 
 // Wait reserves the next call of action for uid, as Reserve does, and sleeps
@@ -82,28 +88,95 @@ func (l *Limiter) Reserve(ctx context.Context, uid, action string, perSecond int
 // is added to this process's estimate (see ObserveLatency). Safe for
 // concurrent use.
 func (l *Limiter) Wait(ctx context.Context, uid, action string, perSecond int, maxWait time.Duration) (time.Duration, error) {
+	g, err := l.WaitGrant(ctx, uid, action, perSecond, maxWait)
+	return g.Waited, err
+}
+
+// Grant is a rate grant that Wait slept until.
+type Grant struct {
+	// At is the grant instant on the Redis clock (see Reservation.At).
+	At time.Time
+	// Local is when the sleep ended, on the local monotonic clock.
+	Local time.Time
+	// Waited is how long the reservation and the sleep took.
+	Waited time.Duration
+	// Margin and Epoch are those of the Reservation.
+	Margin time.Duration
+	Epoch  int64
+}
+
+// Stale reports whether the grant may no longer be used for a call going
+// out now: more than its margin passed since it came (a CPU stall or a slow
+// write between grant and send would bunch this call with later ones), or
+// the account was paused since (epoch is the current pause epoch). A stale
+// grant must be reserved again.
+func (g Grant) Stale(epoch int64) bool {
+	return time.Since(g.Local) > g.Margin || epoch != g.Epoch
+}
+
+// WaitGrant is Wait, returning the Grant. Safe for concurrent use.
+func (l *Limiter) WaitGrant(ctx context.Context, uid, action string, perSecond int, maxWait time.Duration) (Grant, error) {
 	start := time.Now()
 	r, err := l.Reserve(ctx, uid, action, perSecond, maxWait)
 	if err != nil {
-		return time.Since(start), err
+		return Grant{Waited: time.Since(start)}, err
 	}
 	if !r.OK {
-		return time.Since(start), &TooLongError{Wait: r.Wait}
+		return Grant{Waited: time.Since(start)}, &TooLongError{Wait: r.Wait}
 	}
 	if r.Wait > 0 {
 		t := time.NewTimer(r.Wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return time.Since(start), fmt.Errorf("wait for %s grant: %w", action, ctx.Err())
+			return Grant{Waited: time.Since(start)}, fmt.Errorf("wait for %s grant: %w", action, ctx.Err())
 		case <-t.C:
 		}
 	}
-	waited := time.Since(start)
+	now := time.Now()
+	waited := now.Sub(start)
 	// start + r.Wait is no earlier than the grant on the local clock (the
 	// server's "now" came after start), so the excess bounds the lateness.
 	l.observeLateness(uid, action, waited-r.Wait)
-	return waited, nil
+	return Grant{At: r.At, Local: now, Waited: waited, Margin: r.Margin, Epoch: r.Epoch}, nil
+}
+
+// CancelGrant gives back a grant whose call was never sent (it went stale
+// first), so it costs no capacity: it is removed from the account's recent
+// grants. Call it only after the grant's time (Wait returned) and only for
+// a call that did not go out: later grants are then still no earlier than
+// it, so every call that was sent stays within the limit. Safe for
+// concurrent use.
+func (l *Limiter) CancelGrant(ctx context.Context, uid, action string, g Grant) error {
+	if err := checkUID(uid); err != nil {
+		return fmt.Errorf("cancel grant: %w", err)
+	}
+	if err := checkAction(action); err != nil {
+		return fmt.Errorf("cancel grant: %w", err)
+	}
+	if g.At.IsZero() {
+		return nil
+	}
+	if err := l.rdb.LRem(ctx, key(uid, kindRate, action), 1, g.At.UnixMicro()).Err(); err != nil {
+		return fmt.Errorf("cancel grant of %s for %s: %w", action, uid, err)
+	}
+	return nil
+}
+
+// Epoch returns the account's pause epoch (see Grant.Stale). Safe for
+// concurrent use.
+func (l *Limiter) Epoch(ctx context.Context, uid string) (int64, error) {
+	if err := checkUID(uid); err != nil {
+		return 0, fmt.Errorf("epoch: %w", err)
+	}
+	n, err := l.rdb.Get(ctx, key(uid, kindEpoch)).Int64()
+	if isNil(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("epoch of %s: %w", uid, err)
+	}
+	return n, nil
 }
 
 // Pause makes every Reserve of the account uid, for every action, grant
@@ -119,7 +192,7 @@ func (l *Limiter) Pause(ctx context.Context, uid string, d time.Duration) error 
 	}
 	// Round up so a sub-µs pause still pauses.
 	us := max(micros(d+time.Microsecond-1), 1)
-	if err := pauseScript.Run(ctx, l.rdb, []string{key(uid, kindPause)}, us).Err(); err != nil {
+	if err := pauseScript.Run(ctx, l.rdb, []string{key(uid, kindPause), key(uid, kindEpoch)}, us).Err(); err != nil {
 		return fmt.Errorf("pause %s: %w", uid, err)
 	}
 	return nil

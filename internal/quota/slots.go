@@ -21,6 +21,15 @@ import (
 // External, to compare with limit. Errors wrap ErrInvalid for bad arguments,
 // or come from Redis. Safe for concurrent use.
 func (l *Limiter) AcquireSlot(ctx context.Context, uid, holder string, limit int, lease time.Duration) (ok bool, inUse int, err error) {
+	return l.AcquireSlotToken(ctx, uid, holder, "", limit, lease)
+}
+
+// AcquireSlotToken is AcquireSlot for one run of holder, named by token
+// (distq: distribution id + run): a holder's slot is held by the run that
+// acquired (or pinned) it last, and ReleaseSlotToken frees it only for
+// that run. A pinned slot stays pinned, and stays with the run that pinned
+// it: a stale run's acquire never takes it over. Safe for concurrent use.
+func (l *Limiter) AcquireSlotToken(ctx context.Context, uid, holder, token string, limit int, lease time.Duration) (ok bool, inUse int, err error) {
 	if err := checkSlotArgs(uid, holder, lease); err != nil {
 		return false, 0, fmt.Errorf("acquire slot: %w", err)
 	}
@@ -28,8 +37,8 @@ func (l *Limiter) AcquireSlot(ctx context.Context, uid, holder string, limit int
 		return false, 0, fmt.Errorf("acquire slot: limit %d: %w", limit, ErrInvalid)
 	}
 	res, err := acquireScript.Run(ctx, l.rdb,
-		[]string{key(uid, kindSlots), key(uid, kindExternal), key(uid, kindWaiters)},
-		holder, limit, leaseMicros(lease),
+		[]string{key(uid, kindSlots), key(uid, kindExternal), key(uid, kindWaiters), key(uid, kindSlotTok)},
+		holder, limit, leaseMicros(lease), token,
 	).Int64Slice()
 	if err != nil {
 		return false, 0, fmt.Errorf("acquire slot of %s for %s: %w", uid, holder, err)
@@ -55,19 +64,62 @@ func (l *Limiter) RenewSlot(ctx context.Context, uid, holder string, lease time.
 	return n == 1, nil
 }
 
-// ReleaseSlot frees holder's slot, if it has one, and pops the account's
+// PinSlot pins holder's slot for a remote job that exists or may exist
+// (Q2, Q5): no lease expiry frees it, through a crashed worker's task
+// recovery or a Redis outage; only ReleaseSlot (a final status, or proof
+// that the record is terminal) or ReleaseSlotToken of the run holding it
+// does. The pin is taken whatever the limit and also when the lease lapsed.
+// A non-empty token makes that run the holder. It returns the slots in use
+// and the account's pause epoch, read in the same step (see Grant.Stale).
+// Safe for concurrent use.
+func (l *Limiter) PinSlot(ctx context.Context, uid, holder, token string) (inUse int, epoch int64, err error) {
+	if err := checkUID(uid); err != nil {
+		return 0, 0, fmt.Errorf("pin slot: %w", err)
+	}
+	if holder == "" {
+		return 0, 0, fmt.Errorf("pin slot: empty holder: %w", ErrInvalid)
+	}
+	res, err := pinScript.Run(ctx, l.rdb,
+		[]string{key(uid, kindSlots), key(uid, kindExternal), key(uid, kindWaiters), key(uid, kindSlotTok), key(uid, kindEpoch)},
+		holder, token).Int64Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("pin slot of %s for %s: %w", uid, holder, err)
+	}
+	if len(res) != 2 {
+		return 0, 0, fmt.Errorf("pin slot of %s for %s: script answered %d values, want 2", uid, holder, len(res))
+	}
+	return int(res[0]), res[1], nil
+}
+
+// ReleaseSlotToken frees holder's slot only if the run named token holds
+// it (or no run is named), as ReleaseSlot does; a stale run of the holder
+// never frees the live run's slot. nextWaiter is "" when nothing was freed.
+// Safe for concurrent use.
+func (l *Limiter) ReleaseSlotToken(ctx context.Context, uid, holder, token string) (nextWaiter string, err error) {
+	if token == "" {
+		return "", fmt.Errorf("release slot: empty token: %w", ErrInvalid)
+	}
+	return l.releaseSlot(ctx, uid, holder, token)
+}
+
+// ReleaseSlot frees holder's slot, if it has one, whatever run holds it
+// and pinned or not, and pops the account's
 // oldest waiter, returning its id ("" when none waits) so the caller can wake
 // it promptly. The waiter is popped even if holder held no slot any more; a
 // waiter woken that fails to acquire should AddWaiter again. Safe for
 // concurrent use.
 func (l *Limiter) ReleaseSlot(ctx context.Context, uid, holder string) (nextWaiter string, err error) {
+	return l.releaseSlot(ctx, uid, holder, "")
+}
+
+func (l *Limiter) releaseSlot(ctx context.Context, uid, holder, token string) (nextWaiter string, err error) {
 	if err := checkUID(uid); err != nil {
 		return "", fmt.Errorf("release slot: %w", err)
 	}
 	if holder == "" {
 		return "", fmt.Errorf("release slot: empty holder: %w", ErrInvalid)
 	}
-	next, err := releaseScript.Run(ctx, l.rdb, []string{key(uid, kindSlots), key(uid, kindWaiters)}, holder).Text()
+	next, err := releaseScript.Run(ctx, l.rdb, []string{key(uid, kindSlots), key(uid, kindWaiters), key(uid, kindSlotTok)}, holder, token).Text()
 	if isNil(err) {
 		return "", nil
 	}
@@ -77,8 +129,9 @@ func (l *Limiter) ReleaseSlot(ctx context.Context, uid, holder string) (nextWait
 	return next, nil
 }
 
-// Holders returns the unexpired leases of the account: holder -> lease
-// expiry on the Redis clock (µs precision). Safe for concurrent use.
+// Holders returns the unexpired leases and the pins of the account: holder
+// -> lease expiry on the Redis clock (µs precision; a pin's is in the year
+// 2255, see Pinned). Safe for concurrent use.
 func (l *Limiter) Holders(ctx context.Context, uid string) (map[string]time.Time, error) {
 	if err := checkUID(uid); err != nil {
 		return nil, fmt.Errorf("holders: %w", err)
@@ -214,3 +267,9 @@ func checkSlotArgs(uid, holder string, lease time.Duration) error {
 func leaseMicros(d time.Duration) int64 { return max(micros(d+time.Microsecond-1), 1) }
 
 func isNil(err error) bool { return errors.Is(err, redis.Nil) }
+
+// Pinned reports whether a Holders expiry is a pin's.
+func Pinned(expiry time.Time) bool { return expiry.UnixMicro() >= pinnedMicros }
+
+// pinnedMicros is PINNED of marginlib.lua.
+const pinnedMicros = 9_000_000_000_000_000

@@ -26,7 +26,9 @@ type Store interface {
 	Get(ctx context.Context, id string) (*distribution.Record, error)
 	GetMany(ctx context.Context, ids []string) ([]*distribution.Record, error)
 	Insert(ctx context.Context, b *distribution.Batch, recs []*distribution.Record) ([]distribution.Claim, error)
-	Delete(ctx context.Context, recs []*distribution.Record) error
+	// DeleteIfUntouched deletes the records still queued and never acted
+	// on (the undo after a failed enqueue); it returns the ids it kept.
+	DeleteIfUntouched(ctx context.Context, recs []*distribution.Record) (kept []string, err error)
 	DeleteBatch(ctx context.Context, b *distribution.Batch) error
 	// Update runs fn, a transition, on the record of id under compare-and-set.
 	Update(ctx context.Context, id string, fn func(r *distribution.Record) error) (*distribution.Record, error)

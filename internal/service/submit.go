@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"time"
 
@@ -68,8 +67,10 @@ func (s *Service) Submit(ctx context.Context, team string, req distribution.Requ
 		return nil, duplicate(team, claims[0], rec.ProductKey, rec.TargetInstanceID)
 	}
 	if err := s.d.Enqueuer.Submit(ctx, []*distribution.Record{rec}); err != nil {
-		// No half-written record: undo, and tell the caller to retry.
-		if derr := s.d.Store.Delete(context.WithoutCancel(ctx), []*distribution.Record{rec}); derr != nil {
+		// No half-written record: undo, and tell the caller to retry. The
+		// undo is a compare-and-set: a worker may already run the record
+		// (the task was written, the answer lost); such a record is kept.
+		if _, derr := s.d.Store.DeleteIfUntouched(context.WithoutCancel(ctx), []*distribution.Record{rec}); derr != nil {
 			s.d.Log.Error("undo record after failed enqueue", "distribution_id", rec.ID, "err", derr)
 		}
 		return nil, unavailable(err)
@@ -197,7 +198,13 @@ func (s *Service) SubmitBatch(ctx context.Context, team string, req BatchRequest
 	}
 	if err := s.d.Enqueuer.Submit(ctx, accepted); err != nil {
 		undo := context.WithoutCancel(ctx)
-		if derr := errors.Join(s.d.Store.Delete(undo, accepted), s.d.Store.DeleteBatch(undo, b)); derr != nil {
+		// Compare-and-set per record, as for one submission; the batch
+		// record goes only when none of its items is kept.
+		kept, derr := s.d.Store.DeleteIfUntouched(undo, accepted)
+		if derr == nil && len(kept) == 0 {
+			derr = s.d.Store.DeleteBatch(undo, b)
+		}
+		if derr != nil {
 			s.d.Log.Error("undo batch after failed enqueue", "batch_id", b.ID, "err", derr)
 		}
 		return nil, unavailable(err)

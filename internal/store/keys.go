@@ -28,6 +28,9 @@ const patternActive = prefix + "active:*"
 
 func keyIdem(team, key string) string { return prefix + "idem:" + team + ":" + key }
 
+// keyJob maps a remote JobId to the distribution that owns it.
+func keyJob(jobID string) string { return prefix + "job:" + jobID }
+
 // keyOpen holds the ids of every distribution not yet finished, for the
 // reconciler.
 const keyOpen = prefix + "open"

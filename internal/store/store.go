@@ -37,6 +37,7 @@ type Redis struct {
 	// idemInFlightTTL is IdempotencyInFlightTTL (tests shorten it).
 	idemInFlightTTL time.Duration
 	now             func() time.Time
+	repl            replicaCache
 }
 
 // NewRedis returns a store on rdb; finished records expire after retention.
