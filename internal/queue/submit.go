@@ -125,7 +125,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 			}
 			// A slot freed between the acquire and the addWaiter was handed
 			// to nobody waiting: look once more, now as a waiter.
-			if ok, inUse, err = w.limiter.AcquireSlotToken(ctx, a.UID, id, token, a.MaxJobs, w.opts.SlotLease); err != nil {
+			if ok, _, err = w.limiter.AcquireSlotToken(ctx, a.UID, id, token, a.MaxJobs, w.opts.SlotLease); err != nil {
 				return err
 			}
 		}
