@@ -64,3 +64,19 @@ func TestRateAndOverlap(t *testing.T) {
 		t.Errorf("duplicates = %d, want 1", got)
 	}
 }
+
+// The ideal schedule of the slot-bound scenario of issue 13: 30 products,
+// 6 s jobs, 2 Creates/s, 10 slots: the last Create 16 s after the first,
+// all done at 22 s.
+func TestIdealSchedule(t *testing.T) {
+	t.Parallel()
+	last, done := idealSchedule(30, 2, 10, 6*time.Second)
+	if last != 16*time.Second || done != 22*time.Second {
+		t.Fatalf("ideal: last Create %v, done %v; want 16s and 22s", last, done)
+	}
+	// Rate-bound: 10 Creates, 10 slots, 1 s jobs: pairs each second.
+	last, done = idealSchedule(10, 2, 10, time.Second)
+	if last != 4*time.Second || done != 5*time.Second {
+		t.Fatalf("rate-bound ideal: %v, %v; want 4s and 5s", last, done)
+	}
+}

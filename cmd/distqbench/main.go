@@ -100,6 +100,9 @@ func run(ctx context.Context) error {
 	lost := flag.Bool("lost", false, "with -chaos: the simulator answers 503/500 after making the job on 30% of Creates")
 	hogRuns := flag.Int("hog", 0, "run the jitter scenario with a CPU hog this many times instead")
 	runs := flag.Int("runs", 1, "with -chaos: how many runs")
+	cost := flag.Int("cost", 0, "measure Redis commands (INFO commandstats) per distribution for this many distributions with 1 s, 10 s and 60 s jobs, and of an idle api + worker, instead")
+	slotRuns := flag.Int("slotbound", 0, "run the slot-bound scenario (30 products, 6 s jobs, 3 workers) this many times and print it beside the ideal schedule, instead")
+	costDurs := flag.String("cost-durations", "1s,10s,60s", "with -cost: the job durations")
 	flag.Parse()
 	self, err := os.Executable()
 	if err != nil {
@@ -123,6 +126,20 @@ func run(ctx context.Context) error {
 			f = "lost"
 		}
 		return e.runChaosRuns(ctx, *chaos, *runs, f)
+	}
+	if *slotRuns > 0 {
+		return e.runSlotBound(ctx, *slotRuns, 30, 3, 6*time.Second)
+	}
+	if *cost > 0 {
+		var durs []time.Duration
+		for _, s := range strings.Split(*costDurs, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(s))
+			if err != nil {
+				return fmt.Errorf("-cost-durations: %w", err)
+			}
+			durs = append(durs, d)
+		}
+		return e.runCost(ctx, *cost, durs, 10*time.Second)
 	}
 	if *hogRuns > 0 {
 		return e.runHog(ctx, *hogRuns)

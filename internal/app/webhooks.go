@@ -43,11 +43,13 @@ func startWebhooks(cfg *config.Config, rdb redis.UniversalClient, st *store.Redi
 	sender := webhook.NewSender(cfg.Webhooks.Allowed, cfg.Webhooks.Secrets, o.Sender)
 	d := notify.NewDeliverer(st, sender, client, m, log, o)
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:              max(cfg.Webhooks.Concurrency, 1),
-		Queues:                   notify.Queues,
-		RetryDelayFunc:           notify.RetryDelay,
-		DelayedTaskCheckInterval: 200 * time.Millisecond,
-		TaskCheckInterval:        100 * time.Millisecond,
+		Concurrency:    max(cfg.Webhooks.Concurrency, 1),
+		Queues:         notify.Queues,
+		RetryDelayFunc: notify.RetryDelay,
+		// A delivery may start a second or two late; an idle worker's
+		// checks of this queue cost ~2 commands a second (see RunWorker).
+		DelayedTaskCheckInterval: 5 * time.Second,
+		TaskCheckInterval:        2 * time.Second,
 		ShutdownTimeout:          2 * webhook.DefaultTimeout,
 		Logger:                   asynqLogger{log},
 		LogLevel:                 asynq.WarnLevel,

@@ -25,7 +25,7 @@ import (
 type WorkerOptions struct {
 	Queue             queue.Options
 	Quota             quota.Options
-	ReconcileInterval time.Duration // default 10s
+	ReconcileInterval time.Duration // default 30s (a refused Create asks for a pass at once)
 	// Client overrides the Alibaba client settings of every account.
 	Client func(a config.Account, c *alibaba.Config)
 	// Webhooks tunes the delivery of completion events.
@@ -61,17 +61,25 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	w := queue.NewWorker(st, quota.New(rdb, opts.Quota), accounts, m, insp, client, log, opts.Queue)
 
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:              cfg.WorkerConcurrency,
-		Queues:                   queue.Queues,
-		StrictPriority:           true,
-		IsFailure:                queue.IsFailure,
-		RetryDelayFunc:           queue.RetryDelay,
-		DelayedTaskCheckInterval: 200 * time.Millisecond,
-		TaskCheckInterval:        100 * time.Millisecond,
+		Concurrency:    cfg.WorkerConcurrency,
+		Queues:         queue.Queues,
+		StrictPriority: true,
+		IsFailure:      queue.IsFailure,
+		RetryDelayFunc: queue.RetryDelay,
+		// What an idle worker costs Redis: one dequeue script per queue per
+		// TaskCheckInterval (only while every queue is empty: a busy worker
+		// dequeues at once), two forward scripts per queue per
+		// DelayedTaskCheckInterval. 100 ms and 200 ms cost ~150 commands a
+		// second with nothing to do. Waits end through the worker's
+		// in-process wakes (queue.Worker.Waited), so the forwarder is only
+		// the fallback for the waits of a worker that died.
+		DelayedTaskCheckInterval: 5 * time.Second,
+		TaskCheckInterval:        time.Second,
 		ShutdownTimeout:          60 * time.Second,
 		Logger:                   asynqLogger{log},
 		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			w.Waited(ctx, err)
 			if queue.IsFailure(err) {
 				log.Warn("task failed", "type", t.Type(), "payload", string(t.Payload()), "err", err)
 			}
@@ -94,7 +102,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.RunReconciler(rctx, cmp.Or(opts.ReconcileInterval, 10*time.Second))
+		w.RunReconciler(rctx, cmp.Or(opts.ReconcileInterval, 30*time.Second))
 	}()
 
 	httpMux := http.NewServeMux()
@@ -134,6 +142,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	stopReconcile()
 	<-done
 	srv.Shutdown()
+	w.StopWakes()
 	whSrv.stop()
 	err = <-herr
 	log.Info("worker stopped")

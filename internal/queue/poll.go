@@ -39,9 +39,14 @@ func (w *Worker) HandlePoll(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	// The remote job exists: its slot is pinned, and counted even if it
-	// was lost meanwhile (Q2).
-	if _, _, err := w.limiter.PinSlot(ctx, a.UID, id, ""); err != nil {
-		return err
+	// was lost meanwhile (Q2). The Create pinned it; the poll pins it again
+	// on its first run and every repinEvery-th (a Redis that lost its data
+	// gets the pin back), not on every run, which would cost a script per
+	// Query.
+	if n, _ := asynq.GetRetryCount(ctx); n%repinEvery == 0 {
+		if _, _, err := w.limiter.PinSlot(ctx, a.UID, id, ""); err != nil {
+			return err
+		}
 	}
 	if err := w.grant(ctx, a, alibaba.ActionQuery, w.opts.MaxRateWait); err != nil {
 		var tl *quota.TooLongError
@@ -111,8 +116,11 @@ func (w *Worker) HandlePoll(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 	}
-	return &WaitError{Delay: w.opts.PollInterval}
+	return &WaitError{Delay: w.nextPoll(ctx, a, r.SubmittedAt)}
 }
+
+// repinEvery is how often (in runs of a poll task) a poll pins its slot again.
+const repinEvery = 8
 
 // deleteAttempts bounds the Delete calls for one finished job in one run.
 const deleteAttempts = 3

@@ -123,6 +123,13 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 			if err := w.addWaiter(ctx, a, r); err != nil {
 				return err
 			}
+			// A slot freed between the acquire and the addWaiter was handed
+			// to nobody waiting: look once more, now as a waiter.
+			if ok, _, err = w.limiter.AcquireSlotToken(ctx, a.UID, id, token, a.MaxJobs, w.opts.SlotLease); err != nil {
+				return err
+			}
+		}
+		if !ok {
 			w.setWaiting(ctx, id, distribution.WaitJobSlots)
 			return &WaitError{Delay: w.opts.SlotRecheck, Reason: distribution.WaitJobSlots}
 		}
@@ -356,14 +363,22 @@ func (w *Worker) started(ctx context.Context, a *Account, id, jobID, requestID s
 		return w.ensurePoll(ctx, id)
 	}
 	w.log.Info("distribution submitted", "distribution_id", id, "account", a.Name, "job_id", jobID, "remote_request_id", requestID)
-	return w.ensurePoll(ctx, id)
+	return w.ensurePollIn(ctx, id, w.nextPoll(ctx, a, nil))
 }
 
 func (w *Worker) ensurePoll(ctx context.Context, id string) error {
+	return w.ensurePollIn(ctx, id, w.opts.PollInterval)
+}
+
+// ensurePollIn schedules the poll of id in delay, unless it exists.
+func (w *Worker) ensurePollIn(ctx context.Context, id string, delay time.Duration) error {
 	t, opts := pollTask(id)
-	_, err := w.client.EnqueueContext(ctx, t, append(opts, asynq.ProcessIn(w.opts.PollInterval))...)
+	_, err := w.client.EnqueueContext(ctx, t, append(opts, asynq.ProcessIn(delay))...)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue poll of %s: %w", id, err)
+	}
+	if err == nil {
+		w.wakeIn(QueuePoll, pollTaskID(id), delay)
 	}
 	return nil
 }

@@ -32,8 +32,12 @@ type Options struct {
 	// SlotLease is how long a job slot is held without renewal (default 2m):
 	// a crashed worker's slots free after it.
 	SlotLease time.Duration
-	// PollInterval is the time between two Query calls of one job (default 1s).
+	// PollInterval is the time between two Query calls of one job around
+	// its expected end (default 1s); see pollDelay.
 	PollInterval time.Duration
+	// MaxPollGap is the longest time between two Query calls of one job
+	// (default 1m).
+	MaxPollGap time.Duration
 	// MaxRateWait is the longest a task sleeps for a rate grant before it
 	// hands itself back to the queue (default 10s).
 	MaxRateWait time.Duration
@@ -77,6 +81,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
+	}
+	if o.MaxPollGap <= 0 {
+		o.MaxPollGap = time.Minute
 	}
 	if o.MaxRateWait <= 0 {
 		o.MaxRateWait = 10 * time.Second
@@ -127,6 +134,10 @@ type Worker struct {
 	now       func() time.Time
 	kick      chan struct{}
 	passes    atomic.Int64
+
+	durations durations // the accounts' recent job durations, cached
+	wakes     wakes     // in-process wakes of waiting tasks
+	gaugeMu   sync.Mutex
 
 	refusedMu sync.Mutex
 	refused   map[string]bool // UIDs whose Create the remote refused for the job count
@@ -270,39 +281,47 @@ func (w *Worker) releaseSlot(ctx context.Context, a *Account, id string) {
 }
 
 // releaseSlotToken frees a distribution's slot if the run named token holds
-// it (all runs when token is ""), and wakes the next waiter.
+// it (all runs when token is ""), and hands it in the same step to the next
+// waiter (single submissions first, Q7), whose task is woken at once: a
+// freed slot neither idles until a recheck nor goes to a task that did not
+// wait.
 func (w *Worker) releaseSlotToken(ctx context.Context, a *Account, id, token string) {
-	var next string
-	var err error
-	if token == "" {
-		next, err = w.limiter.ReleaseSlot(ctx, a.UID, id)
-	} else {
-		next, err = w.limiter.ReleaseSlotToken(ctx, a.UID, id, token)
-	}
+	next, handed, err := w.limiter.HandSlot(ctx, a.UID, id, token, a.MaxJobs, w.opts.SlotLease)
 	if err != nil {
 		w.log.Warn("release slot", "account", a.Name, "distribution_id", id, "err", err)
 		return
 	}
-	w.refreshSlotGauge(ctx, a)
 	if next != "" {
-		w.wake(ctx, next)
+		w.wake(ctx, a, next, handed)
 	}
+	w.refreshSlotGauge(ctx, a)
 }
 
-// wake moves a waiting distribution's task from retry to pending now.
-func (w *Worker) wake(ctx context.Context, id string) {
+// wake moves a waiting distribution's task from retry to pending now. A
+// waiter handed a slot that will not use it (final or gone meanwhile)
+// passes the slot on.
+func (w *Worker) wake(ctx context.Context, a *Account, id string, handed bool) {
 	r, err := w.store.Get(ctx, id)
-	if err != nil || r.State.Terminal() {
+	if errors.Is(err, store.ErrNotFound) || err == nil && r.State.Terminal() {
+		if handed {
+			w.releaseSlot(ctx, a, id)
+		}
 		return
 	}
+	if err != nil {
+		return // its own recheck finds the slot it was handed
+	}
 	if err := w.inspector.RunTask(r.Queue, r.ID); err != nil {
-		// It is running already, or about to be scheduled: it will look again
-		// by itself within SlotRecheck.
-		w.log.Debug("wake waiter", "distribution_id", id, "err", err)
+		// Its handler is still returning its wait: wake it once it has.
+		w.wakeIn(r.Queue, r.ID, 50*time.Millisecond)
 	}
 }
 
 func (w *Worker) refreshSlotGauge(ctx context.Context, a *Account) {
+	// One refresh at a time: two releases' refreshes must not set the
+	// gauge in the opposite order of their reads.
+	w.gaugeMu.Lock()
+	defer w.gaugeMu.Unlock()
 	h, err := w.limiter.Holders(ctx, a.UID)
 	if err != nil {
 		return

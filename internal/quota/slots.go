@@ -113,20 +113,48 @@ func (l *Limiter) ReleaseSlot(ctx context.Context, uid, holder string) (nextWait
 }
 
 func (l *Limiter) releaseSlot(ctx context.Context, uid, holder, token string) (nextWaiter string, err error) {
+	next, _, err := l.release(ctx, uid, holder, token, 0, 0)
+	return next, err
+}
+
+// HandSlot frees holder's slot as ReleaseSlotToken does (any run's when
+// token is ""), pops the account's next waiter (priority waiters first, Q7)
+// and, in the same step, leases it a slot for lease when the slots in use
+// and External leave room below limit: the freed slot goes to that waiter,
+// not to whichever task asks first, and the waiter's AcquireSlot finds it
+// held. handed reports that; a waiter handed a slot it will not use (its
+// distribution was canceled) must be released in turn. Safe for concurrent
+// use.
+func (l *Limiter) HandSlot(ctx context.Context, uid, holder, token string, limit int, lease time.Duration) (nextWaiter string, handed bool, err error) {
+	if limit < 1 || lease <= 0 {
+		return "", false, fmt.Errorf("hand slot: limit %d, lease %v: %w", limit, lease, ErrInvalid)
+	}
+	return l.release(ctx, uid, holder, token, limit, lease)
+}
+
+func (l *Limiter) release(ctx context.Context, uid, holder, token string, limit int, lease time.Duration) (string, bool, error) {
 	if err := checkUID(uid); err != nil {
-		return "", fmt.Errorf("release slot: %w", err)
+		return "", false, fmt.Errorf("release slot: %w", err)
 	}
 	if holder == "" {
-		return "", fmt.Errorf("release slot: empty holder: %w", ErrInvalid)
+		return "", false, fmt.Errorf("release slot: empty holder: %w", ErrInvalid)
 	}
-	next, err := releaseScript.Run(ctx, l.rdb, []string{key(uid, kindSlots), key(uid, kindWaiters), key(uid, kindSlotTok)}, holder, token).Text()
-	if isNil(err) {
-		return "", nil
+	leaseUS := int64(0)
+	if lease > 0 {
+		leaseUS = leaseMicros(lease)
 	}
+	res, err := releaseScript.Run(ctx, l.rdb,
+		[]string{key(uid, kindSlots), key(uid, kindWaiters), key(uid, kindSlotTok), key(uid, kindExternal)},
+		holder, token, limit, leaseUS).Slice()
 	if err != nil {
-		return "", fmt.Errorf("release slot of %s for %s: %w", uid, holder, err)
+		return "", false, fmt.Errorf("release slot of %s for %s: %w", uid, holder, err)
 	}
-	return next, nil
+	if len(res) != 2 {
+		return "", false, fmt.Errorf("release slot of %s for %s: script answered %d values, want 2", uid, holder, len(res))
+	}
+	next, _ := res[0].(string)
+	handed, _ := res[1].(int64)
+	return next, handed == 1, nil
 }
 
 // Holders returns the unexpired leases and the pins of the account: holder

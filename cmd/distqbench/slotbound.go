@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/distq/distq/client"
+)
+
+// idealSchedule is the exact best schedule of n Creates under a rate of qps
+// Creates in any second and slots jobs at once, each job lasting jobDur and
+// its end seen at once: Create i goes at the latest of one second after
+// Create i-qps (the sliding window) and the end of the job of Create
+// i-slots (its slot). It returns the last Create's time and the last end,
+// both from the first Create.
+func idealSchedule(n, qps, slots int, jobDur time.Duration) (lastCreate, done time.Duration) {
+	t := make([]time.Duration, n)
+	for i := range t {
+		if i >= qps {
+			t[i] = max(t[i], t[i-qps]+time.Second)
+		}
+		if i >= slots {
+			t[i] = max(t[i], t[i-slots]+jobDur)
+		}
+		if i > 0 {
+			t[i] = max(t[i], t[i-1])
+		}
+		done = max(done, t[i]+jobDur)
+	}
+	if n > 0 {
+		lastCreate = t[n-1]
+	}
+	return lastCreate, done
+}
+
+// runSlotBound runs the slot-bound scenario (n products, jobs of jobDur,
+// K workers, 2 Creates/s, 10 slots) runs times and prints the measured
+// last Create and end of all beside the ideal schedule's.
+func (e env) runSlotBound(ctx context.Context, runs, n, workers int, jobDur time.Duration) error {
+	const qps, slots = 2, 10
+	idealLast, idealDone := idealSchedule(n, qps, slots, jobDur)
+	fmt.Printf("slot-bound: %d products, %v jobs, %d workers, %d Creates/s, %d slots\n", n, jobDur, workers, qps, slots)
+	fmt.Printf("ideal (instant detection): last Create %.1fs after the first, all done %.1fs after it\n\n", idealLast.Seconds(), idealDone.Seconds())
+	fmt.Println("| run | last Create after the first | ÷ ideal | all done after the first Create | ÷ ideal | max Creates in any 1 s | peak jobs |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for i := range runs {
+		last, done, peak, burst, err := e.slotBoundOnce(ctx, n, workers, qps, slots, jobDur)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("| %d | %.2fs | %.3f | %.2fs | %.3f | %d | %d |\n", i+1, last.Seconds(), last.Seconds()/idealLast.Seconds(),
+			done.Seconds(), done.Seconds()/idealDone.Seconds(), burst, peak)
+	}
+	return nil
+}
+
+func (e env) slotBoundOnce(ctx context.Context, n, workers, qps, slots int, jobDur time.Duration) (last, done time.Duration, peak, burst int, err error) {
+	rdb, err := e.emptyDB(ctx)
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	defer rdb.Close()
+	var p procs
+	defer p.stop()
+	name := "slot-bound"
+	simURL, err := e.startSim(ctx, &p, name, "ALISIM_JOB_DURATION="+jobDur.String(), fmt.Sprintf("ALISIM_MAX_JOBS=%d", slots))
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	distqEnv := e.distqEnv(simURL, fmt.Sprintf("DISTQ_CREATE_QPS=%d", qps), fmt.Sprintf("DISTQ_MAX_JOBS=%d", slots))
+	for i := range workers {
+		if err := e.startWorker(&p, name, i, distqEnv); err != nil {
+			return 0, 0, 0, 0, err
+		}
+	}
+	api, err := e.startAPI(ctx, &p, name, distqEnv)
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	c := apiClient(api)
+	created, _, err := c.SubmitBatch(ctx, benchBatch("iot-cn-slots", "a1slot%05d", n), "")
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	limit := time.Now().Add(time.Duration(n)*jobDur + time.Minute)
+	var doneAt time.Time
+	for doneAt.IsZero() {
+		if time.Now().After(limit) {
+			return 0, 0, 0, 0, fmt.Errorf("batch not done in time")
+		}
+		b, err := c.GetBatch(ctx, created.Batch.ID)
+		if err != nil {
+			return 0, 0, 0, 0, err
+		}
+		if b.Done {
+			if b.Counts[client.StateSucceeded] != n {
+				return 0, 0, 0, 0, fmt.Errorf("batch done with counts %v", b.Counts)
+			}
+			doneAt = time.Now()
+			break
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return 0, 0, 0, 0, err
+		}
+	}
+	var audit struct{ Calls []call }
+	var jobs struct{ Jobs []job }
+	if err := getJSON(simURL+"/_alisim/audit", &audit); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	if err := getJSON(simURL+"/_alisim/jobs", &jobs); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	var creates []time.Time
+	for _, cl := range audit.Calls {
+		if cl.Action == "CreateProductDistributeJob" && cl.Outcome == "ok" {
+			creates = append(creates, cl.Arrived)
+		}
+	}
+	if len(creates) == 0 {
+		return 0, 0, 0, 0, fmt.Errorf("no Create")
+	}
+	sort.Slice(creates, func(i, j int) bool { return creates[i].Before(creates[j]) })
+	first := creates[0]
+	return creates[len(creates)-1].Sub(first), doneAt.Sub(first), peakOverlap(jobs.Jobs), maxInWindow(creates, time.Second), nil
+}

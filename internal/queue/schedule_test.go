@@ -1,0 +1,57 @@
+package queue
+
+import (
+	"testing"
+	"time"
+)
+
+// The poll schedule: sparse far from the expected end, dense around it,
+// geometric without an estimate or past it, within [base, maxGap].
+func TestPollDelay(t *testing.T) {
+	t.Parallel()
+	s := time.Second
+	for _, tc := range []struct {
+		elapsed, estimate, want time.Duration
+	}{
+		{0, 10 * s, 9 * s},                        // first poll just before the expected end
+		{9 * s, 10 * s, s},                        // dense around it
+		{13 * s, 10 * s, s},                       // still dense, a little past it
+		{14 * s, 10 * s, 3500 * time.Millisecond}, // overdue: a quarter of its age
+		{0, 300 * s, 60 * s},                      // never more than maxGap
+		{0, 0, s},                                 // unknown: base, then geometric
+		{3 * s, 0, s},
+		{20 * s, 0, 5 * s},
+		{0, 1500 * time.Millisecond, s}, // short jobs: dense from the start
+	} {
+		if got := pollDelay(tc.elapsed, tc.estimate, s, 60*s); got != tc.want {
+			t.Errorf("pollDelay(%v, estimate %v) = %v, want %v", tc.elapsed, tc.estimate, got, tc.want)
+		}
+	}
+}
+
+// How many Queries a job costs, with the estimate right: about the same
+// for a 1 s, a 10 s and a 60 s job, and O(log) without an estimate.
+func TestPollCountIndependentOfDuration(t *testing.T) {
+	t.Parallel()
+	base, gap := time.Second, time.Minute
+	count := func(dur, est time.Duration) (n int, late time.Duration) {
+		at := time.Duration(0)
+		for {
+			at += pollDelay(at, est, base, gap)
+			n++
+			if at >= dur {
+				return n, at - dur
+			}
+		}
+	}
+	for _, dur := range []time.Duration{time.Second, 10 * time.Second, 60 * time.Second, 5 * time.Minute} {
+		n, late := count(dur, dur)
+		if n > 8 || late > base {
+			t.Errorf("%v job, estimate right: %d Queries, seen %v late; want ≤ 8 and ≤ %v", dur, n, late, base)
+		}
+		n, late = count(dur, 0)
+		if n > 25 || late > dur/4+base {
+			t.Errorf("%v job, no estimate: %d Queries, seen %v late; want ≤ 25 and ≤ a quarter", dur, n, late)
+		}
+	}
+}

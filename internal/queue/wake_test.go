@@ -1,0 +1,68 @@
+package queue
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/distq/distq/internal/redistest"
+)
+
+// A task waiting in asynq's scheduled set (as a poll, or a task handed back
+// with a WaitError) is moved to pending by the worker's in-process wake
+// when its wait ends, long before asynq's forwarder would look; of two
+// wakes of one task, the sooner stands.
+func TestWakeRunsTheWaitingTask(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	insp := asynq.NewInspectorFromRedisClient(db.Client)
+	cl := asynq.NewClientFromRedisClient(db.Client)
+	w := NewWorker(nil, nil, nil, nil, insp, cl, slog.New(slog.DiscardHandler), Options{})
+	defer w.StopWakes()
+	enqueue := func(id string) {
+		t.Helper()
+		task, opts := pollTask(id)
+		if _, err := cl.Enqueue(task, append(opts, asynq.ProcessIn(time.Hour))...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func(id string) asynq.TaskState {
+		t.Helper()
+		info, err := insp.GetTaskInfo(QueuePoll, pollTaskID(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State
+	}
+	enqueue("d_a")
+	enqueue("d_b")
+	w.wakeIn(QueuePoll, pollTaskID("d_a"), 100*time.Millisecond)
+	w.wakeIn(QueuePoll, pollTaskID("d_b"), time.Hour)
+	w.wakeIn(QueuePoll, pollTaskID("d_b"), 30*time.Minute) // replaces the first
+	w.wakeIn(QueuePoll, pollTaskID("d_b"), 2*time.Hour)    // a later one does not
+	deadline := time.Now().Add(5 * time.Second)
+	for state("d_a") != asynq.TaskStatePending {
+		if time.Now().After(deadline) {
+			t.Fatalf("task d_a %v after 5s, want pending", state("d_a"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := state("d_b"); s != asynq.TaskStateScheduled {
+		t.Errorf("task d_b %v, want still scheduled (its wake is in 30 min)", s)
+	}
+	w.wakes.mu.Lock()
+	at := w.wakes.timers[QueuePoll+"\x00"+pollTaskID("d_b")].at
+	w.wakes.mu.Unlock()
+	if left := time.Until(at); left > 30*time.Minute || left < 29*time.Minute {
+		t.Errorf("d_b's wake in %v, want the sooner one (30 min)", left)
+	}
+	if n := w.pendingWakes(); n != 1 {
+		t.Errorf("%d wakes pending, want 1 (d_b's)", n)
+	}
+	w.StopWakes()
+	if n := w.pendingWakes(); n != 0 {
+		t.Errorf("%d wakes pending after StopWakes", n)
+	}
+}
