@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -153,8 +154,21 @@ func (w *Worker) confirmGone(ctx context.Context, a *Account, r *store.Record) (
 	if r.SubmittedAt != nil && w.now().Sub(*r.SubmittedAt) < w.opts.NotFoundMinAge {
 		return false, nil
 	}
+	seen := false
+	complete, err := w.listJobs(ctx, a, r, func(jobs []alibaba.Job) (bool, error) {
+		seen = slices.ContainsFunc(jobs, func(j alibaba.Job) bool { return j.JobID == r.JobID })
+		return seen, nil
+	})
+	return complete && !seen, err
+}
+
+// listJobs pages through ListDeviceDistributeJob for r's product and target
+// UID, each page under the account's List rate, and hands every page to
+// visit. It stops when visit says stop or fails, at the last page, or after
+// maxLookupPages; complete reports whether it saw the last page.
+func (w *Worker) listJobs(ctx context.Context, a *Account, r *store.Record, visit func([]alibaba.Job) (stop bool, err error)) (complete bool, err error) {
 	token := ""
-	for page := 0; page < maxLookupPages; page++ {
+	for range maxLookupPages {
 		if err := w.grant(ctx, a, alibaba.ActionList, w.opts.MaxRateWait); err != nil {
 			return false, err
 		}
@@ -168,10 +182,8 @@ func (w *Worker) confirmGone(ctx context.Context, a *Account, r *store.Record) (
 		if err != nil {
 			return false, err
 		}
-		for _, j := range jobs {
-			if j.JobID == r.JobID {
-				return false, nil
-			}
+		if stop, err := visit(jobs); stop || err != nil {
+			return false, err
 		}
 		if next == "" {
 			return true, nil

@@ -405,38 +405,23 @@ func (w *Worker) lookup(ctx context.Context, a *Account, r *store.Record, token 
 	since := r.CreateSentAt.Add(-clockSkew)
 	until := r.CreateSentAt.Add(w.opts.CallTimeout + w.opts.RemoteVisibility + clockSkew)
 	var found []alibaba.Job
-	pageToken := ""
-	for page := 0; page < maxLookupPages; page++ {
-		if err := w.grant(ctx, a, alibaba.ActionList, w.opts.MaxRateWait); err != nil {
-			return false, err
-		}
-		var jobs []alibaba.Job
-		var next string
-		err := w.do(ctx, a, alibaba.ActionList, func() error {
-			var err error
-			jobs, next, err = a.Client.ListContext(ctx, alibaba.ListFilter{ProductKey: r.ProductKey, TargetUID: r.TargetUID, NextToken: pageToken})
-			return err
-		})
-		if err != nil {
-			return false, err
-		}
+	if _, err := w.listJobs(ctx, a, r, func(jobs []alibaba.Job) (bool, error) {
 		for _, j := range jobs {
 			if !jobMatches(j, r) || j.CreatedAt.Before(since) || j.CreatedAt.After(until) {
 				continue
 			}
 			owner, err := w.store.JobOwner(ctx, j.JobID)
 			if err != nil {
-				return false, err
+				return true, err
 			}
 			if owner != "" && owner != r.ID {
 				continue // another distribution's job
 			}
 			found = append(found, j)
 		}
-		if next == "" {
-			break
-		}
-		pageToken = next
+		return false, nil
+	}); err != nil {
+		return false, err
 	}
 	// The closest to the marker first: the Create's job was made right after
 	// it; a job further away in the skew window is more likely another's.
