@@ -21,10 +21,8 @@ type Metrics struct {
 	SlotsLimit      *prometheus.GaugeVec     // account
 	RateLimit       *prometheus.GaugeVec     // account, action
 	Duration        *prometheus.HistogramVec // account
-	// Waiting is not exported: distq_distributions_waiting is shared state,
-	// exported by NewWaitingCollector from Redis. It is kept so that
-	// existing callers still compile.
-	Waiting    *prometheus.GaugeVec   // account, reason
+	// distq_distributions_waiting is shared state: NewWaitingCollector
+	// exports it from Redis at each scrape.
 	Reconciled *prometheus.CounterVec // account, what
 	// HTTPRequests and HTTPDuration are the api's requests. Their labels
 	// come from closed sets: url is a route template or "unmatched",
@@ -89,9 +87,6 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "distq_distribution_duration_seconds", Help: "Time from acceptance to a final state.",
 			Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200},
 		}, []string{"account"}),
-		Waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "distq_distributions_waiting", Help: WaitingHelp,
-		}, []string{"account", "reason"}),
 		Reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "distq_reconciled_total", Help: "Repairs made by the reconciler (adopted jobs, released slots, re-enqueued tasks).",
 		}, []string{"account", "what"}),
@@ -139,9 +134,6 @@ func (m *Metrics) InitAccount(account string, actions []string, rates map[string
 	}
 	for _, k := range WaitKinds {
 		m.QuotaWait.WithLabelValues(account, k)
-	}
-	for _, r := range WaitReasons {
-		m.Waiting.WithLabelValues(account, r)
 	}
 	for _, what := range []string{"adopted_job", "released_slot", "requeued_task"} {
 		m.Reconciled.WithLabelValues(account, what)

@@ -75,10 +75,14 @@ func (w *Worker) Reconcile(ctx context.Context, minGap time.Duration) error {
 		return err
 	}
 	if !ok {
-		// Another worker repairs; this one still refreshes its gauges, which
-		// dashboards and alerts read with max() across workers: a stale one
-		// would show slots or waits long gone.
-		return w.reconcileOpen(ctx, false)
+		// Another worker repairs; this one still refreshes its slot gauge,
+		// which dashboards and alerts read with max() across workers: a stale
+		// one would show slots long gone. (The waiting gauge is read from
+		// Redis at each scrape: metrics.NewWaitingCollector.)
+		for _, a := range w.accounts {
+			w.refreshSlotGauge(ctx, a)
+		}
+		return nil
 	}
 	seen := map[string]bool{}
 	var errs []error
@@ -91,7 +95,7 @@ func (w *Worker) Reconcile(ctx context.Context, minGap time.Duration) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := w.reconcileOpen(ctx, true); err != nil {
+	if err := w.reconcileOpen(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if w.passes.Add(1)%100 == 1 {
@@ -228,10 +232,9 @@ func (w *Worker) purgeFinished(ctx context.Context, a *Account, ours map[string]
 	return n, nil
 }
 
-// reconcileOpen refreshes the slot and waiting gauges and, with repair,
-// re-enqueues the task of every open distribution older than OrphanAge
-// whose task is missing.
-func (w *Worker) reconcileOpen(ctx context.Context, repair bool) error {
+// reconcileOpen refreshes the slot gauge and re-enqueues the task of every
+// open distribution older than OrphanAge whose task is missing.
+func (w *Worker) reconcileOpen(ctx context.Context) error {
 	for _, a := range w.accounts {
 		w.refreshSlotGauge(ctx, a)
 	}
@@ -240,7 +243,6 @@ func (w *Worker) reconcileOpen(ctx context.Context, repair bool) error {
 	if err != nil {
 		return err
 	}
-	waiting := map[[2]string]int{}
 	for start := 0; start < len(ids); start += 500 {
 		recs, err := w.store.GetMany(ctx, ids[start:min(start+500, len(ids))])
 		if err != nil {
@@ -250,10 +252,7 @@ func (w *Worker) reconcileOpen(ctx context.Context, repair bool) error {
 			if r.State.Terminal() {
 				continue
 			}
-			if r.WaitReason != "" {
-				waiting[[2]string{r.Account, string(r.WaitReason)}]++
-			}
-			if !repair || !r.UpdatedAt.Before(cutoff) {
+			if !r.UpdatedAt.Before(cutoff) {
 				continue // young: its task is surely still there
 			}
 			var task *asynq.Task
@@ -272,11 +271,6 @@ func (w *Worker) reconcileOpen(ctx context.Context, repair bool) error {
 				w.metrics.Reconciled.WithLabelValues(r.Account, "requeued_task").Inc()
 				w.log.Info("re-enqueued lost task", "distribution_id", r.ID, "type", task.Type())
 			}
-		}
-	}
-	for name := range w.accounts {
-		for _, reason := range []distribution.WaitReason{distribution.WaitRateLimit, distribution.WaitJobSlots, distribution.WaitBackoff} {
-			w.metrics.Waiting.WithLabelValues(name, string(reason)).Set(float64(waiting[[2]string{name, string(reason)}]))
 		}
 	}
 	return nil
