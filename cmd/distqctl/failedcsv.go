@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/distq/distq/client"
 )
@@ -51,7 +50,7 @@ func (a *app) failedRows(ctx context.Context, c *client.Client, shared client.Di
 	if !waited {
 		return rows, nil
 	}
-	add := func(d client.Distribution) {
+	err := eachFailed(ctx, c, ids, func(d client.Distribution) bool {
 		row := failedRow{outcome: string(d.State), line: lineOf[d.ID], id: d.ID, req: client.DistributionRequest{
 			Account: d.Account, ProductKey: d.ProductKey, SourceInstanceID: d.SourceInstanceID, TargetInstanceID: d.TargetInstanceID,
 			TargetUID: d.TargetUID, TargetAliyunID: d.TargetAliyunID}}
@@ -59,24 +58,10 @@ func (a *app) failedRows(ctx context.Context, c *client.Client, shared client.Di
 			row.code, row.message, row.requestID = d.Error.Code, d.Error.Message, d.Error.RequestID
 		}
 		rows = append(rows, row)
-	}
-	for _, id := range ids {
-		if strings.HasPrefix(id, "d_") {
-			d, err := c.Get(ctx, id)
-			if err != nil {
-				return nil, apiError(err)
-			}
-			if d.State == client.StateFailed {
-				add(*d)
-			}
-			continue
-		}
-		for d, err := range c.All(ctx, client.ListOptions{BatchID: id, State: client.StateFailed, Limit: 1000}) {
-			if err != nil {
-				return nil, fmt.Errorf("list the failures of %s: %w", id, apiError(err))
-			}
-			add(d)
-		}
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortStableFunc(rows, func(x, y failedRow) int { return x.line - y.line })
 	return rows, nil

@@ -198,6 +198,32 @@ func transient(err error) bool {
 	return errors.As(err, &ue) || errors.As(err, &ae) && ae.Unavailable()
 }
 
+// eachFailed hands visit every failed distribution among ids (distribution
+// ids, and batch ids whose failed items it lists) until visit returns false.
+func eachFailed(ctx context.Context, c *client.Client, ids []string, visit func(client.Distribution) bool) error {
+	for _, id := range ids {
+		if strings.HasPrefix(id, "d_") {
+			d, err := c.Get(ctx, id)
+			if err != nil {
+				return apiError(err)
+			}
+			if d.State == client.StateFailed && !visit(*d) {
+				return nil
+			}
+			continue
+		}
+		for d, err := range c.All(ctx, client.ListOptions{BatchID: id, State: client.StateFailed, Limit: 1000}) {
+			if err != nil {
+				return fmt.Errorf("list the failures of %s: %w", id, apiError(err))
+			}
+			if !visit(d) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
 // result builds the end of a watch, listing the failures.
 func (a *app) result(ctx context.Context, c *client.Client, ids []string, s snapshot, elapsed time.Duration, lineOf map[string]int) (*watchResult, error) {
 	res := &watchResult{IDs: ids, Total: s.Total, Counts: s.Counts, Created: s.Created, Elapsed: elapsed.Seconds(), Failures: []failure{}, FailuresListed: true}
@@ -216,25 +242,8 @@ func (a *app) result(ctx context.Context, c *client.Client, ids []string, s snap
 	if s.Counts[client.StateFailed] == 0 {
 		return res, nil
 	}
-	for _, id := range ids {
-		if strings.HasPrefix(id, "d_") {
-			d, err := c.Get(ctx, id)
-			if err != nil {
-				return nil, apiError(err)
-			}
-			if d.State == client.StateFailed {
-				add(*d)
-			}
-			continue
-		}
-		for d, err := range c.All(ctx, client.ListOptions{BatchID: id, State: client.StateFailed, Limit: 1000}) {
-			if err != nil {
-				return nil, fmt.Errorf("list the failures of %s: %w", id, apiError(err))
-			}
-			if !add(d) {
-				break
-			}
-		}
+	if err := eachFailed(ctx, c, ids, add); err != nil {
+		return nil, err
 	}
 	slices.SortStableFunc(res.Failures, func(x, y failure) int {
 		return cmp.Or(x.Line-y.Line, strings.Compare(x.ID, y.ID))
