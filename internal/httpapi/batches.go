@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/distq/distq/client"
 	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/service"
 )
@@ -44,19 +45,8 @@ type BatchView struct {
 	Notification *Notification `json:"notification,omitempty"`
 }
 
-// Notification is a completion event's delivery state.
-type Notification struct {
-	EventID       string     `json:"event_id"`
-	Type          string     `json:"type"`
-	State         string     `json:"state"`
-	Attempts      int        `json:"attempts"`
-	CreatedAt     time.Time  `json:"created_at"`
-	LastAttemptAt *time.Time `json:"last_attempt_at,omitempty"`
-	LastStatus    int        `json:"last_status,omitempty"`
-	LastError     string     `json:"last_error,omitempty"`
-	NextRetryAt   *time.Time `json:"next_retry_at,omitempty"`
-	DeliveredAt   *time.Time `json:"delivered_at,omitempty"`
-}
+// Notification is a completion event's delivery state: the public wire type.
+type Notification = client.Notification
 
 func batchView(v *service.BatchView) BatchView {
 	out := BatchView{Batch: v.Batch, Counts: v.Counts, Done: v.Done, ETA: v.ETA}
