@@ -15,10 +15,7 @@ package console
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -69,17 +66,13 @@ type Deps struct {
 
 type console struct {
 	Deps
-	tokens []tokenEntry
+	tokens *service.Tokens
 	pages  *pages
 
 	mu       sync.Mutex
 	failures map[string]*rate.Limiter // client address -> failed sign-ins
 }
 
-type tokenEntry struct {
-	hash [32]byte
-	team string
-}
 
 // New returns the console's handler, for every path under Prefix.
 func New(d Deps) http.Handler {
@@ -93,16 +86,7 @@ func New(d Deps) http.Handler {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	c := &console{Deps: d, pages: mustParsePages(), failures: map[string]*rate.Limiter{}}
-	for token, team := range d.Tokens {
-		c.tokens = append(c.tokens, tokenEntry{hash: sha256.Sum256([]byte(token)), team: team})
-	}
-	for h, team := range d.TokenHashes {
-		var e tokenEntry
-		if n, err := hex.Decode(e.hash[:], []byte(h)); err == nil && n == len(e.hash) {
-			e.team = team
-			c.tokens = append(c.tokens, e)
-		}
-	}
+	c.tokens = service.NewTokens(d.Tokens, d.TokenHashes)
 	assets, _ := fs.Sub(assetFS, "assets")
 	mux := http.NewServeMux()
 	mux.Handle("GET "+Prefix+"/assets/", http.StripPrefix(Prefix+"/assets/", cacheAssets(http.FileServerFS(assets))))
@@ -164,21 +148,6 @@ func cacheAssets(next http.Handler) http.Handler {
 	})
 }
 
-// teamOfHash returns the team of the token whose hex SHA-256 is h ("" when
-// none), comparing with every entry in constant time.
-func (c *console) teamOfHash(h string) string {
-	var sum [32]byte
-	if n, err := hex.Decode(sum[:], []byte(h)); err != nil || n != len(sum) {
-		return ""
-	}
-	team := ""
-	for _, t := range c.tokens {
-		if subtle.ConstantTimeCompare(sum[:], t.hash[:]) == 1 {
-			team = t.team
-		}
-	}
-	return team
-}
 
 // Failed sign-ins are limited per client address: a burst of 10, then one
 // every 6 s.

@@ -53,7 +53,7 @@ func (c *console) session(r *http.Request) (*session, bool) {
 		return nil, false
 	}
 	var s session
-	if json.Unmarshal(raw, &s) != nil || s.Team == "" || time.Now().After(s.Expires) || c.teamOfHash(s.Token) != s.Team {
+	if json.Unmarshal(raw, &s) != nil || s.Team == "" || time.Now().After(s.Expires) || c.tokens.TeamOfHash(s.Token) != s.Team {
 		return nil, false
 	}
 	return &s, true
@@ -164,7 +164,7 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	sum := sha256.Sum256([]byte(r.FormValue("token")))
 	hash := hex.EncodeToString(sum[:])
-	team := c.teamOfHash(hash)
+	team := c.tokens.TeamOfHash(hash)
 	if team == "" {
 		c.loginFailed(r)
 		c.showLogin(w, r, http.StatusUnauthorized, "That token is not valid.")

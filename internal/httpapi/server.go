@@ -8,10 +8,7 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	_ "embed"
-	"encoding/hex"
 	"log/slog"
 	"math"
 	"net/http"
@@ -77,7 +74,7 @@ type Deps struct {
 
 type server struct {
 	Deps
-	tokens   []tokenEntry
+	tokens   *service.Tokens
 	limiters sync.Map // team -> *rate.Limiter
 	// routes are the path templates of the routes, the url labels.
 	routes map[string]bool
@@ -86,10 +83,6 @@ type server struct {
 	authFailures failureLimiter
 }
 
-type tokenEntry struct {
-	hash [32]byte
-	team string
-}
 
 // New returns the API's handler, and a function that runs its background
 // work (the service's change feed, for long polls) until ctx ends.
@@ -114,17 +107,7 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	}
 	s := &server{Deps: d}
 	s.polls.max = int64(d.MaxLongPolls)
-	for token, team := range d.Tokens {
-		// Tokens are kept only as hashes, compared in constant time.
-		s.tokens = append(s.tokens, tokenEntry{hash: sha256.Sum256([]byte(token)), team: team})
-	}
-	for hexHash, team := range d.TokenHashes {
-		var e tokenEntry
-		if n, err := hex.Decode(e.hash[:], []byte(hexHash)); err == nil && n == len(e.hash) {
-			e.team = team
-			s.tokens = append(s.tokens, e)
-		}
-	}
+	s.tokens = service.NewTokens(d.Tokens, d.TokenHashes)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Log)
@@ -212,13 +195,7 @@ func (s *server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="distq"`)
 			return errorf(http.StatusUnauthorized, "unauthorized", "missing bearer token: send Authorization: Bearer <token>")
 		}
-		sum := sha256.Sum256([]byte(token))
-		team := ""
-		for _, t := range s.tokens { // every entry, whatever matches: constant time
-			if subtle.ConstantTimeCompare(sum[:], t.hash[:]) == 1 {
-				team = t.team
-			}
-		}
+		team := s.tokens.Team(token)
 		if team == "" {
 			s.authFailures.add(addr)
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="distq", error="invalid_token"`)
