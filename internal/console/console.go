@@ -73,7 +73,6 @@ type console struct {
 	failures map[string]*rate.Limiter // client address -> failed sign-ins
 }
 
-
 // New returns the console's handler, for every path under Prefix.
 func New(d Deps) http.Handler {
 	if d.SessionTTL <= 0 {
@@ -147,7 +146,6 @@ func cacheAssets(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
 
 // Failed sign-ins are limited per client address: a burst of 10, then one
 // every 6 s.

@@ -83,7 +83,6 @@ type server struct {
 	authFailures failureLimiter
 }
 
-
 // New returns the API's handler, and a function that runs its background
 // work (the service's change feed, for long polls) until ctx ends.
 func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
