@@ -37,11 +37,13 @@ func (e configError) Unwrap() error { return e.err }
 const usage = `Usage: alisim [-h]
 
 alisim serves a simulator of the Alibaba Cloud IoT Platform's distribution
-APIs (API 2018-01-20: CreateProductDistributeJob, QueryDeviceDistributeJob,
-ListDeviceDistributeJob, DeleteDeviceDistributeJob, ...) over HTTP, with the
-real endpoint's signatures, per-account rates and job quota, and injectable
-faults. Admin endpoints: GET /_alisim/audit, GET|POST /_alisim/jobs,
-GET|POST /_alisim/faults, GET /healthz.
+APIs (API 2018-01-20: CreateProductDistributeJob, CreateDeviceDistributeJob,
+QueryDeviceDistributeJob, ListDeviceDistributeJob, DeleteDeviceDistributeJob,
+QueryDeviceDistributeDetail, ...) over HTTP, with the real endpoint's
+signatures, per-account rates and job quota, and injectable faults. Admin
+endpoints: GET /_alisim/audit, GET|POST /_alisim/jobs, GET|POST
+/_alisim/faults, GET /healthz; device jobs' result files under
+/_alisim/detail/.
 
 Settings (environment; a bad one stops alisim with exit status 2):
   ALISIM_ADDR              listen address (default :8081)
@@ -56,8 +58,8 @@ Settings (environment; a bad one stops alisim with exit status 2):
                            undeleted (default unfinished)
   ALISIM_QPS               Action=rate[,...] calls per second per account UID,
                            e.g. CreateProductDistributeJob=4 (default the
-                           documented rates: Create 2, Query 10, List 5,
-                           Delete 2)
+                           documented rates: each Create 2, Query 10, List 5,
+                           Delete 2, Detail 5)
   ALISIM_MISSING_PRODUCTS  productKey[,...] answered iot.prod.NotExistedProduct
   ALISIM_LATENCY           delay before each call: min-max (0-50ms) or one
                            duration (default none)
@@ -72,6 +74,16 @@ Settings (environment; a bad one stops alisim with exit status 2):
                            ` + alisim.DefaultQuotaExceededCode + `,
                            ` + alisim.DefaultCrossAccountCode + `,
                            ` + alisim.DefaultJobNotFoundCode + `)
+  ALISIM_DEVICE_PACE       time a device job takes per device, on top of
+                           ALISIM_JOB_DURATION (default 1ms; 0 for none)
+  ALISIM_MISSING_DEVICES   deviceName[,...] whose distribution fails with
+                           iot.device.NotExistedDevice in the result file
+  ALISIM_DEVICE_FAIL_RATIO fault: share of the devices of each device job
+                           that fail, 0..1 (default 0)
+  ALISIM_DEVICE_FAIL_CODE  their code (default ` + alisim.DefaultDeviceFailCode + `)
+  ALISIM_DETAIL_VALIDITY   how long a QueryDeviceDistributeDetail file URL
+                           stays valid (default 10m)
+  ALISIM_DETAIL_FORMAT     the result files' format: jsonl or csv (default jsonl)
   ALISIM_SEED              seed of every random choice, for repeatable faults
                            (default random)
 `

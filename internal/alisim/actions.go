@@ -18,6 +18,8 @@ type outcome struct {
 	productKey string
 	// hold asks for the timeout fault: no answer, then a dropped connection.
 	hold bool
+	// devices is the number of device names a device Create carried.
+	devices int
 }
 
 // call is the context of one accepted API call; the Server holds its lock
@@ -26,6 +28,8 @@ type call struct {
 	acct   Account
 	params url.Values
 	now    time.Time
+	// host and scheme are where the call came, for the URLs it answers.
+	host, scheme string
 }
 
 // response body shapes, with the JSON names the official SDK reads.
@@ -66,15 +70,20 @@ func jobDataOf(j *job, now time.Time, detailed bool) jobData {
 		Strategy:  0,
 		Total:     0,
 		GmtCreate: j.created.UnixMilli(),
-		TargetInstanceConfigs: targetInstanceConfigs{Items: []targetInstance{{
-			TargetInstanceID: j.targetInstanceID,
-		}}},
+	}
+	if j.device != nil {
+		d.Strategy, d.Total = j.device.strategy, len(j.device.results)
+	}
+	for _, t := range targetsOf(j) {
+		ti := targetInstance{TargetInstanceID: t}
+		if detailed {
+			ti.TargetInstanceName, ti.TargetRegion = instanceName(t), regionOf(t)
+		}
+		d.TargetInstanceConfigs.Items = append(d.TargetInstanceConfigs.Items, ti)
 	}
 	if detailed {
 		d.SourceInstanceName = instanceName(j.sourceInstanceID)
 		d.SourceRegion = regionOf(j.sourceInstanceID)
-		d.TargetInstanceConfigs.Items[0].TargetInstanceName = instanceName(j.targetInstanceID)
-		d.TargetInstanceConfigs.Items[0].TargetRegion = regionOf(j.targetInstanceID)
 	}
 	return d
 }
@@ -126,16 +135,7 @@ func (s *Server) createJob(c call) outcome {
 		}
 		j.targetAliyunID = targetAliyunID
 		s.jobs.add(j)
-		o = outcome{body: map[string]any{"JobId": j.id}, jobID: j.id}
-		o.hold = s.chance(s.faults.TimeoutAfterCreateRatio)
-		if !o.hold && s.chance(s.faults.ErrorAfterCreateRatio) {
-			// The job exists; the answer says the call failed.
-			o.body = nil
-			o.gateway = errServiceUnavailable()
-			if s.cfg.Rand.IntN(2) == 0 {
-				o.gateway = errInternal()
-			}
-		}
+		o = s.created(j)
 	}
 	o.productKey = pk
 	return o
@@ -201,8 +201,7 @@ func (s *Server) queryDetail(c call) outcome {
 	if !ok {
 		return s.jobNotFound(id)
 	}
-	file := fmt.Sprintf("https://iot-distribute-result.oss-cn-shanghai.aliyuncs.com/%s/%s.json?Expires=%d",
-		c.acct.UID, id, c.now.Add(10*time.Minute).Unix())
+	file := s.detailURL(c, id, c.now.Add(s.cfg.DetailValidity))
 	return outcome{body: map[string]any{"File": file}, jobID: id, productKey: j.productKey}
 }
 
@@ -289,25 +288,28 @@ func (s *Server) listDistributed(c call) outcome {
 	}
 	var items []map[string]any
 	for _, j := range s.jobs.distributed(c.acct.UID, c.now) {
-		if (p.Get("ProductKey") != "" && j.productKey != p.Get("ProductKey")) ||
-			(p.Get("SourceInstanceId") != "" && j.sourceInstanceID != p.Get("SourceInstanceId")) ||
-			(p.Get("TargetInstanceId") != "" && j.targetInstanceID != p.Get("TargetInstanceId")) ||
-			(p.Get("TargetUid") != "" && j.targetUID != p.Get("TargetUid")) {
-			continue
+		// A device job distributes its product to each of its targets too.
+		for _, target := range targetsOf(j) {
+			if (p.Get("ProductKey") != "" && j.productKey != p.Get("ProductKey")) ||
+				(p.Get("SourceInstanceId") != "" && j.sourceInstanceID != p.Get("SourceInstanceId")) ||
+				(p.Get("TargetInstanceId") != "" && target != p.Get("TargetInstanceId")) ||
+				(p.Get("TargetUid") != "" && j.targetUID != p.Get("TargetUid")) {
+				continue
+			}
+			items = append(items, map[string]any{
+				"ProductKey":         j.productKey,
+				"SourceInstanceId":   j.sourceInstanceID,
+				"SourceInstanceName": instanceName(j.sourceInstanceID),
+				"SourceRegion":       regionOf(j.sourceInstanceID),
+				"SourceUid":          j.uid,
+				"TargetInstanceId":   target,
+				"TargetInstanceName": instanceName(target),
+				"TargetRegion":       regionOf(target),
+				"TargetUid":          j.targetUID,
+				"TargetAliyunId":     j.targetAliyunID,
+				"GmtCreate":          j.created.Add(j.duration).UnixMilli(),
+			})
 		}
-		items = append(items, map[string]any{
-			"ProductKey":         j.productKey,
-			"SourceInstanceId":   j.sourceInstanceID,
-			"SourceInstanceName": instanceName(j.sourceInstanceID),
-			"SourceRegion":       regionOf(j.sourceInstanceID),
-			"SourceUid":          j.uid,
-			"TargetInstanceId":   j.targetInstanceID,
-			"TargetInstanceName": instanceName(j.targetInstanceID),
-			"TargetRegion":       regionOf(j.targetInstanceID),
-			"TargetUid":          j.targetUID,
-			"TargetAliyunId":     j.targetAliyunID,
-			"GmtCreate":          j.created.Add(j.duration).UnixMilli(),
-		})
 	}
 	p2 := url.Values{"PageSize": {p.Get("PageSize")}, "CurrentPage": {p.Get("CurrentPage")}}
 	offset, size, be := page(p2, len(items))

@@ -19,6 +19,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /_alisim/audit", s.handleAudit)
 	s.mux.HandleFunc("GET /_alisim/jobs", s.handleJobs)
 	s.mux.HandleFunc("POST /_alisim/jobs", s.handleAddJob)
+	s.mux.HandleFunc("GET /_alisim/detail/{file}", s.handleDetailFile)
 	s.mux.HandleFunc("GET /_alisim/faults", s.handleGetFaults)
 	s.mux.HandleFunc("POST /_alisim/faults", s.handleSetFaults)
 }
@@ -34,6 +35,8 @@ type faultsJSON struct {
 	HoldTimeout             string    `json:"hold_timeout,omitempty"`
 	ThrottleUntil           time.Time `json:"throttle_until"`
 	ThrottleFor             string    `json:"throttle_for,omitempty"`
+	DeviceFailRatio         float64   `json:"device_fail_ratio"`
+	DeviceFailCode          string    `json:"device_fail_code,omitempty"`
 }
 
 func faultsToJSON(f Faults) faultsJSON {
@@ -45,6 +48,8 @@ func faultsToJSON(f Faults) faultsJSON {
 		ErrorAfterCreateRatio:   f.ErrorAfterCreateRatio,
 		HoldTimeout:             f.HoldTimeout.String(),
 		ThrottleUntil:           f.ThrottleUntil,
+		DeviceFailRatio:         f.DeviceFailRatio,
+		DeviceFailCode:          f.DeviceFailCode,
 	}
 }
 
@@ -54,6 +59,8 @@ func (fj faultsJSON) faults(now time.Time) (Faults, error) {
 		TimeoutAfterCreateRatio: fj.TimeoutAfterCreateRatio,
 		ErrorAfterCreateRatio:   fj.ErrorAfterCreateRatio,
 		ThrottleUntil:           fj.ThrottleUntil,
+		DeviceFailRatio:         fj.DeviceFailRatio,
+		DeviceFailCode:          fj.DeviceFailCode,
 	}
 	for _, d := range []struct {
 		name string

@@ -13,12 +13,14 @@ const (
 // Call is the audit record of one API call that arrived. Outcome is empty
 // while the call is being processed.
 type Call struct {
-	Seq             int       `json:"seq"`
-	RequestID       string    `json:"request_id"`
-	Action          string    `json:"action"`
-	UID             string    `json:"uid,omitempty"`
-	AccessKeyID     string    `json:"access_key_id,omitempty"`
-	ProductKey      string    `json:"product_key,omitempty"`
+	Seq         int    `json:"seq"`
+	RequestID   string `json:"request_id"`
+	Action      string `json:"action"`
+	UID         string `json:"uid,omitempty"`
+	AccessKeyID string `json:"access_key_id,omitempty"`
+	ProductKey  string `json:"product_key,omitempty"`
+	// Devices is the number of DeviceName.N of a CreateDeviceDistributeJob.
+	Devices         int       `json:"devices,omitempty"`
 	JobID           string    `json:"job_id,omitempty"`
 	Code            string    `json:"code,omitempty"`
 	HTTPStatus      int       `json:"http_status"`

@@ -2,6 +2,7 @@ package alisim
 
 import (
 	"crypto/subtle"
+	"errors"
 	"mime"
 	"net/http"
 	"net/url"
@@ -35,6 +36,7 @@ type parsed struct {
 	method string
 	path   string
 	host   string
+	scheme string // http or https, as the request came
 	header http.Header
 	query  url.Values
 	form   url.Values
@@ -44,7 +46,10 @@ type parsed struct {
 // parseRequest decodes the query and, for a form body, the form. Form
 // encoding is decoded first ('+' is a space); signing re-encodes with enc.
 func parseRequest(r *http.Request, body []byte) (*parsed, *gatewayError) {
-	p := &parsed{method: r.Method, path: r.URL.Path, host: r.Host, header: r.Header, body: body}
+	p := &parsed{method: r.Method, path: r.URL.Path, host: r.Host, scheme: "http", header: r.Header, body: body}
+	if r.TLS != nil {
+		p.scheme = "https"
+	}
 	var err error
 	if p.query, err = url.ParseQuery(r.URL.RawQuery); err != nil {
 		return nil, errInvalidParam("query")
@@ -53,12 +58,40 @@ func parseRequest(r *http.Request, body []byte) (*parsed, *gatewayError) {
 	if len(body) > 0 {
 		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if mt == "application/x-www-form-urlencoded" {
-			if p.form, err = url.ParseQuery(string(body)); err != nil {
+			if p.form, err = parseForm(string(body)); err != nil {
 				return nil, errInvalidParam("body")
 			}
 		}
 	}
 	return p, nil
+}
+
+// parseForm decodes a form body as url.ParseQuery does, without its cap on
+// the number of parameters (10,000 since Go 1.26): a CreateDeviceDistributeJob
+// carries up to 10,000 DeviceName.N besides its other parameters.
+func parseForm(body string) (url.Values, error) {
+	v := url.Values{}
+	for body != "" {
+		var pair string
+		pair, body, _ = strings.Cut(body, "&")
+		if pair == "" {
+			continue
+		}
+		if strings.Contains(pair, ";") {
+			return nil, errors.New("invalid semicolon separator in form")
+		}
+		k, val, _ := strings.Cut(pair, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil {
+			return nil, err
+		}
+		val, err = url.QueryUnescape(val)
+		if err != nil {
+			return nil, err
+		}
+		v[k] = append(v[k], val)
+	}
+	return v, nil
 }
 
 // merged returns the query and the form parameters together.

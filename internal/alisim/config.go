@@ -11,6 +11,7 @@ import (
 // Action names of the IoT distribution APIs the simulator serves.
 const (
 	ActionCreateProductDistributeJob  = "CreateProductDistributeJob"
+	ActionCreateDeviceDistributeJob   = "CreateDeviceDistributeJob"
 	ActionQueryDeviceDistributeJob    = "QueryDeviceDistributeJob"
 	ActionListDeviceDistributeJob     = "ListDeviceDistributeJob"
 	ActionDeleteDeviceDistributeJob   = "DeleteDeviceDistributeJob"
@@ -36,12 +37,16 @@ const (
 	DefaultQuotaExceededCode = "iot.distribute.JobQuotaExceeded"
 	DefaultCrossAccountCode  = "iot.distribute.CrossAccountNotSupported"
 	DefaultJobNotFoundCode   = "iot.distribute.JobNotExist"
+	// DefaultDeviceFailCode is the per-device code of a device that failed
+	// to distribute (the result file's codes are not documented either).
+	DefaultDeviceFailCode = "iot.device.NotExistedDevice"
 )
 
 // DefaultQPS returns the documented per-account QPS of each action.
 func DefaultQPS() map[string]float64 {
 	return map[string]float64{
 		ActionCreateProductDistributeJob:  2,
+		ActionCreateDeviceDistributeJob:   2,
 		ActionQueryDeviceDistributeJob:    10,
 		ActionListDeviceDistributeJob:     5,
 		ActionDeleteDeviceDistributeJob:   2,
@@ -72,12 +77,13 @@ type Faults struct {
 	// or 500 InternalError (half each) before any other processing.
 	ServerErrorRatio float64
 	// TimeoutAfterCreateRatio is the share of successful
-	// CreateProductDistributeJob calls whose job is created but which get no
-	// answer: the handler holds until the client goes away or HoldTimeout
+	// CreateProductDistributeJob and CreateDeviceDistributeJob calls whose
+	// job is created but which get no answer: the handler holds until the client goes away or HoldTimeout
 	// passes, then drops the connection.
 	TimeoutAfterCreateRatio float64
 	// ErrorAfterCreateRatio is the share of successful
-	// CreateProductDistributeJob calls whose job is created but which are
+	// CreateProductDistributeJob and CreateDeviceDistributeJob calls whose
+	// job is created but which are
 	// answered 503 ServiceUnavailable or 500 InternalError (half each): the
 	// answer is lost on the way back, as a gateway may do.
 	ErrorAfterCreateRatio float64
@@ -86,6 +92,13 @@ type Faults struct {
 	// ThrottleUntil makes every authenticated call answer Throttling.User
 	// until that time (by Config.Now).
 	ThrottleUntil time.Time
+	// DeviceFailRatio is the share of the devices of each new device job
+	// whose distribution fails: their line in the job's result file carries
+	// DeviceFailCode instead of 200. Drawn per device when the job is made.
+	DeviceFailRatio float64
+	// DeviceFailCode is the code of those devices. Default
+	// DefaultDeviceFailCode.
+	DeviceFailCode string
 }
 
 // Config configures a Server. Zero fields take the documented defaults.
@@ -113,6 +126,20 @@ type Config struct {
 	QueryLag time.Duration
 	// FailRatio is the share of jobs that end in Status 3.
 	FailRatio float64
+	// DevicePace is the time a device job takes per device, on top of
+	// JobDuration: a job of n devices ends JobDuration + n*DevicePace after
+	// its creation. Default 1ms (a job of 10,000 devices takes 10 s more);
+	// negative means none.
+	DevicePace time.Duration
+	// MissingDevices are device names whose distribution fails with
+	// iot.device.NotExistedDevice in the result file, whatever the faults.
+	MissingDevices []string
+	// DetailValidity is how long a result-file URL of
+	// QueryDeviceDistributeDetail stays valid. Default 10m.
+	DetailValidity time.Duration
+	// DetailFormat is the format of the result files: DetailJSONLines
+	// (default) or DetailCSV (see devices.go).
+	DetailFormat string
 	// MissingProducts are product keys that answer iot.prod.NotExistedProduct.
 	MissingProducts []string
 	// QuotaExceededCode, CrossAccountCode and JobNotFoundCode are the
@@ -166,6 +193,14 @@ func (c Config) Validate() error {
 	if c.JobDuration < 0 || c.ListLag < 0 || c.QueryLag < 0 || c.TimestampSkew < 0 || c.NonceWindow < 0 {
 		return errors.New("durations must not be negative")
 	}
+	switch c.DetailFormat {
+	case "", DetailJSONLines, DetailCSV:
+	default:
+		return fmt.Errorf("detail format must be %q or %q, got %q", DetailJSONLines, DetailCSV, c.DetailFormat)
+	}
+	if c.DetailValidity < 0 {
+		return errors.New("durations must not be negative")
+	}
 	if !ratio(c.FailRatio) {
 		return fmt.Errorf("fail ratio must be within [0, 1], got %v", c.FailRatio)
 	}
@@ -186,6 +221,9 @@ func (f Faults) Validate() error {
 	if !ratio(f.ErrorAfterCreateRatio) {
 		return fmt.Errorf("error after create ratio must be within [0, 1], got %v", f.ErrorAfterCreateRatio)
 	}
+	if !ratio(f.DeviceFailRatio) {
+		return fmt.Errorf("device fail ratio must be within [0, 1], got %v", f.DeviceFailRatio)
+	}
 	if f.HoldTimeout < 0 {
 		return fmt.Errorf("hold timeout must not be negative, got %v", f.HoldTimeout)
 	}
@@ -204,6 +242,9 @@ func (c Config) withDefaults() Config {
 	c.MaxJobs = cmp.Or(c.MaxJobs, 10)
 	c.QuotaMode = cmp.Or(c.QuotaMode, QuotaUnfinished)
 	c.JobDuration = cmp.Or(c.JobDuration, 5*time.Second)
+	c.DevicePace = max(cmp.Or(c.DevicePace, time.Millisecond), 0)
+	c.DetailValidity = cmp.Or(c.DetailValidity, 10*time.Minute)
+	c.DetailFormat = cmp.Or(c.DetailFormat, DetailJSONLines)
 	c.QuotaExceededCode = cmp.Or(c.QuotaExceededCode, DefaultQuotaExceededCode)
 	c.CrossAccountCode = cmp.Or(c.CrossAccountCode, DefaultCrossAccountCode)
 	c.JobNotFoundCode = cmp.Or(c.JobNotFoundCode, DefaultJobNotFoundCode)
@@ -221,5 +262,6 @@ func (c Config) withDefaults() Config {
 
 func (f Faults) withDefaults() Faults {
 	f.HoldTimeout = cmp.Or(f.HoldTimeout, 30*time.Second)
+	f.DeviceFailCode = cmp.Or(f.DeviceFailCode, DefaultDeviceFailCode)
 	return f
 }

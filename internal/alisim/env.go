@@ -29,6 +29,12 @@ const DevAccounts = "1234567890123456:dev-access-key:dev-secret"
 //	ALISIM_TIMEOUT_RATIO    0..1, the timeout-after-create fault (0)
 //	ALISIM_ERROR_AFTER_CREATE_RATIO 0..1, the 5xx-after-create fault (0)
 //	ALISIM_QUOTA_EXCEEDED_CODE, ALISIM_CROSS_ACCOUNT_CODE, ALISIM_JOB_NOT_FOUND_CODE
+//	ALISIM_DEVICE_PACE      Go duration per device of a device job (1ms)
+//	ALISIM_MISSING_DEVICES  deviceName[,…] failing iot.device.NotExistedDevice
+//	ALISIM_DEVICE_FAIL_RATIO 0..1, the share of devices that fail (0)
+//	ALISIM_DEVICE_FAIL_CODE their code            (DefaultDeviceFailCode)
+//	ALISIM_DETAIL_VALIDITY  Go duration a result-file URL stays valid (10m)
+//	ALISIM_DETAIL_FORMAT    jsonl | csv, the result files' format (jsonl)
 //	ALISIM_SEED             uint64 seed for deterministic faults (random)
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	var cfg Config
@@ -111,6 +117,32 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		if cfg.Faults.TimeoutAfterCreateRatio, err = parseRatio(v); err != nil {
 			return Config{}, bad("ALISIM_TIMEOUT_RATIO", v, "is not a number within [0, 1]")
 		}
+	}
+	if v := getenv("ALISIM_DEVICE_PACE"); v != "" {
+		if cfg.DevicePace, err = time.ParseDuration(v); err != nil || cfg.DevicePace < 0 {
+			return Config{}, bad("ALISIM_DEVICE_PACE", v, "is not a duration >= 0")
+		}
+		if cfg.DevicePace == 0 {
+			cfg.DevicePace = -1 // none, not the default
+		}
+	}
+	cfg.MissingDevices = splitList(getenv("ALISIM_MISSING_DEVICES"))
+	if v := getenv("ALISIM_DEVICE_FAIL_RATIO"); v != "" {
+		if cfg.Faults.DeviceFailRatio, err = parseRatio(v); err != nil {
+			return Config{}, bad("ALISIM_DEVICE_FAIL_RATIO", v, "is not a number within [0, 1]")
+		}
+	}
+	cfg.Faults.DeviceFailCode = getenv("ALISIM_DEVICE_FAIL_CODE")
+	if v := getenv("ALISIM_DETAIL_VALIDITY"); v != "" {
+		if cfg.DetailValidity, err = time.ParseDuration(v); err != nil || cfg.DetailValidity <= 0 {
+			return Config{}, bad("ALISIM_DETAIL_VALIDITY", v, "is not a positive duration")
+		}
+	}
+	if v := getenv("ALISIM_DETAIL_FORMAT"); v != "" {
+		if v != DetailJSONLines && v != DetailCSV {
+			return Config{}, bad("ALISIM_DETAIL_FORMAT", v, "is not jsonl or csv")
+		}
+		cfg.DetailFormat = v
 	}
 	cfg.QuotaExceededCode = getenv("ALISIM_QUOTA_EXCEEDED_CODE")
 	cfg.CrossAccountCode = getenv("ALISIM_CROSS_ACCOUNT_CODE")

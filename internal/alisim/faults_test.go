@@ -147,12 +147,13 @@ func TestSetFaultsValidates(t *testing.T) {
 		{TimeoutAfterCreateRatio: -0.1},
 		{LatencyMin: time.Second, LatencyMax: time.Millisecond},
 		{HoldTimeout: -time.Second},
+		{DeviceFailRatio: 2},
 	} {
 		if err := h.sim.SetFaults(f); err == nil {
 			t.Errorf("SetFaults(%+v) accepted", f)
 		}
 	}
-	if got := h.sim.CurrentFaults(); got != (Faults{HoldTimeout: 30 * time.Second}) {
+	if got := h.sim.CurrentFaults(); got != (Faults{HoldTimeout: 30 * time.Second, DeviceFailCode: DefaultDeviceFailCode}) {
 		t.Errorf("faults changed to %+v", got)
 	}
 }

@@ -28,6 +28,14 @@ type Job struct {
 	FinishesAt       time.Time `json:"finishes_at"`
 	External         bool      `json:"external"`
 	Deleted          bool      `json:"deleted"`
+	// Kind is KindProduct or KindDevice.
+	Kind string `json:"kind"`
+	// Devices is the number of devices of a device job; Strategy and
+	// TargetInstanceIDs are its distribution policy and every target
+	// instance (TargetInstanceID is the first).
+	Devices           int      `json:"devices,omitempty"`
+	Strategy          int      `json:"strategy,omitempty"`
+	TargetInstanceIDs []string `json:"target_instance_ids,omitempty"`
 }
 
 // job is the stored state; its Status is computed from the clock.
@@ -44,6 +52,8 @@ type job struct {
 	fails            bool
 	external         bool
 	deleted          bool
+	// device jobs only (see devices.go)
+	device *deviceJob
 }
 
 // status is 0 for the first 20% of the job's duration, then 1, then 2 (or 3
@@ -63,7 +73,7 @@ func (j *job) status(now time.Time) int {
 }
 
 func (j *job) snapshot(now time.Time) Job {
-	return Job{
+	s := Job{
 		JobID:            j.id,
 		UID:              j.uid,
 		ProductKey:       j.productKey,
@@ -76,7 +86,15 @@ func (j *job) snapshot(now time.Time) Job {
 		FinishesAt:       j.created.Add(j.duration),
 		External:         j.external,
 		Deleted:          j.deleted,
+		Kind:             KindProduct,
 	}
+	if d := j.device; d != nil {
+		s.Kind = KindDevice
+		s.Devices = len(d.results)
+		s.Strategy = d.strategy
+		s.TargetInstanceIDs = slices.Clone(d.targets)
+	}
+	return s
 }
 
 // jobStore holds every job ever created. Not safe for concurrent use: the

@@ -1,13 +1,14 @@
 // Package alisim simulates the Alibaba Cloud IoT endpoint
-// (iot.cn-shanghai.aliyuncs.com) for the product distribution APIs, as an
-// http.Handler.
+// (iot.cn-shanghai.aliyuncs.com) for the product and device distribution
+// APIs, as an http.Handler.
 //
 // It exists so that every test, the benchmark and the development stack run
 // distq against an endpoint that behaves like the real one: it verifies both
 // signature algorithms (ACS3-HMAC-SHA256 and HMAC-SHA1), timestamps and
 // nonces; it enforces per-account, per-action QPS and the job quota with the
 // remote's error codes and body shapes; it runs jobs through Status 0, 1 and
-// 2 (or 3) by the clock; it injects faults on demand; and it keeps an audit
+// 2 (or 3) by the clock; it serves device jobs' result files from its own
+// HTTP server (devices.go); it injects faults on demand; and it keeps an audit
 // of every call with its arrival time, so tests can prove from the outside
 // that distq respects the remote's limits.
 //
@@ -24,6 +25,7 @@
 //     accepted by it count even when they then fail (missing parameter,
 //     business error).
 //   - Any job may be deleted; a deleted job holds no slot in either mode.
+//   - Device jobs: see devices.go.
 //   - ListDeviceDistributeJob lists newest first; its NextToken is the offset
 //     of the next item. PageSize outside 1–200 and other malformed numbers
 //     answer iot.check.InvalidFormattedParameter.
@@ -50,8 +52,9 @@ import (
 	"time"
 )
 
-// maxBody bounds the request body the simulator reads.
-const maxBody = 1 << 20
+// maxBody bounds the request body the simulator reads: a Create of 10,000
+// device names of 32 characters, each percent-encoded at worst, fits.
+const maxBody = 4 << 20
 
 // Server is the simulated endpoint. Create it with New.
 type Server struct {
@@ -67,6 +70,9 @@ type Server struct {
 	jobs    jobStore
 	nonces  nonceStore
 	limiter limiter
+	// fileKey signs the result-file URLs; downloads counts the files served.
+	fileKey   []byte
+	downloads int
 }
 
 // New returns a Server for cfg, with defaults filled in. It panics if cfg is
@@ -91,11 +97,16 @@ func New(cfg Config) *Server {
 	}
 	s.handlers = map[string]func(call) outcome{
 		ActionCreateProductDistributeJob:  s.createJob,
+		ActionCreateDeviceDistributeJob:   s.createDeviceJob,
 		ActionQueryDeviceDistributeJob:    s.queryJob,
 		ActionListDeviceDistributeJob:     s.listJobs,
 		ActionDeleteDeviceDistributeJob:   s.deleteJob,
 		ActionQueryDeviceDistributeDetail: s.queryDetail,
 		ActionListDistributedProduct:      s.listDistributed,
+	}
+	s.fileKey = make([]byte, 32)
+	for i := range s.fileKey {
+		s.fileKey[i] = byte(cfg.Rand.Uint32())
 	}
 	s.mux = http.NewServeMux()
 	s.routes()
@@ -222,7 +233,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if o.hold {
 			rec.Outcome = OutcomeTimeout
-			rec.JobID, rec.ProductKey = o.jobID, o.productKey
+			rec.JobID, rec.ProductKey, rec.Devices = o.jobID, o.productKey, o.devices
 			s.record(rec)
 			s.hold(r)
 			return
@@ -295,7 +306,7 @@ func (s *Server) dispatch(p *parsed, now time.Time, rec *Call) outcome {
 	if !s.limiter.allow(acct.UID, req.action, s.cfg.QPS[req.action], now) {
 		return outcome{gateway: errThrottlingUser()}
 	}
-	return action(call{acct: acct, params: req.params, now: now})
+	return action(call{acct: acct, params: req.params, now: now, host: p.host, scheme: p.scheme})
 }
 
 // write answers the call and completes its audit record.
@@ -327,6 +338,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, rid string, o out
 	rec.HTTPStatus = status
 	rec.JobID = firstNonEmpty(o.jobID, rec.JobID)
 	rec.ProductKey = firstNonEmpty(o.productKey, rec.ProductKey)
+	rec.Devices = o.devices
 	w.Header().Set("Content-Type", "application/json;charset=utf-8")
 	w.Header().Set("x-acs-request-id", rid)
 	w.WriteHeader(status)
