@@ -66,6 +66,8 @@ type Client struct {
 	pool    sync.Pool // of *pooled
 	codes   Codes
 	runtime *util.RuntimeOptions
+	// http is the HTTP client of every call, and of result-file downloads.
+	http *http.Client
 }
 
 // pooled is one SDK client with the HTTP doer only it uses, so the doer
@@ -192,6 +194,7 @@ func NewClient(cfg Config) (*Client, error) {
 	ms := int(timeout / time.Millisecond)
 	c := &Client{
 		codes: codes,
+		http:  hc,
 		runtime: &util.RuntimeOptions{
 			ReadTimeout:    tea.Int(ms),
 			ConnectTimeout: tea.Int(min(ms, 5000)),
@@ -216,7 +219,8 @@ type CreateRequest struct {
 	ProductKey, SourceInstanceID, TargetInstanceID, TargetUID, TargetAliyunID string
 }
 
-// Job is a remote distribution job.
+// Job is a remote distribution job: a product job, or a device job
+// (Total > 0, see IsDeviceJob).
 type Job struct {
 	JobID             string
 	ProductKey        string
@@ -226,6 +230,10 @@ type Job struct {
 	TargetUID         string
 	Status            int
 	CreatedAt         time.Time
+	// Total is the number of devices of a device job (0 for a product
+	// job); Strategy is a device job's (0 one target, 1 nearest).
+	Total    int
+	Strategy int
 }
 
 // Create is CreateContext without a context.
@@ -295,6 +303,8 @@ func (c *Client) QueryContext(ctx context.Context, jobID string) (Job, error) {
 		TargetUID:        tea.StringValue(d.TargetUid),
 		Status:           int(tea.Int32Value(d.Status)),
 		CreatedAt:        time.UnixMilli(tea.Int64Value(d.GmtCreate)).UTC(),
+		Total:            int(tea.Int32Value(d.Total)),
+		Strategy:         int(tea.Int32Value(d.Strategy)),
 	}
 	if d.TargetInstanceConfigs != nil {
 		for _, t := range d.TargetInstanceConfigs.TargetInstanceConfigs {
@@ -368,6 +378,8 @@ func (c *Client) ListContext(ctx context.Context, f ListFilter) (jobs []Job, nex
 				TargetUID:        tea.StringValue(it.TargetUid),
 				Status:           int(tea.Int32Value(it.Status)),
 				CreatedAt:        time.UnixMilli(tea.Int64Value(it.GmtCreate)).UTC(),
+				Total:            int(tea.Int32Value(it.Total)),
+				Strategy:         int(tea.Int32Value(it.Strategy)),
 			}
 			if it.TargetInstanceConfigs != nil {
 				for _, t := range it.TargetInstanceConfigs.TargetInstanceConfigs {
