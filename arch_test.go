@@ -10,7 +10,7 @@ const module = "github.com/distq/distq"
 
 // The layering of distq, proven on what each package really pulls in
 // (go list -deps, transitive, tests excluded): the domain imports no other
-// distq package, the use cases and the front doors (the REST API, the
+// distq package (the device domain only the distribution domain), the use cases and the front doors (the REST API, the
 // console) reach no adapter (the Redis store, the quota scripts, the queue,
 // the Alibaba client), so that every front door goes through
 // internal/service and the rules of a distribution's life cannot leak back
@@ -27,6 +27,7 @@ func TestLayering(t *testing.T) {
 		forbidden []string
 	}{
 		{pkg: "internal/distribution", forbidden: []string{module + "/"}},
+		{pkg: "internal/devices", forbidden: append([]string{module + "/internal/service", module + "/internal/httpapi"}, adapters...)},
 		{pkg: "internal/webhook", forbidden: append([]string{module + "/"}, adapters...)},
 		{pkg: "internal/service", forbidden: append([]string{module + "/internal/httpapi", "github.com/labstack/echo"}, adapters...)},
 		{pkg: "internal/httpapi", forbidden: adapters[:5]},

@@ -106,7 +106,7 @@ Exit codes: 0 all done (with --wait: all succeeded); 1 usage or config error;
 	f.StringVar(&a.flagToken, "token", "", "API bearer token (env DISTQ_TOKEN)")
 	f.StringVar(&a.flagConfig, "config", "", "config file (env DISTQ_CONFIG; default <user config dir>/distq/config.yaml)")
 	f.StringVarP(&a.output, "output", "o", "", "output format: table or json (default table)")
-	root.AddCommand(a.submitCmd(), a.watchCmd(), a.getCmd(), a.listCmd(), a.cancelCmd(), a.retryCmd())
+	root.AddCommand(a.submitCmd(), a.watchCmd(), a.getCmd(), a.listCmd(), a.cancelCmd(), a.retryCmd(), a.devicesCmd())
 	return root
 }
 

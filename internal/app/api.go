@@ -35,10 +35,12 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	m := metrics.New(reg)
 	initMetrics(m, cfg)
 	st := store.NewRedis(rdb, cfg.Retention)
+	enq := queue.NewEnqueuer(client)
 	svc := service.New(service.Deps{
 		Store:       st,
 		Idempotency: st,
-		Enqueuer:    queue.NewEnqueuer(client),
+		Enqueuer:    enq,
+		Devices:     service.DeviceDeps{Store: st, Enqueuer: enq},
 		Changes:     store.NewChanges(rdb, log),
 		Figures:     st,
 		Slots:       slotHolders{quota.New(rdb, quota.Options{})},

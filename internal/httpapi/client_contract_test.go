@@ -41,6 +41,14 @@ var clientSchemas = map[string]reflect.Type{
 	"ExistingRef":         reflect.TypeFor[client.ExistingRef](),
 	"OtherTeamRef":        reflect.TypeFor[client.OtherTeamRef](),
 	"Error":               reflect.TypeFor[client.Error](),
+
+	"DeviceDistributionRequest": reflect.TypeFor[client.DeviceDistributionRequest](),
+	"DeviceDistribution":        reflect.TypeFor[client.DeviceDistribution](),
+	"DeviceJob":                 reflect.TypeFor[client.DeviceJob](),
+	"DeviceCounts":              reflect.TypeFor[client.DeviceCounts](),
+	"DevicePage":                reflect.TypeFor[client.DevicePage](),
+	"DeviceResult":              reflect.TypeFor[client.DeviceResult](),
+	"DeviceResultPage":          reflect.TypeFor[client.DeviceResultPage](),
 }
 
 // jsonField is one JSON field of a Go struct.

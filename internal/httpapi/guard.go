@@ -82,7 +82,7 @@ func isLongPoll(c echo.Context) bool {
 }
 
 func isBatchUpload(c echo.Context) bool {
-	return c.Request().Method == http.MethodPost && c.Path() == "/v1/batches"
+	return c.Request().Method == http.MethodPost && (c.Path() == "/v1/batches" || c.Path() == "/v1/device-distributions")
 }
 
 // deadline gives each request an overall deadline: the request timeout,

@@ -98,6 +98,7 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 		Store:       st,
 		Idempotency: st,
 		Enqueuer:    queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb)),
+		Devices:     service.DeviceDeps{Store: st, Enqueuer: queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb))},
 		Changes:     store.NewChanges(rdb, log),
 		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
 		Accounts:    []service.Account{{Name: "main", UID: accountUID, AliyunID: "ops@example.com", CreateQPS: 2, MaxJobs: 10, Default: true}},

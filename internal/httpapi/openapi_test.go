@@ -272,7 +272,7 @@ type page struct {
 
 // v1Routes is one request per /v1 route (ids of records that exist).
 func v1Routes(t *testing.T, did, bid string) []request {
-	return []request{
+	return append([]request{
 		{method: http.MethodPost, path: "/v1/distributions", body: mustJSON(t, dreq("a1Everywhere"))},
 		{method: http.MethodGet, path: "/v1/distributions"},
 		{method: http.MethodGet, path: "/v1/distributions/" + did},
@@ -284,7 +284,7 @@ func v1Routes(t *testing.T, did, bid string) []request {
 		{method: http.MethodPost, path: "/v1/batches/" + bid + "/cancel"},
 		{method: http.MethodPost, path: "/v1/batches/" + bid + "/retry"},
 		{method: http.MethodPost, path: "/v1/batches/" + bid + "/notify"},
-	}
+	}, deviceRoutes(t)...)
 }
 
 // TestOpenAPIContract runs a scenario over every route against the api on
@@ -670,6 +670,8 @@ func TestOpenAPIContract(t *testing.T) {
 			}
 		}})
 	})
+
+	t.Run("device distributions", func(t *testing.T) { deviceScenario(ctx, t, c, a, A, B) })
 
 	t.Run("unauthorized", func(t *testing.T) {
 		for _, r := range v1Routes(t, d1.ID, b1.Batch.ID) {

@@ -149,6 +149,7 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	v1.POST("/batches/:id/cancel", s.cancelBatch, mw()...)
 	v1.POST("/batches/:id/retry", s.retryBatch, mw()...)
 	v1.POST("/batches/:id/notify", s.notifyBatch, mw()...)
+	s.deviceRoutes(v1, mw)
 	s.routes = routeTemplates(e)
 	return e, d.Service.Run
 }

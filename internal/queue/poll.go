@@ -163,8 +163,8 @@ func (w *Worker) confirmGone(ctx context.Context, a *Account, r *store.Record) (
 }
 
 // listJobs pages through ListDeviceDistributeJob for r's product and target
-// UID, each page under the account's List rate, and hands every page to
-// visit. It stops when visit says stop or fails, at the last page, or after
+// UID, each page under the account's List rate, and hands the product jobs
+// of every page to visit. It stops when visit says stop or fails, at the last page, or after
 // maxLookupPages; complete reports whether it saw the last page.
 func (w *Worker) listJobs(ctx context.Context, a *Account, r *store.Record, visit func([]alibaba.Job) (stop bool, err error)) (complete bool, err error) {
 	token := ""
@@ -182,6 +182,8 @@ func (w *Worker) listJobs(ctx context.Context, a *Account, r *store.Record, visi
 		if err != nil {
 			return false, err
 		}
+		// Device jobs of the same product are never a product's.
+		jobs = slices.DeleteFunc(jobs, alibaba.IsDeviceJob)
 		if stop, err := visit(jobs); stop || err != nil {
 			return false, err
 		}

@@ -3,11 +3,13 @@ package queue
 import (
 	"context"
 	"errors"
+	"maps"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/distq/distq/internal/alibaba"
+	"github.com/distq/distq/internal/devices"
 	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/store"
 )
@@ -98,6 +100,9 @@ func (w *Worker) Reconcile(ctx context.Context, minGap time.Duration) error {
 	if err := w.reconcileOpen(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if err := w.reconcileDevicesOpen(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if w.passes.Add(1)%100 == 1 {
 		if _, err := w.store.Trim(ctx); err != nil {
 			errs = append(errs, err)
@@ -132,11 +137,17 @@ func (w *Worker) reconcileSlots(ctx context.Context, a *Account) error {
 		}
 	}
 	for _, id := range ids {
-		if !live[id] {
+		if !live[id] && !devices.IsHolder(id) {
 			w.releaseSlot(ctx, a, id)
 			w.metrics.Reconciled.WithLabelValues(a.Name, "released_slot").Inc()
 		}
 	}
+	// distq's own device jobs (holders dev:<id>:<n>) are not external.
+	devOurs, devPending, err := w.reconcileDeviceSlots(ctx, a, ids)
+	if err != nil {
+		return err
+	}
+	maps.Copy(ours, devOurs)
 	// Remote jobs that hold quota but no slot of distq: made outside distq.
 	if w.takeRefused(a.UID) {
 		// The remote refused a Create for the job count while the slots had
@@ -153,7 +164,7 @@ func (w *Worker) reconcileSlots(ctx context.Context, a *Account) error {
 	external := 0
 	budget := reconcileListPages
 	for _, status := range []int{distribution.RemoteInitializing, distribution.RemoteRunning} {
-		n, used, err := w.countJobs(ctx, a, &status, budget, func(j alibaba.Job) bool { return !ours[j.JobID] })
+		n, used, err := w.countJobs(ctx, a, &status, budget, func(j alibaba.Job) bool { return !ours[j.JobID] && !devPending(j) })
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/distq/distq/internal/alibaba"
 	"github.com/distq/distq/internal/config"
+	"github.com/distq/distq/internal/devices"
 	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/metrics"
 	"github.com/distq/distq/internal/quota"
@@ -159,6 +160,7 @@ func NewWorker(st *store.Redis, lim *quota.Limiter, accounts []*Account, m *metr
 func (w *Worker) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypeSubmit, w.HandleSubmit)
 	mux.HandleFunc(TypePoll, w.HandlePoll)
+	w.RegisterDevices(mux)
 }
 
 // WaitError hands a task back to the queue for Delay without counting a
@@ -301,6 +303,10 @@ func (w *Worker) releaseSlotToken(ctx context.Context, a *Account, id, token str
 // waiter handed a slot that will not use it (final or gone meanwhile)
 // passes the slot on.
 func (w *Worker) wake(ctx context.Context, a *Account, id string, handed bool) {
+	if devices.IsHolder(id) {
+		w.wakeDevice(ctx, a, id, handed)
+		return
+	}
 	r, err := w.store.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && r.State.Terminal() {
 		if handed {

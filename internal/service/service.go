@@ -90,6 +90,8 @@ type Deps struct {
 	// best effort: the worker skips a canceled record anyway).
 	Canceler func(ctx context.Context, queue, id string) error
 	Accounts []Account
+	// Devices keeps and enqueues device distributions (devices.go).
+	Devices DeviceDeps
 	// Webhooks: who may set a notify_url, where to, and the events.
 	Webhooks Webhooks
 	Metrics  *metrics.Metrics

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distq/distq/client"
+	"github.com/distq/distq/internal/alisim"
+	"github.com/distq/distq/internal/devstack"
+	"github.com/distq/distq/internal/redistest"
+)
+
+func TestParseDeviceNames(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in string
+		want     []string
+		bad      []int
+	}{
+		{"one per line", "# devices\ndev-0001\n\ndev-0002\nx\ndev-0001\n", []string{"dev-0001", "dev-0002"}, []int{5, 6}},
+		{"CSV with a header", "product,DeviceName,region\npk,dev-0001,sh\npk,dev@0002,sh\npk,a b,sh\n", []string{"dev-0001", "dev@0002"}, []int{4}},
+		{"semicolons", "device_name;note\ndev:0001;x\n", []string{"dev:0001"}, nil},
+		{"first column without a header", "dev-0001,foo\ndev-0002,bar\n", []string{"dev-0001", "dev-0002"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, bad, err := parseDeviceNames([]byte(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lines []int
+			for _, b := range bad {
+				lines = append(lines, b.Line)
+			}
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") || len(lines) != len(tt.bad) {
+				t.Errorf("names %q, bad lines %v; want %q, %v", got, lines, tt.want, tt.bad)
+			}
+			for i := range lines {
+				if lines[i] != tt.bad[i] {
+					t.Errorf("bad lines %v, want %v", lines, tt.bad)
+				}
+			}
+		})
+	}
+}
+
+// TestDevicesCommands submits a file of device names with --wait, then
+// reads the distribution back with get, list and results.
+func TestDevicesCommands(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	st, err := devstack.Start(context.Background(), devstack.Options{
+		RedisURL: db.URL(),
+		Sim:      alisim.Config{JobDuration: 300 * time.Millisecond, MissingDevices: []string{"meter-0007"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Stop)
+	c := newCLI(t, st)
+	var b strings.Builder
+	b.WriteString("device_name,site\n")
+	for i := range 25 {
+		fmt.Fprintf(&b, "meter-%04d,plant\n", i)
+	}
+	b.WriteString("no,plant\nmeter-0001,plant\n")
+	file := writeFile(t, "devices.csv", b.String())
+	args := []string{"devices", "submit", "--file", file, "--product", "a1Meters", "--source", testSource, "--target", testTarget, "--wait", "--interval", "100ms"}
+	r := c.run(args...)
+	if r.code != ExitItems {
+		t.Fatalf("exit %d, want %d (a device failed, two lines were bad)", r.code, ExitItems)
+	}
+	for _, want := range []string{"25 devices of a1Meters in 1 job", "distributed along with its devices", "line 27", "line 28", "repeats line 3",
+		"24 distributed, 1 failed", "meter-0007", alisim.DeviceMissingCode} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q", want)
+		}
+	}
+	if !strings.Contains(r.stderr, "succeeded: 1 of 1 jobs done") {
+		t.Errorf("no progress on stderr")
+	}
+	id := regexp.MustCompile(`v_[0-9a-f]{12}_[0-9a-f]{10}`).FindString(r.stdout)
+	if id == "" {
+		t.Fatal("no device distribution id in the output")
+	}
+	// The same command again submits nothing new.
+	if r := c.run(args...); !strings.Contains(r.stdout, "nothing new submitted") || !strings.Contains(r.stdout, id) {
+		t.Errorf("second run: %s", r.stdout)
+	}
+
+	r = c.run("-o", "json", "devices", "get", id)
+	var d client.DeviceDistribution
+	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil || r.code != ExitOK || d.State != client.DevicesSucceeded || d.Counts.Failed != 1 {
+		t.Errorf("get: %d %v %+v", r.code, err, d)
+	}
+	if r := c.run("devices", "list"); r.code != ExitOK || !strings.Contains(r.stdout, id) {
+		t.Errorf("list: %d %s", r.code, r.stdout)
+	}
+	r = c.run("devices", "results", id, "--all", "--csv")
+	rows, err := csv.NewReader(strings.NewReader(r.stdout)).ReadAll()
+	if err != nil || r.code != ExitOK || len(rows) != 26 || rows[8][0] != "meter-0007" || rows[8][2] != alisim.DeviceMissingCode {
+		t.Errorf("results --csv: %d %v %q", r.code, err, rows)
+	}
+	if r := c.run("devices", "results", id); r.code != ExitOK || !strings.Contains(r.stdout, "meter-0007") || strings.Contains(r.stdout, "meter-0008") {
+		t.Errorf("results: %s", r.stdout)
+	}
+	if r := c.run("devices", "cancel", id); r.code != ExitAPI || !strings.Contains(r.stderr, "invalid_state") {
+		t.Errorf("cancel of a finished one: %d %s", r.code, r.stderr)
+	}
+	if r := c.run("devices", "get", "d_000000000000_0000000000"); r.code != ExitUsage {
+		t.Errorf("get with a distribution id: exit %d", r.code)
+	}
+	if r := c.run("devices", "submit", "--file", file, "--product", "a1Meters", "--source", testSource); r.code != ExitUsage {
+		t.Errorf("no target: exit %d", r.code)
+	}
+}
