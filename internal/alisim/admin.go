@@ -37,6 +37,7 @@ type faultsJSON struct {
 	ThrottleFor             string    `json:"throttle_for,omitempty"`
 	DeviceFailRatio         float64   `json:"device_fail_ratio"`
 	DeviceFailCode          string    `json:"device_fail_code,omitempty"`
+	UnreadableDetails       bool      `json:"unreadable_details"`
 }
 
 func faultsToJSON(f Faults) faultsJSON {
@@ -50,6 +51,7 @@ func faultsToJSON(f Faults) faultsJSON {
 		ThrottleUntil:           f.ThrottleUntil,
 		DeviceFailRatio:         f.DeviceFailRatio,
 		DeviceFailCode:          f.DeviceFailCode,
+		UnreadableDetails:       f.UnreadableDetails,
 	}
 }
 
@@ -61,6 +63,7 @@ func (fj faultsJSON) faults(now time.Time) (Faults, error) {
 		ThrottleUntil:           fj.ThrottleUntil,
 		DeviceFailRatio:         fj.DeviceFailRatio,
 		DeviceFailCode:          fj.DeviceFailCode,
+		UnreadableDetails:       fj.UnreadableDetails,
 	}
 	for _, d := range []struct {
 		name string

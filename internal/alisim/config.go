@@ -99,6 +99,10 @@ type Faults struct {
 	// DeviceFailCode is the code of those devices. Default
 	// DefaultDeviceFailCode.
 	DeviceFailCode string
+	// UnreadableDetails serves every result file as an HTML page (status
+	// 200), as a proxy's error page would be: no per-device result can be
+	// read from it.
+	UnreadableDetails bool
 }
 
 // Config configures a Server. Zero fields take the documented defaults.

@@ -36,6 +36,7 @@ package alisim
 //     remote's rules (4–32 of letters, digits, '-', '_', '@', '.', ':'), and
 //     with Faults.DeviceFailCode for a Faults.DeviceFailRatio share of the
 //     rest; the target of a Strategy 1 job is one of its targets per device.
+//     Faults.UnreadableDetails serves every file as an HTML page instead.
 
 import (
 	"crypto/hmac"
@@ -318,9 +319,15 @@ func (s *Server) handleDetailFile(w http.ResponseWriter, r *http.Request) {
 		results = slices.Clone(j.handled(s.cfg.Now()))
 		s.downloads++
 	}
+	unreadable := s.faults.UnreadableDetails
 	s.mu.Unlock()
 	if !ok {
 		s.ossError(w, http.StatusNotFound, "NoSuchKey", "The specified key does not exist.")
+		return
+	}
+	if unreadable {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<html><body><h1>Service temporarily unavailable</h1></body></html>\n")
 		return
 	}
 	switch ext {

@@ -352,8 +352,8 @@ func TestDeviceJobFullSize(t *testing.T) {
 
 // TestDeviceFaults checks the device fault (a share of the devices fail
 // with a code), the lost answer of a device Create (its job exists), an
-// interrupted job's file (the first half of its devices), and a tampered
-// file URL.
+// unreadable file, an interrupted job's file (the first half of its
+// devices), and a tampered file URL.
 func TestDeviceFaults(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Config{JobDuration: time.Second, DevicePace: -1,
@@ -398,6 +398,13 @@ func TestDeviceFaults(t *testing.T) {
 	}
 	if jobs := h.sim.Jobs(); len(jobs) != 2 || jobs[1].Devices != 3 {
 		t.Errorf("jobs after a lost answer = %+v", jobs)
+	}
+
+	if err := h.sim.SetFaults(Faults{UnreadableDetails: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st, body := download(t, h, detailFile(t, c, id)); st != 200 || !strings.HasPrefix(body, "<html>") {
+		t.Errorf("unreadable file: %d %q", st, body)
 	}
 
 	failing := newHarness(t, Config{JobDuration: time.Second, DevicePace: -1, FailRatio: 1})

@@ -359,3 +359,27 @@ func TestDeviceCancelAndRetry(t *testing.T) {
 		t.Errorf("bad names: %d %s", e.Status, e.Details)
 	}
 }
+
+// A result file distq cannot read leaves the distribution succeeded, with
+// details "unavailable" and its devices counted as unknown: the remote's
+// end of the job is known, its devices' outcomes are not.
+func TestDeviceDetailsUnreadable(t *testing.T) {
+	t.Parallel()
+	st := startStack(t, deviceStackOptions(alisim.Config{Faults: alisim.Faults{UnreadableDetails: true}}))
+	c := newAPI(t, st.APIURL, st.Token)
+	d, _, err := c.SubmitDevices(t.Context(), deviceReq("a1unreadable", deviceNames("u", 50)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := c.waitDevices(d.ID, 30*time.Second)
+	if final.State != client.DevicesSucceeded || final.Details != "unavailable" ||
+		final.Counts != (client.DeviceCounts{Unknown: 50}) || final.Jobs[0].Details != "unavailable" || final.Jobs[0].Error == nil {
+		t.Fatalf("final %+v (counts %+v, job %+v)", final, final.Counts, final.Jobs[0])
+	}
+	if page, err := c.DeviceResults(t.Context(), d.ID, "all", "", 0); err != nil || len(page.Items) != 0 {
+		t.Errorf("results of an unreadable file: %+v %v", page, err)
+	}
+	if _, err := c.RetryDevices(t.Context(), d.ID); apiError(t, err).Code != "invalid_state" {
+		t.Errorf("retry of unknown outcomes: %v", err)
+	}
+}
