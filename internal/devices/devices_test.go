@@ -173,8 +173,12 @@ func TestJobLife(t *testing.T) {
 	if err := r.Requeue(0, now, distribution.WaitBackoff, nil); err != nil {
 		t.Fatal(err)
 	}
-	if r.Jobs[0].CreateSentAt != nil || r.Jobs[0].State != JobPending || r.Jobs[0].Attempts != 1 {
-		t.Errorf("requeued job = %+v", r.Jobs[0])
+	if r.Jobs[0].CreateSentAt != nil || r.Jobs[0].State != JobPending || r.Jobs[0].Attempts != 0 {
+		t.Errorf("requeued job = %+v, want pending, the attempt taken back", r.Jobs[0])
+	}
+	_ = r.StartCreate(0, now)
+	if err := r.Requeue(0, now, distribution.WaitBackoff, &Error{Code: "ServiceUnavailable"}); err != nil || r.Jobs[0].Attempts != 1 {
+		t.Errorf("requeued after a transient failure: %v %+v, want the attempt counted", err, r.Jobs[0])
 	}
 	_ = r.StartCreate(0, now)
 	if err := r.Started(0, now, "J0", nil); err != nil {

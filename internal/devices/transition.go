@@ -101,7 +101,8 @@ func (r *Record) StartCreate(n int, now time.Time) error {
 // Requeue takes job n back to pending after a Create that provably did not
 // go out (throttled, held back, refused for the job count, a transient
 // error), clearing its marker. failure, when not nil, is kept as the job's
-// last error.
+// last error and the attempt counts (MaxAttempts bounds those); nil takes
+// the attempt back: the refusal was not the job's failure.
 func (r *Record) Requeue(n int, now time.Time, reason distribution.WaitReason, failure *Error) error {
 	j, err := r.job(n)
 	if err != nil {
@@ -113,6 +114,8 @@ func (r *Record) Requeue(n int, now time.Time, reason distribution.WaitReason, f
 	j.State, j.WaitReason, j.CreateSentAt = JobPending, reason, nil
 	if failure != nil {
 		j.Error = failure
+	} else if j.Attempts > 0 {
+		j.Attempts--
 	}
 	r.settle(now)
 	return nil

@@ -222,18 +222,6 @@ func (w *Worker) submitDevices(ctx context.Context, a *Account, r *devices.Recor
 			w.setDeviceWaiting(ctx, id, n, distribution.WaitJobSlots)
 			return &WaitError{Delay: w.opts.SlotRecheck, Reason: distribution.WaitJobSlots}
 		}
-		g, err := w.limiter.WaitGrant(ctx, a.UID, alibaba.ActionCreateDevices, deviceCreateQPS(a), w.opts.MaxBatchRateWait)
-		if err != nil {
-			w.releaseSlotToken(ctx, a, holder, token)
-			var tl *quota.TooLongError
-			if errors.As(err, &tl) {
-				w.setDeviceWaiting(ctx, id, n, distribution.WaitRateLimit)
-				delay := max(tl.Wait-w.opts.MaxBatchRateWait/2, 100*time.Millisecond)
-				return &WaitError{Delay: delay, Reason: distribution.WaitRateLimit}
-			}
-			return err
-		}
-		w.metrics.QuotaWait.WithLabelValues(a.Name, "rate").Observe(g.Waited.Seconds())
 		// The marker before the send (Q5).
 		now := w.now()
 		cur, started, err := w.applyDevices(ctx, id, func(r *devices.Record) error { return r.StartCreate(n, now) })
@@ -261,37 +249,31 @@ func (w *Worker) submitDevices(ctx context.Context, a *Account, r *devices.Recor
 			}
 			return &WaitError{Delay: 2 * time.Second, Reason: distribution.WaitBackoff}
 		}
-		_, epoch, err := w.limiter.PinSlot(ctx, a.UID, holder, token)
-		if err != nil {
+		if _, _, err := w.limiter.PinSlot(ctx, a.UID, holder, token); err != nil {
 			return errors.Join(err, notSent(distribution.WaitBackoff, nil))
 		}
-		if err := ctx.Err(); err != nil {
-			return errors.Join(err, notSent(distribution.WaitBackoff, nil))
-		}
-		stale := func() (retry bool, err error) {
-			w.metrics.Reconciled.WithLabelValues(a.Name, "stale_grant").Inc()
-			if err := w.limiter.CancelGrant(ctx, a.UID, alibaba.ActionCreateDevices, g); err != nil {
-				w.log.Warn("cancel stale grant", "device_distribution_id", id, "err", err)
-			}
-			if _, _, err := w.applyDevices(ctx, id, func(r *devices.Record) error {
-				return r.Requeue(n, w.now(), distribution.WaitRateLimit, nil)
-			}); err != nil {
-				w.releaseSlotToken(ctx, a, holder, token)
-				return false, err
-			}
-			if stales++; stales < maxStaleGrants {
-				return true, nil
-			}
-			w.releaseSlotToken(ctx, a, holder, token)
-			return false, &WaitError{Delay: 100 * time.Millisecond, Reason: distribution.WaitRateLimit}
-		}
-		if g.Stale(epoch) {
-			if retry, err := stale(); !retry {
+		// The SDK builds and signs a Create of 10,000 names in tens of
+		// milliseconds (hundreds under the race detector): longer than a
+		// grant may wait for its call (its margin). So the grant is taken
+		// in the send check, once the request is built and signed, right
+		// before it is written: the call arrives at its grant whatever its
+		// size (Q1). A pause since the grant, read in the pin's script,
+		// makes it stale.
+		var g quota.Grant
+		granted := false
+		sendCtx := alibaba.WithSendCheck(ctx, func() error {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
-			continue
-		}
-		sendCtx := alibaba.WithSendCheck(ctx, func() error {
+			var err error
+			if g, err = w.limiter.WaitGrant(ctx, a.UID, alibaba.ActionCreateDevices, deviceCreateQPS(a), w.opts.MaxBatchRateWait); err != nil {
+				return err
+			}
+			granted = true
+			_, epoch, err := w.limiter.PinSlot(ctx, a.UID, holder, token)
+			if err != nil {
+				return err
+			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -301,7 +283,7 @@ func (w *Worker) submitDevices(ctx context.Context, a *Account, r *devices.Recor
 			return nil
 		})
 		var jobID, requestID string
-		err = w.doSince(ctx, a, alibaba.ActionCreateDevices, g.Local, func() error {
+		err = w.doDeviceCreate(ctx, a, &g, &granted, func() error {
 			var err error
 			jobID, requestID, err = a.Client.CreateDevicesContext(sendCtx, req)
 			return err
@@ -311,13 +293,38 @@ func (w *Worker) submitDevices(ctx context.Context, a *Account, r *devices.Recor
 		}
 		apiErr := alibaba.AsAPIError(err)
 		if apiErr != nil && apiErr.Code == alibaba.CodeNotSent {
-			if ctx.Err() != nil {
+			if granted {
+				// The Create never left: its grant costs no capacity.
+				if err := w.limiter.CancelGrant(ctx, a.UID, alibaba.ActionCreateDevices, g); err != nil {
+					w.log.Warn("cancel unused grant", "device_distribution_id", id, "err", err)
+				}
+			}
+			var tl *quota.TooLongError
+			switch {
+			case ctx.Err() != nil:
 				return errors.Join(ctx.Err(), notSent(distribution.WaitBackoff, nil))
+			case errors.As(err, &tl):
+				if err := notSent(distribution.WaitRateLimit, nil); err != nil {
+					return err
+				}
+				delay := max(tl.Wait-w.opts.MaxBatchRateWait/2, 100*time.Millisecond)
+				return &WaitError{Delay: delay, Reason: distribution.WaitRateLimit}
+			case errors.Is(err, errStaleGrant):
+				w.metrics.Reconciled.WithLabelValues(a.Name, "stale_grant").Inc()
+				if _, _, err := w.applyDevices(ctx, id, func(r *devices.Record) error {
+					return r.Requeue(n, w.now(), distribution.WaitRateLimit, nil)
+				}); err != nil {
+					w.releaseSlotToken(ctx, a, holder, token)
+					return err
+				}
+				if stales++; stales < maxStaleGrants {
+					continue
+				}
+				w.releaseSlotToken(ctx, a, holder, token)
+				return &WaitError{Delay: 100 * time.Millisecond, Reason: distribution.WaitRateLimit}
+			default: // Redis failed in the check: nothing went out
+				return errors.Join(err, notSent(distribution.WaitBackoff, nil))
 			}
-			if retry, err := stale(); !retry {
-				return err
-			}
-			continue
 		}
 		if apiErr == nil {
 			return errors.Join(err, notSent(distribution.WaitBackoff, nil))
@@ -537,4 +544,33 @@ func (w *Worker) listDeviceJobs(ctx context.Context, a *Account, r *devices.Reco
 		token = next
 	}
 	return false, nil
+}
+
+// doDeviceCreate runs a CreateDeviceDistributeJob whose grant is taken in
+// its send check (g, granted), with do's bookkeeping: the latency from
+// the grant to the answer feeds the rate margin (only for calls that
+// reached the endpoint), the metrics count the call, and a Throttling
+// answer pauses the whole account.
+func (w *Worker) doDeviceCreate(ctx context.Context, a *Account, g *quota.Grant, granted *bool, fn func() error) error {
+	start := time.Now()
+	err := fn()
+	e := alibaba.AsAPIError(err)
+	if *granted {
+		w.metrics.QuotaWait.WithLabelValues(a.Name, "rate").Observe(g.Waited.Seconds())
+		if e == nil || e.HTTPStatus != 0 {
+			w.limiter.ObserveLatency(ctx, a.UID, alibaba.ActionCreateDevices, time.Since(g.Local))
+		}
+		start = g.Local
+	}
+	w.metrics.RequestDuration.WithLabelValues(alibaba.ActionCreateDevices).Observe(time.Since(start).Seconds())
+	code := "OK"
+	if e != nil {
+		code = e.Code
+		if e.Class == alibaba.Throttled {
+			w.metrics.Throttled.WithLabelValues(a.Name, alibaba.ActionCreateDevices).Inc()
+			w.pause(ctx, a)
+		}
+	}
+	w.metrics.Requests.WithLabelValues(a.Name, alibaba.ActionCreateDevices, code).Inc()
+	return err
 }
