@@ -39,7 +39,8 @@ func (s State) Terminal() bool {
 }
 
 // WaitReason says why a queued distribution waits: "rate_limit",
-// "job_slots" or "backoff".
+// "job_slots", "backoff", "fair_share" (other teams' turns first) or
+// "paused" (by an operator).
 type WaitReason string
 
 // DistributionError is why a distribution failed: the remote's Code and

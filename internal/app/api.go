@@ -35,13 +35,14 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	m := metrics.New(reg)
 	initMetrics(m, cfg)
 	st := store.NewRedis(rdb, cfg.Retention)
+	lim := quota.New(rdb, quota.Options{})
 	svc := service.New(service.Deps{
 		Store:       st,
 		Idempotency: st,
-		Enqueuer:    queue.NewEnqueuer(client),
+		Enqueuer:    queue.NewEnqueuer(client, lim, 0),
 		Changes:     store.NewChanges(rdb, log),
 		Figures:     st,
-		Slots:       slotHolders{quota.New(rdb, quota.Options{})},
+		Slots:       slotHolders{lim},
 		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
 		Accounts:    serviceAccounts(cfg),
 		Webhooks:    serviceWebhooks(cfg, notify.NewOutbox(st, client, insp)),

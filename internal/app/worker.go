@@ -107,6 +107,11 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 		defer close(done)
 		w.RunReconciler(rctx, cmp.Or(opts.ReconcileInterval, 30*time.Second))
 	}()
+	fairDone := make(chan struct{})
+	go func() {
+		defer close(fairDone)
+		w.RunFairTick(rctx, time.Second)
+	}()
 
 	httpMux := http.NewServeMux()
 	httpMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -144,6 +149,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	// Stop intake, drain the tasks in flight, then the rest.
 	stopReconcile()
 	<-done
+	<-fairDone
 	srv.Shutdown()
 	w.StopWakes()
 	whSrv.stop()

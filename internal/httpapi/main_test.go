@@ -22,6 +22,7 @@ import (
 	"github.com/distq/distq/internal/metrics"
 	"github.com/distq/distq/internal/notify"
 	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/quota"
 	"github.com/distq/distq/internal/redistest"
 	"github.com/distq/distq/internal/service"
 	"github.com/distq/distq/internal/store"
@@ -97,7 +98,7 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 	svc := service.New(service.Deps{
 		Store:       st,
 		Idempotency: st,
-		Enqueuer:    queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb)),
+		Enqueuer:    queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb), quota.New(rdb, quota.Options{}), 0),
 		Changes:     store.NewChanges(rdb, log),
 		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
 		Accounts:    []service.Account{{Name: "main", UID: accountUID, AliyunID: "ops@example.com", CreateQPS: 2, MaxJobs: 10, Default: true}},
