@@ -43,6 +43,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Changes:     store.NewChanges(rdb, log),
 		Figures:     st,
 		Slots:       slotHolders{lim},
+		FairQueue:   fairQueue{lim},
 		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
 		Accounts:    serviceAccounts(cfg),
 		Webhooks:    serviceWebhooks(cfg, notify.NewOutbox(st, client, insp)),
@@ -126,4 +127,23 @@ func (h slotHolders) SlotHolders(ctx context.Context, uid string) ([]string, int
 		ids = append(ids, id)
 	}
 	return ids, ext, nil
+}
+
+// fairQueue gives the service the accounts' fair queues (internal/quota).
+type fairQueue struct{ l *quota.Limiter }
+
+func (f fairQueue) Backlogs(ctx context.Context, uid string) (map[string]int, error) {
+	st, err := f.l.FairState(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int, len(st))
+	for team, s := range st {
+		out[team] = s.Queued + s.Admitted
+	}
+	return out, nil
+}
+
+func (f fairQueue) Ahead(ctx context.Context, uid, team string, before time.Time) (int, error) {
+	return f.l.FairAhead(ctx, uid, team, before)
 }

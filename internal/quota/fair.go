@@ -296,3 +296,20 @@ func (l *Limiter) FairAdmitted(ctx context.Context, uid string, it FairItem) (bo
 	}
 	return true, nil
 }
+
+// FairAhead counts team's items queued (not admitted) in the account's
+// fair queue in an order before `before`. Safe for concurrent use.
+func (l *Limiter) FairAhead(ctx context.Context, uid, team string, before time.Time) (int, error) {
+	if err := checkUID(uid); err != nil {
+		return 0, fmt.Errorf("fair ahead: %w", err)
+	}
+	if err := checkItem(FairItem{Team: team, ID: "-"}); err != nil {
+		return 0, fmt.Errorf("fair ahead: %w", err)
+	}
+	upto := FairItem{Team: team, Order: before}.member() // team\0order\0: below every id of that order
+	n, err := l.rdb.ZLexCount(ctx, key(uid, kindFair, "queue"), "["+team+"\x00", "("+upto).Result()
+	if err != nil {
+		return 0, fmt.Errorf("fair ahead of %s: %w", uid, err)
+	}
+	return int(n), nil
+}

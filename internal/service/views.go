@@ -87,7 +87,7 @@ func (s *Service) DryRunBatch(ctx context.Context, team string, req BatchRequest
 		out.Valid++
 	}
 	if out.Valid > 0 {
-		eta, err := s.eta(ctx, acct, now, out.Valid)
+		eta, _, err := s.eta(ctx, acct, team, now, out.Valid)
 		if err != nil {
 			return nil, err
 		}
