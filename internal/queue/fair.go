@@ -259,7 +259,7 @@ func (w *Worker) wakeAdmitted(ctx context.Context, a *Account, it quota.FairItem
 		return true
 	}
 	r, gerr := w.store.Get(ctx, it.ID)
-	if errors.Is(gerr, store.ErrNotFound) || gerr == nil && (r.State.Terminal() || r.Queue != QueueBatch) {
+	if errors.Is(gerr, store.ErrNotFound) || gerr == nil && !needsTurn(r) {
 		if _, err := w.limiter.FairDone(ctx, a.UID, it); err != nil {
 			w.log.Warn("drop finished item from the fair queue", "distribution_id", it.ID, "err", err)
 			return true
@@ -276,6 +276,30 @@ func (w *Worker) wakeAdmitted(ctx context.Context, a *Account, it quota.FairItem
 		w.wakeIn(QueueBatch, it.ID, 50*time.Millisecond)
 	}
 	return true
+}
+
+// needsTurn reports whether r is a batch item still before its Create: a
+// final one, or one whose Create went out (marker or job), has no use for
+// an admission.
+func needsTurn(r *store.Record) bool {
+	return r.Queue == QueueBatch && !r.State.Terminal() && r.JobID == "" && r.CreateSentAt == nil
+}
+
+// dropTurn takes r out of its account's fair queue, admitted or queued,
+// when its admission went to a run that has no use for it; the admission
+// goes to the next item.
+func (w *Worker) dropTurn(ctx context.Context, a *Account, r *store.Record) {
+	if r.Queue != QueueBatch {
+		return
+	}
+	was, err := w.limiter.FairDone(ctx, a.UID, fairItem(r))
+	if err != nil {
+		w.log.Warn("drop item from the fair queue", "distribution_id", r.ID, "err", err)
+		return
+	}
+	if was {
+		w.admit(ctx, a, "")
+	}
 }
 
 // RunFairTick admits batch items of every account every interval until ctx

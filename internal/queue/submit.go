@@ -44,18 +44,24 @@ func (w *Worker) HandleSubmit(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if r.State.Terminal() {
-		return nil
-	}
 	a, err := w.account(r)
 	if err != nil {
+		if r.State.Terminal() {
+			return nil
+		}
 		return err
 	}
+	if r.State.Terminal() {
+		w.dropTurn(ctx, a, r)
+		return nil
+	}
 	if r.JobID != "" {
+		w.dropTurn(ctx, a, r)
 		return w.ensurePoll(ctx, r.ID)
 	}
 	token := runToken(ctx, id)
 	if r.CreateSentAt != nil {
+		w.dropTurn(ctx, a, r)
 		adopted, err := w.lookup(ctx, a, r, token)
 		if err != nil {
 			return w.lookupFailed(err)

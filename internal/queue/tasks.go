@@ -94,20 +94,19 @@ const enqueueParallelism = 16
 // first item of each call is pending at once, so that a worker admits
 // promptly (its run admits whoever is next). A lost fair-queue entry
 // costs its item only the fallback delay.
+//
+// Order matters: the scheduled tasks first (an admission wakes a task), then
+// the fair-queue entries, then the first task: were it pending before its
+// entry existed, its run could end before the entry was written, which
+// would then wait for an item already sent.
 func (e *Enqueuer) Submit(ctx context.Context, recs []*store.Record) error {
-	if len(recs) == 1 {
-		if err := e.submitOne(ctx, recs[0], true); err != nil {
-			return err
-		}
-		return e.fairQueue(ctx, recs)
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(enqueueParallelism)
-	for i, r := range recs {
+	for _, r := range recs[1:] {
 		if gctx.Err() != nil {
 			break // an enqueue failed, or the caller left: the caller undoes every record
 		}
-		g.Go(func() error { return e.submitOne(gctx, r, i == 0) })
+		g.Go(func() error { return e.submitOne(gctx, r, false) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -115,7 +114,13 @@ func (e *Enqueuer) Submit(ctx context.Context, recs []*store.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err // records left unqueued when the caller's context ended
 	}
-	return e.fairQueue(ctx, recs)
+	if err := e.fairQueue(ctx, recs); err != nil {
+		return err
+	}
+	if len(recs) > 0 {
+		return e.submitOne(ctx, recs[0], true)
+	}
+	return nil
 }
 
 // fairQueue queues the batch items of recs in their accounts' fair queues,
