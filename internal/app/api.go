@@ -11,6 +11,7 @@ import (
 
 	"github.com/distq/distq/internal/config"
 	"github.com/distq/distq/internal/console"
+	"github.com/distq/distq/internal/control"
 	"github.com/distq/distq/internal/httpapi"
 	"github.com/distq/distq/internal/metrics"
 	"github.com/distq/distq/internal/notify"
@@ -35,6 +36,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	m := metrics.New(reg)
 	initMetrics(m, cfg)
 	st := store.NewRedis(rdb, cfg.Retention)
+	ctl := control.NewStore(rdb, controlBase(cfg))
 	svc := service.New(service.Deps{
 		Store:       st,
 		Idempotency: st,
@@ -42,6 +44,9 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Changes:     store.NewChanges(rdb, log),
 		Figures:     st,
 		Slots:       slotHolders{quota.New(rdb, quota.Options{})},
+		Controls:    ServiceControls(ctl),
+		Backlogs:    storeBacklogs(cfg, st),
+		Teams:       serviceTeams(cfg),
 		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
 		Accounts:    serviceAccounts(cfg),
 		Webhooks:    serviceWebhooks(cfg, notify.NewOutbox(st, client, insp)),
@@ -55,6 +60,9 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Tokens:      cfg.Tokens,
 		TokenHashes: cfg.TokenHashes,
 		Registry:    reg,
+
+		AdminTokens:      cfg.AdminTokens,
+		AdminTokenHashes: cfg.AdminTokenHashes,
 		Log:         log,
 		Metrics:     m,
 		Ready:       pinger(rdb),
@@ -69,12 +77,20 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go background(bg)
+	// The limit gauges follow the operators' overrides.
+	limitsDone := make(chan struct{})
+	defer func() { stopBG(); <-limitsDone }()
+	go func() {
+		defer close(limitsDone)
+		exportLimits(bg, control.NewView(ctl, control.ViewOptions{Log: log.With("component", "control")}), cfg, m, time.Second)
+	}()
 	ln, err := listen(cfg.HTTPAddr)
 	if err != nil {
 		return err
 	}
 	ln = limitListener(ln, maxAPIConns)
-	log.Info("api listening", "addr", ln.Addr().String(), "accounts", len(cfg.Accounts), "teams", len(cfg.Tokens))
+	log.Info("api listening", "addr", ln.Addr().String(), "accounts", len(cfg.Accounts), "teams", len(serviceTeams(cfg)),
+		"admins", len(cfg.AdminTokens)+len(cfg.AdminTokenHashes))
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

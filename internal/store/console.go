@@ -87,6 +87,30 @@ func (s *Redis) Backlog(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
+// QueuedByTeam returns each team's queued distributions, in every account,
+// for the teams that have any: one ZCARD per team.
+func (s *Redis) QueuedByTeam(ctx context.Context) (map[string]int, error) {
+	teams, err := s.rdb.SMembers(ctx, keyTeams).Result()
+	if err != nil {
+		return nil, fmt.Errorf("queued by team: %w", err)
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make(map[string]*redis.IntCmd, len(teams))
+	for _, t := range teams {
+		cmds[t] = pipe.ZCard(ctx, keyTeamState(t, string(distribution.StateQueued)))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && len(teams) > 0 {
+		return nil, fmt.Errorf("queued by team: %w", err)
+	}
+	out := map[string]int{}
+	for t, c := range cmds {
+		if n := int(c.Val()); n > 0 {
+			out[t] = n
+		}
+	}
+	return out, nil
+}
+
 // Teams returns the teams that have records.
 func (s *Redis) Teams(ctx context.Context) ([]string, error) {
 	return s.rdb.SMembers(ctx, keyTeams).Result()
