@@ -63,10 +63,10 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 
 		AdminTokens:      cfg.AdminTokens,
 		AdminTokenHashes: cfg.AdminTokenHashes,
-		Log:         log,
-		Metrics:     m,
-		Ready:       pinger(rdb),
-		TeamRate:    float64(cfg.TeamRPS),
+		Log:              log,
+		Metrics:          m,
+		Ready:            pinger(rdb),
+		TeamRate:         float64(cfg.TeamRPS),
 	})
 	// The team console, a second front door of the same service.
 	con := echo.WrapHandler(console.New(console.Deps{

@@ -55,7 +55,7 @@ type Deps struct {
 	// admin routes (/v1/admin/…). Without any, no admin route can be used.
 	AdminTokens      map[string]string
 	AdminTokenHashes map[string]string
-	Registry    interface {
+	Registry         interface {
 		prometheus.Registerer
 		prometheus.Gatherer
 	}
