@@ -60,13 +60,13 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Tokens:      cfg.Tokens,
 		TokenHashes: cfg.TokenHashes,
 		Registry:    reg,
+		Log:         log,
+		Metrics:     m,
+		Ready:       pinger(rdb),
+		TeamRate:    float64(cfg.TeamRPS),
 
 		AdminTokens:      cfg.AdminTokens,
 		AdminTokenHashes: cfg.AdminTokenHashes,
-		Log:              log,
-		Metrics:          m,
-		Ready:            pinger(rdb),
-		TeamRate:         float64(cfg.TeamRPS),
 	})
 	// The team console, a second front door of the same service.
 	con := echo.WrapHandler(console.New(console.Deps{

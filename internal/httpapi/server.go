@@ -50,12 +50,7 @@ type Deps struct {
 	Tokens map[string]string
 	// TokenHashes maps the hex SHA-256 of bearer tokens to teams.
 	TokenHashes map[string]string
-	// AdminTokens and AdminTokenHashes are the operators' tokens (token,
-	// or its hex SHA-256, to the operator's name): only they open the
-	// admin routes (/v1/admin/…). Without any, no admin route can be used.
-	AdminTokens      map[string]string
-	AdminTokenHashes map[string]string
-	Registry         interface {
+	Registry    interface {
 		prometheus.Registerer
 		prometheus.Gatherer
 	}
@@ -77,6 +72,12 @@ type Deps struct {
 	// BodyTimeout bounds the sending of a request body (default 10s; 60s
 	// for a batch upload).
 	BodyTimeout time.Duration
+
+	// AdminTokens and AdminTokenHashes are the operators' tokens (token,
+	// or its hex SHA-256, to the operator's name): only they open the
+	// admin routes (/v1/admin/…). Without any, no admin route can be used.
+	AdminTokens      map[string]string
+	AdminTokenHashes map[string]string
 }
 
 type server struct {
