@@ -690,7 +690,9 @@ func TestOpenAPIContract(t *testing.T) {
 
 	t.Run("admin", func(t *testing.T) {
 		O := func(r request) request { r.token = tokenAdmin; return r }
-		put := func(path, body string) request { return O(request{method: http.MethodPut, path: path, body: []byte(body)}) }
+		put := func(path, body string) request {
+			return O(request{method: http.MethodPut, path: path, body: []byte(body)})
+		}
 		for _, r := range adminRouteList() {
 			c.run(t, a, exchange{name: r.method + " " + r.path, request: O(r), want: 200})
 			c.run(t, a, exchange{name: "team token " + r.method + " " + r.path, request: A(r), want: 403, check: wantCode("forbidden")})
