@@ -70,8 +70,10 @@ type AdminTeam struct {
 	// Backlog counts its distributions waiting in the account's queue
 	// (nil when the api cannot tell).
 	Backlog *int `json:"backlog,omitempty"`
-	// Slots counts the account's job slots its distributions hold.
-	Slots int `json:"slots"`
+	// Slots counts the account's job slots its distributions hold;
+	// SlotHolders names those distributions.
+	Slots       int      `json:"slots"`
+	SlotHolders []string `json:"slot_holders,omitempty"`
 	// CreatesLastMinute counts its Creates over the last 60 s; Share is
 	// their fraction of the account's.
 	CreatesLastMinute float64 `json:"creates_last_minute"`

@@ -39,7 +39,8 @@ func (s State) Terminal() bool {
 }
 
 // WaitReason says why a queued distribution waits: "rate_limit",
-// "job_slots" or "backoff".
+// "job_slots", "backoff" or "paused" (an operator paused its account or
+// team).
 type WaitReason string
 
 // DistributionError is why a distribution failed: the remote's Code and

@@ -210,7 +210,7 @@ func adminAccount(a *service.AdminAccount) client.AdminAccount {
 		Teams: make([]client.AdminTeam, len(a.Teams))}
 	for i, t := range a.Teams {
 		out.Teams[i] = client.AdminTeam{Team: t.Team, Weight: setting(t.Weight), Pause: pause(t.Pause), Paused: t.Paused,
-			Slots: t.Slots, CreatesLastMinute: round(t.CreatesLastMinute, 100), Share: round(t.Share, 10000)}
+			Slots: t.Slots, SlotHolders: t.Holders, CreatesLastMinute: round(t.CreatesLastMinute, 100), Share: round(t.Share, 10000)}
 		if t.HasBacklog {
 			n := t.Backlog
 			out.Teams[i].Backlog = &n

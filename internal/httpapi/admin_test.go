@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -67,12 +68,13 @@ func TestAdminClientAgainstAPI(t *testing.T) {
 	ctx := t.Context()
 	doc, router := loadSpec(ctx, t)
 	var logs syncBuffer
-	a := newAPI(t, apiOptions{log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	holders := &slotHolders{}
+	a := newAPI(t, apiOptions{log: slog.New(slog.NewJSONHandler(&logs, nil)), slots: holders})
 	rec := &exchangeRecorder{transport: &http.Transport{}}
 	t.Cleanup(rec.transport.CloseIdleConnections)
 	c := client.New(a.URL, tokenAdmin, client.WithHTTPClient(&http.Client{Transport: rec, Timeout: time.Minute}))
 	chk := &clientCheck{doc: doc, router: router, rec: rec}
-	a.createDistribution(ctx, t, tokenB, "a1Admin1")
+	holders.ids = []string{a.createDistribution(ctx, t, tokenB, "a1Admin1").ID}
 
 	list, err := c.AdminAccounts(ctx)
 	chk.exchange(t, http.StatusOK, client.AdminAccountList{Accounts: list}, err)
@@ -85,6 +87,9 @@ func TestAdminClientAgainstAPI(t *testing.T) {
 	}
 	if ta := acct.Teams[0]; ta.Team != teamA || ta.Weight != (client.Setting{Value: 2, Origin: client.OriginConfig}) || ta.Paused || ta.Backlog != nil {
 		t.Errorf("team A %+v, want weight 2 from the configuration, no backlog (none wired)", ta)
+	}
+	if tb := acct.Teams[1]; tb.Slots != 1 || len(tb.SlotHolders) != 1 || tb.SlotHolders[0] != holders.ids[0] || acct.SlotsInUse != 1 {
+		t.Errorf("team B %+v, want its distribution holding a slot", tb)
 	}
 
 	// Limits: set both, then clear one.
@@ -216,6 +221,13 @@ func TestAdminAccountsOfOneUID(t *testing.T) {
 			t.Errorf("%s: shared_with %v", acct.Name, acct.SharedWith)
 		}
 	}
+}
+
+// slotHolders reports fixed slot holders.
+type slotHolders struct{ ids []string }
+
+func (h *slotHolders) SlotHolders(context.Context, string) ([]string, int, error) {
+	return h.ids, 0, nil
 }
 
 // syncBuffer is a bytes.Buffer safe for a logger and a test to share.

@@ -69,6 +69,8 @@ type apiOptions struct {
 	accounts []service.Account
 	// log receives the api's logs (default: discarded).
 	log *slog.Logger
+	// slots tells which distributions hold job slots (default: none).
+	slots service.Slots
 }
 
 // testAPI is the api served over real HTTP on a real Redis database.
@@ -122,6 +124,7 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
 		Accounts:    accounts,
 		Figures:     st,
+		Slots:       o.slots,
 		Controls:    app.ServiceControls(control.NewStore(rdb, base)),
 		Teams:       []string{teamA, teamB},
 		Webhooks:    service.Webhooks{Teams: map[string]bool{teamA: true}, Allowed: hooksAllowed, Events: notify.NewOutbox(st, asynq.NewClientFromRedisClient(rdb), insp)},

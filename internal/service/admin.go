@@ -131,8 +131,10 @@ type AdminTeam struct {
 	// HasBacklog is false when that is not known (no Backlogs).
 	Backlog    int
 	HasBacklog bool
-	// Slots counts the account's job slots its distributions hold.
-	Slots int
+	// Slots counts the account's job slots its distributions hold;
+	// Holders names those distributions, sorted.
+	Slots   int
+	Holders []string
 	// CreatesLastMinute counts its Creates over the last 60 s, and Share
 	// is their fraction of the account's (0 when nobody sent one).
 	CreatesLastMinute float64
@@ -338,6 +340,7 @@ func (s *Service) adminAccount(ctx context.Context, a Account, set Settings) (*A
 		v.SlotsInUse, v.External = slots.inUse, slots.external
 		for t, n := range slots.teams {
 			get(t).Slots = n
+			get(t).Holders = slices.Sorted(slices.Values(slots.holders[t]))
 		}
 	}
 	var backlog map[string]int

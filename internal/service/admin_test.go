@@ -93,7 +93,7 @@ func TestAdminAccountFigures(t *testing.T) {
 		t.Errorf("team A %+v", ta)
 	}
 	if tb.Team != "team-b" || tb.Weight != (service.Setting{Value: 4, Origin: service.OriginConfig}) || !tb.HasBacklog || tb.Backlog != 0 ||
-		tb.Slots != 2 || math.Abs(tb.Share-2/4.5) > 1e-9 {
+		tb.Slots != 2 || len(tb.Holders) != 2 || tb.Holders[0] != min(res.Results[0].ID, res.Results[1].ID) || math.Abs(tb.Share-2/4.5) > 1e-9 {
 		t.Errorf("team B %+v", tb)
 	}
 	if tc.Team != "team-c" || tc.Weight.Value != 1 || tc.Backlog != 1 || tc.Share != 0 {

@@ -285,8 +285,10 @@ type slotHolding struct {
 	// inUse counts the slots of distq's distributions, external the remote
 	// jobs made outside distq.
 	inUse, external int
-	// teams counts the slots of each team's distributions.
-	teams map[string]int
+	// teams counts the slots of each team's distributions, holders lists
+	// them.
+	teams   map[string]int
+	holders map[string][]string
 }
 
 // slotsPerTeam reads who holds the job slots of the account of uid; nil
@@ -303,9 +305,10 @@ func (s *Service) slotsPerTeam(ctx context.Context, uid string) (*slotHolding, e
 	if err != nil {
 		return nil, err
 	}
-	out := &slotHolding{inUse: len(ids), external: ext, teams: map[string]int{}}
+	out := &slotHolding{inUse: len(ids), external: ext, teams: map[string]int{}, holders: map[string][]string{}}
 	for _, r := range recs {
 		out.teams[r.Team]++
+		out.holders[r.Team] = append(out.holders[r.Team], r.ID)
 	}
 	return out, nil
 }
