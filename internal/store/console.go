@@ -99,7 +99,7 @@ func (s *Redis) QueuedByTeam(ctx context.Context) (map[string]int, error) {
 	for _, t := range teams {
 		cmds[t] = pipe.ZCard(ctx, keyTeamState(t, string(distribution.StateQueued)))
 	}
-	if _, err := pipe.Exec(ctx); err != nil && len(teams) > 0 {
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("queued by team: %w", err)
 	}
 	out := map[string]int{}
