@@ -11,6 +11,7 @@ import (
 
 	"github.com/distq/distq/internal/config"
 	"github.com/distq/distq/internal/console"
+	"github.com/distq/distq/internal/control"
 	"github.com/distq/distq/internal/httpapi"
 	"github.com/distq/distq/internal/metrics"
 	"github.com/distq/distq/internal/notify"
@@ -36,7 +37,8 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	initMetrics(m, cfg)
 	st := store.NewRedis(rdb, cfg.Retention)
 	lim := quota.New(rdb, quota.Options{})
-	svc := service.New(service.Deps{
+	ctl := control.NewStore(rdb, controlBase(cfg))
+	deps := service.Deps{
 		Store:       st,
 		Idempotency: st,
 		Enqueuer:    queue.NewEnqueuer(client, lim, 0),
@@ -44,6 +46,9 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Figures:     st,
 		Slots:       slotHolders{lim},
 		FairQueue:   fairQueue{lim},
+		Controls:    ServiceControls(ctl),
+		Backlogs:    fairQueue{lim},
+		Teams:       serviceTeams(cfg),
 		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
 		Accounts:    serviceAccounts(cfg),
 		Webhooks:    serviceWebhooks(cfg, notify.NewOutbox(st, client, insp)),
@@ -51,7 +56,9 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Log:         log,
 
 		JobDurationHint: cfg.JobDurationHint,
-	})
+	}
+	useView(&deps, control.NewView(ctl, control.ViewOptions{Log: log.With("component", "control")}))
+	svc := service.New(deps)
 	e, background := httpapi.New(httpapi.Deps{
 		Service:     svc,
 		Tokens:      cfg.Tokens,
@@ -61,6 +68,9 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Metrics:     m,
 		Ready:       pinger(rdb),
 		TeamRate:    float64(cfg.TeamRPS),
+
+		AdminTokens:      cfg.AdminTokens,
+		AdminTokenHashes: cfg.AdminTokenHashes,
 	})
 	// The team console, a second front door of the same service.
 	con := echo.WrapHandler(console.New(console.Deps{
@@ -71,12 +81,20 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go background(bg)
+	// The limit gauges follow the operators' overrides.
+	limitsDone := make(chan struct{})
+	defer func() { stopBG(); <-limitsDone }()
+	go func() {
+		defer close(limitsDone)
+		exportLimits(bg, control.NewView(ctl, control.ViewOptions{Log: log.With("component", "control")}), cfg, m, time.Second)
+	}()
 	ln, err := listen(cfg.HTTPAddr)
 	if err != nil {
 		return err
 	}
 	ln = limitListener(ln, maxAPIConns)
-	log.Info("api listening", "addr", ln.Addr().String(), "accounts", len(cfg.Accounts), "teams", len(cfg.Tokens))
+	log.Info("api listening", "addr", ln.Addr().String(), "accounts", len(cfg.Accounts), "teams", len(serviceTeams(cfg)),
+		"admins", len(cfg.AdminTokens)+len(cfg.AdminTokenHashes))
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

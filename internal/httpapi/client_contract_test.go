@@ -42,6 +42,15 @@ var clientSchemas = map[string]reflect.Type{
 	"ExistingRef":         reflect.TypeFor[client.ExistingRef](),
 	"OtherTeamRef":        reflect.TypeFor[client.OtherTeamRef](),
 	"Error":               reflect.TypeFor[client.Error](),
+	"Setting":             reflect.TypeFor[client.Setting](),
+	"Pause":               reflect.TypeFor[client.Pause](),
+	"AdminAccount":        reflect.TypeFor[client.AdminAccount](),
+	"AdminTeam":           reflect.TypeFor[client.AdminTeam](),
+	"AdminAccountList":    reflect.TypeFor[client.AdminAccountList](),
+	"TeamWeight":          reflect.TypeFor[client.TeamWeight](),
+	"TeamWeightList":      reflect.TypeFor[client.TeamWeightList](),
+	"LimitsRequest":       reflect.TypeFor[client.LimitsChange](),
+	"WeightRequest":       reflect.TypeFor[client.WeightRequest](),
 }
 
 // jsonField is one JSON field of a Go struct.

@@ -86,6 +86,15 @@ type Deps struct {
 	// those views are empty).
 	Figures Figures
 	Slots   Slots
+	// Controls keeps the operators' overrides (the admin use cases need
+	// it; without it they answer CodeUnavailable). When set, the console's
+	// account view shows the limits in force.
+	Controls Controls
+	// Backlogs tells each team's backlog in an account's queue, for the
+	// admin view (optional: without it the view leaves backlogs out).
+	Backlogs Backlogs
+	// Teams names the teams of the api's tokens, for the admin view.
+	Teams []string
 	// Canceler removes the queued task of a canceled distribution (optional,
 	// best effort: the worker skips a canceled record anyway).
 	Canceler func(ctx context.Context, queue, id string) error
