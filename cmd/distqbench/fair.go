@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -253,7 +256,7 @@ func (e env) runFair(ctx context.Context, runs int, p fairParams) error {
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	var results []fairResult
 	for i := range runs {
-		r, err := e.fairOnce(ctx, p)
+		r, err := e.fairOnce(ctx, i+1, p)
 		if err != nil {
 			return fmt.Errorf("fair run %d: %w", i+1, err)
 		}
@@ -291,8 +294,8 @@ func (e env) runFair(ctx context.Context, runs int, p fairParams) error {
 // fairOnce starts the simulator, the workers and the api as processes on
 // an empty database, submits A's batch, B's batch and C's single on the
 // scenario's schedule, waits until B's batch is done and C's single has
-// ended, and measures the audit.
-func (e env) fairOnce(ctx context.Context, p fairParams) (fairResult, error) {
+// ended, and measures the audit (kept as fair-RUN-audit.json in the logs).
+func (e env) fairOnce(ctx context.Context, run int, p fairParams) (fairResult, error) {
 	rdb, err := e.emptyDB(ctx)
 	if err != nil {
 		return fairResult{}, err
@@ -300,7 +303,7 @@ func (e env) fairOnce(ctx context.Context, p fairParams) (fairResult, error) {
 	defer rdb.Close()
 	var procs procs
 	defer procs.stop()
-	name := "fair"
+	name := fmt.Sprintf("fair-%d", run)
 	simURL, err := e.startSim(ctx, &procs, name,
 		"ALISIM_JOB_DURATION="+p.jobDur.String(),
 		fmt.Sprintf("ALISIM_MAX_JOBS=%d", p.slots),
@@ -395,9 +398,17 @@ func (e env) fairOnce(ctx context.Context, p fairParams) (fairResult, error) {
 	if err := sleepCtx(ctx, 3*time.Second); err != nil {
 		return fairResult{}, err
 	}
-	var audit struct{ Calls []call }
-	if err := getJSON(simURL+"/_alisim/audit", &audit); err != nil {
+	var raw json.RawMessage
+	if err := getJSON(simURL+"/_alisim/audit", &raw); err != nil {
 		return fairResult{}, err
+	}
+	// Kept beside the processes' logs, to study a run afterwards.
+	if err := os.WriteFile(filepath.Join(e.logs, fmt.Sprintf("fair-%d-audit.json", run)), raw, 0o644); err != nil {
+		return fairResult{}, err
+	}
+	var audit struct{ Calls []call }
+	if err := json.Unmarshal(raw, &audit); err != nil {
+		return fairResult{}, fmt.Errorf("the simulator's audit: %w", err)
 	}
 	if len(audit.Calls) == 0 {
 		return fairResult{}, errors.New("the simulator's audit is empty")
