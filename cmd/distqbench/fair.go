@@ -342,7 +342,7 @@ func (e env) fairOnce(ctx context.Context, run int, p fairParams) (fairResult, e
 	}
 
 	if _, _, err := clA.SubmitBatch(ctx, teamBatch("A", p.nA), ""); err != nil {
-		return fairResult{}, fmt.Errorf("A's batch: %w", err)
+		return fairResult{}, fmt.Errorf("team A's batch: %w", err)
 	}
 	t0 := time.Now()
 	if err := sleepCtx(ctx, time.Until(t0.Add(p.bAfter))); err != nil {
@@ -350,7 +350,7 @@ func (e env) fairOnce(ctx context.Context, run int, p fairParams) (fairResult, e
 	}
 	createdB, _, err := clB.SubmitBatch(ctx, teamBatch("B", p.nB), "")
 	if err != nil {
-		return fairResult{}, fmt.Errorf("B's batch: %w", err)
+		return fairResult{}, fmt.Errorf("team B's batch: %w", err)
 	}
 	var t fairTimes
 	t.bAccepted = time.Now()
@@ -361,7 +361,7 @@ func (e env) fairOnce(ctx context.Context, run int, p fairParams) (fairResult, e
 	single, _, err := clC.Submit(ctx, client.DistributionRequest{ProductKey: fairKey("C", 0),
 		SourceInstanceID: "iotx-oxssharez200", TargetInstanceID: "iot-cn-fair"}, "")
 	if err != nil {
-		return fairResult{}, fmt.Errorf("C's single: %w", err)
+		return fairResult{}, fmt.Errorf("team C's single: %w", err)
 	}
 
 	// Everything of A and B at the account's rate, and a minute more.
@@ -369,7 +369,7 @@ func (e env) fairOnce(ctx context.Context, run int, p fairParams) (fairResult, e
 	bDone, cDone := false, false
 	for !bDone || !cDone {
 		if time.Now().After(deadline) {
-			return fairResult{}, fmt.Errorf("B's batch done: %v, C's single ended: %v, %v after A's batch", bDone, cDone, time.Since(t0).Round(time.Second))
+			return fairResult{}, fmt.Errorf("not over %[3]v after team A's batch: team B's batch done: %[1]v, team C's single ended: %[2]v", bDone, cDone, time.Since(t0).Round(time.Second))
 		}
 		if !bDone {
 			b, err := clB.GetBatch(ctx, createdB.Batch.ID)
@@ -377,7 +377,7 @@ func (e env) fairOnce(ctx context.Context, run int, p fairParams) (fairResult, e
 				return fairResult{}, err
 			}
 			if bDone = b.Done; bDone && b.Counts[client.StateSucceeded] != p.nB {
-				return fairResult{}, fmt.Errorf("B's batch done with counts %v, want %d succeeded", b.Counts, p.nB)
+				return fairResult{}, fmt.Errorf("team B's batch done with counts %v, want %d succeeded", b.Counts, p.nB)
 			}
 		}
 		if !cDone {
@@ -386,7 +386,7 @@ func (e env) fairOnce(ctx context.Context, run int, p fairParams) (fairResult, e
 				return fairResult{}, err
 			}
 			if cDone = d.State.Terminal(); cDone && d.State != client.StateSucceeded {
-				return fairResult{}, fmt.Errorf("C's single ended %s", d.State)
+				return fairResult{}, fmt.Errorf("team C's single ended %s", d.State)
 			}
 		}
 		if err := sleepCtx(ctx, 250*time.Millisecond); err != nil {
