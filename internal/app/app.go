@@ -43,7 +43,8 @@ func initMetrics(m *metrics.Metrics, cfg *config.Config) {
 	}
 }
 
-// configTeams are the teams cfg names (the api's token tables), sorted:
+// configTeams are the teams cfg names (the api's token tables, the team
+// weights), sorted:
 // the values the metrics' team label may take besides metrics.OtherTeam.
 func configTeams(cfg *config.Config) []string {
 	seen := map[string]bool{}
@@ -51,6 +52,9 @@ func configTeams(cfg *config.Config) []string {
 		for _, team := range tokens {
 			seen[team] = true
 		}
+	}
+	for team := range cfg.TeamWeights {
+		seen[team] = true
 	}
 	return slices.Sorted(maps.Keys(seen))
 }

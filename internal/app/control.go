@@ -47,6 +47,7 @@ func exportLimits(ctx context.Context, view *control.View, cfg *config.Config, m
 			for _, a := range cfg.Accounts {
 				m.RateLimit.WithLabelValues(a.Name, alibaba.ActionCreate).Set(float64(s.CreateQPS(a.Name)))
 				m.SlotsLimit.WithLabelValues(a.Name).Set(float64(s.MaxJobs(a.Name)))
+				m.SetAccountLimits(a.Name, float64(s.CreateQPS(a.Name)), s.MaxJobs(a.Name))
 			}
 		}
 		select {

@@ -302,9 +302,54 @@ func (w *Worker) dropTurn(ctx context.Context, a *Account, r *store.Record) {
 	}
 }
 
+// maxTeamLabels bounds the teams a worker names in its metrics. Teams
+// come from records, which the api writes only for the teams of its
+// configuration; a worker started without that list learns them as they
+// come (the rest count under metrics.OtherTeam).
+const maxTeamLabels = 256
+
+// countCreate counts a Create sent for team on a (distq_team_creates_total).
+func (w *Worker) countCreate(a *Account, team string) {
+	w.knowTeams(a, []string{team})
+	w.metrics.AddTeamCreate(a.Name, team)
+}
+
+func (w *Worker) knowTeams(a *Account, teams []string) {
+	w.teamsMu.Lock()
+	defer w.teamsMu.Unlock()
+	if w.teams == nil {
+		w.teams = map[[2]string]bool{}
+	}
+	for _, t := range teams {
+		k := [2]string{a.Name, t}
+		if !w.teams[k] && len(w.teams) < maxTeamLabels {
+			w.teams[k] = true
+			w.metrics.InitTeams(a.Name, []string{t})
+		}
+	}
+}
+
+// exportBacklogs sets distq_team_backlog of the account from its fair
+// queue: batch items queued or admitted, per team.
+func (w *Worker) exportBacklogs(ctx context.Context, a *Account) {
+	st, err := w.limiter.FairState(ctx, a.UID)
+	if err != nil {
+		return
+	}
+	backlog := make(map[string]int64, len(st))
+	teams := make([]string, 0, len(st))
+	for t, s := range st {
+		backlog[t] = int64(s.Queued + s.Admitted)
+		teams = append(teams, t)
+	}
+	w.knowTeams(a, teams)
+	w.metrics.SetTeamBacklog(a.Name, backlog)
+}
+
 // RunFairTick admits batch items of every account every interval until ctx
 // ends: admissions normally follow each Create, the tick covers a resume
-// after a pause, lapsed admissions and lost wakes.
+// after a pause, lapsed admissions and lost wakes. It also exports the
+// team backlogs.
 func (w *Worker) RunFairTick(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -315,6 +360,7 @@ func (w *Worker) RunFairTick(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 			for _, a := range w.accounts {
 				w.admit(ctx, a, "")
+				w.exportBacklogs(ctx, a)
 			}
 		}
 	}

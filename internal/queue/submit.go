@@ -258,6 +258,9 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 			})
 			return err
 		})
+		if e := alibaba.AsAPIError(err); e == nil || e.Code != alibaba.CodeNotSent {
+			w.countCreate(a, r.Team)
+		}
 		if err == nil {
 			return w.started(ctx, a, id, jobID, requestID, nil)
 		}

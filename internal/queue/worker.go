@@ -167,6 +167,9 @@ type Worker struct {
 
 	controls Controls // nil: the configuration's settings
 
+	teamsMu sync.Mutex
+	teams   map[[2]string]bool // (account, team) named in the metrics
+
 	refusedMu sync.Mutex
 	refused   map[string]bool // UIDs whose Create the remote refused for the job count
 }
