@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
@@ -107,5 +108,44 @@ func TestTeamsShareTheAccount(t *testing.T) {
 		if p == "faircc" && i > firstB+10 {
 			t.Errorf("the single submission was Create %d, B's first was %d", i, firstB)
 		}
+	}
+}
+
+// Weights changed at run time by an operator take effect on the next
+// admissions: at 3:1 team A gets about three Creates for each of B's.
+func TestWeightsChangedMidRun(t *testing.T) {
+	t.Parallel()
+	st, admin := adminStack(t, map[string]string{"DISTQ_CREATE_QPS": "10"},
+		alisim.Config{JobDuration: 200 * time.Millisecond, QPS: map[string]float64{alisim.ActionCreateProductDistributeJob: 10}})
+	submitBatch(t, st, "token-aaaaaaaa", "weighta", 120)
+	submitBatch(t, st, "token-bbbbbbbb", "weightb", 60)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(jobsWithPrefix(st.Sim, "weight")) < 20 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := admin.SetTeamWeight(context.Background(), "teama", 3); err != nil {
+		t.Fatalf("set weight: %v", err)
+	}
+	changed := time.Now().Add(time.Second) // the workers' views refresh every 500 ms
+	deadline = time.Now().Add(60 * time.Second)
+	for len(jobsWithPrefix(st.Sim, "weightb")) < 60 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	a, b := 0, 0
+	for _, j := range jobsWithPrefix(st.Sim, "weight") {
+		if j.Created.Before(changed) {
+			continue
+		}
+		if strings.HasPrefix(j.ProductKey, "weighta") {
+			a++
+		} else {
+			b++
+		}
+		if a+b == 40 {
+			break
+		}
+	}
+	if share := float64(b) / float64(a+b); share < 0.15 || share > 0.35 {
+		t.Fatalf("after weights 3:1, B got %d of %d Creates (%.2f), want ~0.25", b, a+b, share)
 	}
 }
