@@ -353,12 +353,19 @@ func (w *Worker) exportBacklogs(ctx context.Context, a *Account) {
 func (w *Worker) RunFairTick(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	idle := map[string]bool{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			for _, a := range w.accounts {
+				// An idle account costs one read a tick.
+				teams, err := w.limiter.FairTeams(ctx, a.UID)
+				if err != nil || len(teams) == 0 && idle[a.Name] {
+					continue
+				}
+				idle[a.Name] = len(teams) == 0
 				w.admit(ctx, a, "")
 				w.exportBacklogs(ctx, a)
 			}
