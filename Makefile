@@ -33,6 +33,8 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
 
 ## bench: quota and ingest figures against the simulator with real processes.
+## BENCH_ARGS passes distqbench's flags, e.g. the fair share between teams
+## (docs/QUOTA.md): make bench BENCH_ARGS='-fair -fair-weights 3:1 -runs 3'
 bench: build
 	@scripts/with-redis.sh $(GO) run ./cmd/distqbench $(BENCH_ARGS)
 

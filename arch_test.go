@@ -12,14 +12,15 @@ const module = "github.com/distq/distq"
 // (go list -deps, transitive, tests excluded): the domain imports no other
 // distq package (the device domain only the distribution domain), the use cases and the front doors (the REST API, the
 // console) reach no adapter (the Redis store, the quota scripts, the queue,
-// the Alibaba client), so that every front door goes through
-// internal/service and the rules of a distribution's life cannot leak back
+// the Alibaba client, the operators' overrides in internal/control), so
+// that every front door goes through internal/service and the rules of a
+// distribution's life cannot leak back
 // into a transport.
 func TestLayering(t *testing.T) {
 	t.Parallel()
 	adapters := []string{
 		module + "/internal/store", module + "/internal/alibaba", module + "/internal/quota",
-		module + "/internal/queue", module + "/internal/alisim",
+		module + "/internal/queue", module + "/internal/alisim", module + "/internal/control",
 		"github.com/redis/go-redis/v9", "github.com/hibiken/asynq", "github.com/alibabacloud-go/",
 	}
 	tests := []struct {
@@ -30,7 +31,7 @@ func TestLayering(t *testing.T) {
 		{pkg: "internal/devices", forbidden: append([]string{module + "/internal/service", module + "/internal/httpapi"}, adapters...)},
 		{pkg: "internal/webhook", forbidden: append([]string{module + "/"}, adapters...)},
 		{pkg: "internal/service", forbidden: append([]string{module + "/internal/httpapi", "github.com/labstack/echo"}, adapters...)},
-		{pkg: "internal/httpapi", forbidden: adapters[:5]},
+		{pkg: "internal/httpapi", forbidden: adapters[:6]},
 		{pkg: "internal/console", forbidden: append([]string{module + "/internal/httpapi", "github.com/labstack/echo"}, adapters...)},
 	}
 	for _, tt := range tests {

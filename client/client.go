@@ -6,7 +6,9 @@
 // submits distributions one by one (Client.Submit) or in batches of up to
 // 10,000 (Client.SubmitBatch), then follows them: Client.Get, the long poll
 // Client.Poll, Client.GetBatch for a batch's counts and ETA, and
-// Client.List or Client.All for pages of distributions.
+// Client.List or Client.All for pages of distributions. Operators, with a
+// Client made with an operator's token, use the admin methods (admin.go):
+// Client.AdminAccounts, Client.SetLimits, Client.PauseAccount, …
 //
 // Every method takes a context. An error answer is an *Error carrying the
 // API's code, message, details and HTTP status; a request that got no

@@ -39,7 +39,8 @@ func (s State) Terminal() bool {
 }
 
 // WaitReason says why a queued distribution waits: "rate_limit",
-// "job_slots" or "backoff".
+// "job_slots", "backoff", "fair_share" (other teams' turns first) or
+// "paused" (by an operator).
 type WaitReason string
 
 // DistributionError is why a distribution failed: the remote's Code and
@@ -188,9 +189,25 @@ type Batch struct {
 	// ETA is when the batch should be done, from the backlog ahead of it
 	// and the account's limits; nil when done.
 	ETA *time.Time `json:"eta,omitempty"`
+	// Share is the team's share of the account while the batch waits;
+	// absent when done.
+	Share *Share `json:"share,omitempty"`
 	// Notification is the batch.finished event and its delivery state,
 	// once the batch is done (with a notify_url).
 	Notification *Notification `json:"notification,omitempty"`
+}
+
+// Share is a team's share of an account's Creates and job slots, which
+// distq divides between the teams with a backlog by weight.
+type Share struct {
+	// Weight is the team's weight.
+	Weight int `json:"weight"`
+	// Entitled is the fraction the team gets while the teams with a
+	// backlog now keep one: its weight over theirs (1 when alone).
+	Entitled float64 `json:"entitled"`
+	// Recent is the fraction of the account's Creates the team sent over
+	// the last minute.
+	Recent float64 `json:"recent"`
 }
 
 // Notification is a completion event's delivery state.

@@ -5,6 +5,7 @@
 // x/time/rate pattern ("naive") run on the same simulator for contrast.
 //
 //	go run ./cmd/distqbench [-scenarios all|quick] [-bin bin] [-redis 127.0.0.1:6379] [-db 13]
+//	go run ./cmd/distqbench -fair [-fair-weights 1:1] [-runs N]   # fair share between teams (fair.go)
 package main
 
 import (
@@ -99,7 +100,10 @@ func run(ctx context.Context) error {
 	faults := flag.Bool("faults", false, "with -chaos: the simulator also injects 5xx, timeouts after create and latency")
 	lost := flag.Bool("lost", false, "with -chaos: the simulator answers 503/500 after making the job on 30% of Creates")
 	hogRuns := flag.Int("hog", 0, "run the jitter scenario with a CPU hog this many times instead")
-	runs := flag.Int("runs", 1, "with -chaos: how many runs")
+	runs := flag.Int("runs", 1, "with -chaos or -fair: how many runs")
+	fair := flag.Bool("fair", false, "run the fair-share scenario of issue 14 (teams A, B, C on one account; 300- and 30-item batches, one single) instead")
+	fairWeights := flag.String("fair-weights", "1:1", "with -fair: the weights of teams A and B, A:B (passed as DISTQ_TEAM_WEIGHTS=A=…,B=…)")
+	fairWorkers := flag.Int("fair-workers", 2, "with -fair: worker processes")
 	cost := flag.Int("cost", 0, "measure Redis commands (INFO commandstats) per distribution for this many distributions with 1 s, 10 s and 60 s jobs, and of an idle api + worker, instead")
 	slotRuns := flag.Int("slotbound", 0, "run the slot-bound scenario (30 products, 6 s jobs, 3 workers) this many times and print it beside the ideal schedule, instead")
 	costDurs := flag.String("cost-durations", "1s,10s,60s", "with -cost: the job durations")
@@ -114,6 +118,16 @@ func run(ctx context.Context) error {
 	}
 	e := env{bin: *bin, redis: *addr, db: *db, logs: logs, self: self}
 	fmt.Printf("distqbench: logs in %s\n\n", logs)
+	if *fair {
+		wA, wB, err := parseWeights(*fairWeights)
+		if err != nil {
+			return err
+		}
+		if *fairWorkers < 1 {
+			return fmt.Errorf("-fair-workers %d: want at least 1", *fairWorkers)
+		}
+		return e.runFair(ctx, max(*runs, 1), defaultFair(wA, wB, *fairWorkers))
+	}
 	if *load > 0 {
 		return e.runLoad(ctx, *conc, *load)
 	}
@@ -180,6 +194,12 @@ func freePort() string {
 
 type procs struct {
 	cmds []*exec.Cmd
+	// nice, when set, is the niceness of every process started but the
+	// simulator: with a CPU hog, distq and the hog share the cores at one
+	// priority while the simulator, which stands for a remote endpoint on
+	// other machines, keeps its own, so that its arrival times are the
+	// remote's, not a starved local process's.
+	nice int
 }
 
 func (p *procs) start(e env, name string, environ []string, args ...string) error {
@@ -195,6 +215,11 @@ func (p *procs) start(e env, name string, environ []string, args ...string) erro
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	p.cmds = append(p.cmds, cmd)
+	if p.nice != 0 && !strings.HasSuffix(name, " alisim") {
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, p.nice); err != nil {
+			return fmt.Errorf("renice %s: %w", name, err)
+		}
+	}
 	return nil
 }
 
@@ -249,6 +274,7 @@ func (e env) runScenario(ctx context.Context, sc scenario) (string, error) {
 	var p procs
 	defer p.stop()
 	if sc.hog {
+		p.nice = 5
 		if err := p.start(e, sc.name+" hog", nil, e.self, "hog"); err != nil {
 			return "", err
 		}

@@ -13,8 +13,8 @@ import (
 const (
 	// ExitOK: everything asked for was done; with --wait, every item succeeded.
 	ExitOK = 0
-	// ExitUsage: bad flags or arguments, a missing or invalid token, an
-	// unreadable config or input file.
+	// ExitUsage: bad flags or arguments, a missing or invalid token (or a
+	// team's token on an admin command), an unreadable config or input file.
 	ExitUsage = 1
 	// ExitItems: some items did not succeed: bad lines in the file,
 	// items the API rejected (e.g. duplicate_active), or, with --wait,
@@ -95,8 +95,8 @@ func exitCode(ctx context.Context, err error) int {
 		return ExitUnreachable
 	case errors.As(err, &ae):
 		switch {
-		case ae.Status == http.StatusUnauthorized:
-			return ExitUsage // a wrong token is a configuration error
+		case ae.Status == http.StatusUnauthorized, ae.Status == http.StatusForbidden:
+			return ExitUsage // a wrong token (or a team's on an admin route) is a configuration error
 		case ae.Unavailable():
 			return ExitUnreachable
 		}

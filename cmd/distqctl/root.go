@@ -36,6 +36,8 @@ type app struct {
 
 	// Flags of the root command.
 	flagURL, flagToken, flagConfig, output string
+	// flagAdminToken is the operator's token of the admin commands.
+	flagAdminToken string
 
 	cfg fileConfig // resolved settings
 }
@@ -87,6 +89,7 @@ func (a *app) rootCmd() *cobra.Command {
 		Short: "Distribute Alibaba Cloud IoT products through distq",
 		Long: `distqctl submits products to distq, one or a file of thousands, follows the
 batches with a progress bar, and gets, lists, cancels and retries them.
+Operators pause, resume and tune accounts and teams with distqctl admin.
 
 Settings come from flags, then DISTQ_URL / DISTQ_TOKEN, then the config file
 (` + "`<user config dir>/distq/config.yaml`" + `, or --config / DISTQ_CONFIG).
@@ -106,7 +109,7 @@ Exit codes: 0 all done (with --wait: all succeeded); 1 usage or config error;
 	f.StringVar(&a.flagToken, "token", "", "API bearer token (env DISTQ_TOKEN)")
 	f.StringVar(&a.flagConfig, "config", "", "config file (env DISTQ_CONFIG; default <user config dir>/distq/config.yaml)")
 	f.StringVarP(&a.output, "output", "o", "", "output format: table or json (default table)")
-	root.AddCommand(a.submitCmd(), a.watchCmd(), a.getCmd(), a.listCmd(), a.cancelCmd(), a.retryCmd(), a.devicesCmd())
+	root.AddCommand(a.submitCmd(), a.watchCmd(), a.getCmd(), a.listCmd(), a.cancelCmd(), a.retryCmd(), a.adminCmd(), a.devicesCmd())
 	return root
 }
 

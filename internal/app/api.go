@@ -11,6 +11,7 @@ import (
 
 	"github.com/distq/distq/internal/config"
 	"github.com/distq/distq/internal/console"
+	"github.com/distq/distq/internal/control"
 	"github.com/distq/distq/internal/httpapi"
 	"github.com/distq/distq/internal/metrics"
 	"github.com/distq/distq/internal/notify"
@@ -35,15 +36,21 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	m := metrics.New(reg)
 	initMetrics(m, cfg)
 	st := store.NewRedis(rdb, cfg.Retention)
-	enq := queue.NewEnqueuer(client)
-	svc := service.New(service.Deps{
+	lim := quota.New(rdb, quota.Options{})
+	ctl := control.NewStore(rdb, controlBase(cfg))
+	enq := queue.NewEnqueuer(client, lim, 0)
+	deps := service.Deps{
 		Store:       st,
 		Idempotency: st,
 		Enqueuer:    enq,
 		Devices:     service.DeviceDeps{Store: st, Enqueuer: enq},
 		Changes:     store.NewChanges(rdb, log),
 		Figures:     st,
-		Slots:       slotHolders{quota.New(rdb, quota.Options{})},
+		Slots:       slotHolders{lim},
+		FairQueue:   fairQueue{lim},
+		Controls:    ServiceControls(ctl),
+		Backlogs:    fairQueue{lim},
+		Teams:       serviceTeams(cfg),
 		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
 		Accounts:    serviceAccounts(cfg),
 		Webhooks:    serviceWebhooks(cfg, notify.NewOutbox(st, client, insp)),
@@ -51,7 +58,9 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Log:         log,
 
 		JobDurationHint: cfg.JobDurationHint,
-	})
+	}
+	useView(&deps, control.NewView(ctl, control.ViewOptions{Log: log.With("component", "control")}))
+	svc := service.New(deps)
 	e, background := httpapi.New(httpapi.Deps{
 		Service:     svc,
 		Tokens:      cfg.Tokens,
@@ -61,6 +70,9 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Metrics:     m,
 		Ready:       pinger(rdb),
 		TeamRate:    float64(cfg.TeamRPS),
+
+		AdminTokens:      cfg.AdminTokens,
+		AdminTokenHashes: cfg.AdminTokenHashes,
 	})
 	// The team console, a second front door of the same service.
 	con := echo.WrapHandler(console.New(console.Deps{
@@ -71,12 +83,20 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go background(bg)
+	// The limit gauges follow the operators' overrides.
+	limitsDone := make(chan struct{})
+	defer func() { stopBG(); <-limitsDone }()
+	go func() {
+		defer close(limitsDone)
+		exportLimits(bg, control.NewView(ctl, control.ViewOptions{Log: log.With("component", "control")}), cfg, m, time.Second)
+	}()
 	ln, err := listen(cfg.HTTPAddr)
 	if err != nil {
 		return err
 	}
 	ln = limitListener(ln, maxAPIConns)
-	log.Info("api listening", "addr", ln.Addr().String(), "accounts", len(cfg.Accounts), "teams", len(cfg.Tokens))
+	log.Info("api listening", "addr", ln.Addr().String(), "accounts", len(cfg.Accounts), "teams", len(serviceTeams(cfg)),
+		"admins", len(cfg.AdminTokens)+len(cfg.AdminTokenHashes))
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -127,4 +147,23 @@ func (h slotHolders) SlotHolders(ctx context.Context, uid string) ([]string, int
 		ids = append(ids, id)
 	}
 	return ids, ext, nil
+}
+
+// fairQueue gives the service the accounts' fair queues (internal/quota).
+type fairQueue struct{ l *quota.Limiter }
+
+func (f fairQueue) Backlogs(ctx context.Context, uid string) (map[string]int, error) {
+	st, err := f.l.FairState(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int, len(st))
+	for team, s := range st {
+		out[team] = s.Queued + s.Admitted
+	}
+	return out, nil
+}
+
+func (f fairQueue) Ahead(ctx context.Context, uid, team string, before time.Time) (int, error) {
+	return f.l.FairAhead(ctx, uid, team, before)
 }

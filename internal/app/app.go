@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,13 +31,32 @@ func newRegistry() *prometheus.Registry {
 }
 
 func initMetrics(m *metrics.Metrics, cfg *config.Config) {
+	teams := configTeams(cfg)
 	for _, a := range cfg.Accounts {
 		rates := map[string]int{}
 		for _, act := range alibaba.Actions {
 			rates[act] = a.QPS(act)
 		}
 		m.InitAccount(a.Name, alibaba.Actions, rates, a.MaxJobs)
+		m.SetAccountLimits(a.Name, float64(a.QPS(alibaba.ActionCreate)), a.MaxJobs)
+		m.InitTeams(a.Name, teams)
 	}
+}
+
+// configTeams are the teams cfg names (the api's token tables, the team
+// weights), sorted:
+// the values the metrics' team label may take besides metrics.OtherTeam.
+func configTeams(cfg *config.Config) []string {
+	seen := map[string]bool{}
+	for _, tokens := range []map[string]string{cfg.Tokens, cfg.TokenHashes} {
+		for _, team := range tokens {
+			seen[team] = true
+		}
+	}
+	for team := range cfg.TeamWeights {
+		seen[team] = true
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // serve runs srv on ln until ctx ends, then shuts it down within grace.

@@ -18,7 +18,8 @@ func waitingCollector(cfg *config.Config, st *store.Redis) prometheus.Collector 
 	for _, a := range cfg.Accounts {
 		names = append(names, a.Name)
 	}
-	reasons := []distribution.WaitReason{distribution.WaitRateLimit, distribution.WaitJobSlots, distribution.WaitBackoff}
+	reasons := []distribution.WaitReason{distribution.WaitRateLimit, distribution.WaitJobSlots, distribution.WaitBackoff,
+		distribution.WaitFairShare, distribution.WaitPaused}
 	return metrics.NewWaitingCollector(names, func(ctx context.Context) (map[[2]string]int64, error) {
 		return st.Waiting(ctx, names, reasons)
 	})

@@ -30,6 +30,9 @@ type WorkerOptions struct {
 	Client func(a config.Account, c *alibaba.Config)
 	// Webhooks tunes the delivery of completion events.
 	Webhooks notify.Options
+	// ControlRefresh is how often the worker re-reads the operators'
+	// overrides (default 500ms).
+	ControlRefresh time.Duration
 }
 
 // RunWorker processes distq's tasks until ctx ends, serving /metrics,
@@ -58,7 +61,11 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	opts.Queue.CallTimeout = cmp.Or(opts.Queue.CallTimeout, cfg.AlibabaTimeout)
 	opts.Queue.RemoteVisibility = cmp.Or(opts.Queue.RemoteVisibility, cfg.RemoteVisibility)
 	st := store.NewRedis(rdb, cfg.Retention)
+	// The operators' overrides in force (limits, weights, pauses), re-read
+	// at most every ControlRefresh: what the worker's hot path consults.
+	ctl := newControlView(cfg, rdb, log, opts.ControlRefresh)
 	w := queue.NewWorker(st, quota.New(rdb, opts.Quota), accounts, m, insp, client, log, opts.Queue)
+	w.UseControls(workerControls{ctl})
 
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:    cfg.WorkerConcurrency,
@@ -103,9 +110,19 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	}
 	rctx, stopReconcile := context.WithCancel(ctx)
 	done := make(chan struct{})
+	limitsDone := make(chan struct{})
 	go func() {
 		defer close(done)
 		w.RunReconciler(rctx, cmp.Or(opts.ReconcileInterval, 30*time.Second))
+	}()
+	fairDone := make(chan struct{})
+	go func() {
+		defer close(fairDone)
+		w.RunFairTick(rctx, time.Second)
+	}()
+	go func() {
+		defer close(limitsDone)
+		exportLimits(rctx, ctl, cfg, m, cmp.Or(opts.ControlRefresh, 500*time.Millisecond))
 	}()
 
 	httpMux := http.NewServeMux()
@@ -129,6 +146,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	ln, err := listen(cfg.MetricsAddr)
 	if err != nil {
 		stopReconcile()
+		<-limitsDone
 		srv.Shutdown()
 		whSrv.stop()
 		return err
@@ -144,6 +162,8 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	// Stop intake, drain the tasks in flight, then the rest.
 	stopReconcile()
 	<-done
+	<-fairDone
+	<-limitsDone
 	srv.Shutdown()
 	w.StopWakes()
 	whSrv.stop()

@@ -103,6 +103,12 @@ type Config struct {
 	// TokenHashes maps the hex SHA-256 of a bearer token to its team (from
 	// DISTQ_API_TOKENS_FILE, which holds only hashes).
 	TokenHashes map[string]string
+	// AdminTokens maps an operator's bearer token to the operator's name
+	// (from DISTQ_ADMIN_TOKENS); only these open the admin routes.
+	AdminTokens map[string]string
+	// AdminTokenHashes maps the hex SHA-256 of an operator's bearer token
+	// to the operator's name (from DISTQ_ADMIN_TOKENS_FILE).
+	AdminTokenHashes map[string]string
 	// TeamRPS limits each team's API requests per second (burst twice that).
 	TeamRPS int
 	// JobDurationHint is the remote job duration batch ETAs assume until
@@ -123,6 +129,11 @@ type Config struct {
 
 	// Webhooks, both binaries.
 	Webhooks Webhooks
+
+	// TeamWeights maps a team to its weight in the fair share of an
+	// account between teams (DISTQ_TEAM_WEIGHTS, both binaries); a team
+	// not in it weighs 1. Never nil.
+	TeamWeights map[string]int
 }
 
 // DefaultAccount returns the account a request gets when it names none.

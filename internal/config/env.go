@@ -16,23 +16,24 @@ import (
 type Getenv func(string) string
 
 // ForAPI reads the api's settings: Redis, DISTQ_HTTP_ADDR, the teams' tokens
-// (at least one is required) and rate, the retention, and the accounts'
-// names, UIDs and limits. It reads no credentials, endpoint or worker tuning.
+// (at least one is required) and rate, the operators' tokens (optional),
+// the retention, the accounts' names, UIDs and limits, and the teams'
+// weights. It reads no credentials, endpoint or worker tuning.
 func ForAPI(getenv Getenv) (*Config, error) {
-	return read(getenv, readRedis, readAPI, readAccounts(false), readWebhooks)
+	return read(getenv, readRedis, readAPI, readAccounts(false), readWebhooks, readTeamWeights)
 }
 
 // ForWorker reads the worker's settings: Redis, the retention, the accounts
-// with their credentials and endpoints, and the worker's tuning. It reads no
-// tokens, team rate or HTTP address.
+// with their credentials and endpoints, the teams' weights, and the
+// worker's tuning. It reads no tokens, team rate or HTTP address.
 func ForWorker(getenv Getenv) (*Config, error) {
-	return read(getenv, readRedis, readWorker, readAccounts(true), readWebhooks)
+	return read(getenv, readRedis, readWorker, readAccounts(true), readWebhooks, readTeamWeights)
 }
 
 // FromEnv reads the settings of both binaries, for a process that runs both
 // (the dev stack).
 func FromEnv(getenv Getenv) (*Config, error) {
-	return read(getenv, readRedis, readAPI, readWorker, readAccounts(true), readWebhooks)
+	return read(getenv, readRedis, readAPI, readWorker, readAccounts(true), readWebhooks, readTeamWeights)
 }
 
 // part reads one group of settings into c; it returns the first bad one.
@@ -73,7 +74,10 @@ func readAPI(c *Config, e *vars) error {
 	if e.err != nil {
 		return e.err
 	}
-	return readTokens(c, e)
+	if err := readTokens(c, e); err != nil {
+		return err
+	}
+	return readAdminTokens(c, e)
 }
 
 func readWorker(c *Config, e *vars) error {

@@ -21,7 +21,8 @@ func (s Setting) String() string { return s.Name + "=" + s.Value }
 // accounts call its simulator.
 var distqSettings = []string{
 	"DISTQ_REDIS_SENTINEL_ADDRS", "DISTQ_REDIS_SENTINEL_MASTER",
-	"DISTQ_API_TOKENS", "DISTQ_API_TOKENS_FILE", "DISTQ_TEAM_RPS", "DISTQ_JOB_DURATION_HINT",
+	"DISTQ_API_TOKENS", "DISTQ_API_TOKENS_FILE", "DISTQ_ADMIN_TOKENS", "DISTQ_ADMIN_TOKENS_FILE", "DISTQ_TEAM_WEIGHTS",
+	"DISTQ_TEAM_RPS", "DISTQ_JOB_DURATION_HINT",
 	"DISTQ_ACCOUNTS_FILE", "DISTQ_ALIBABA_UID", "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
 	"DISTQ_CREATE_QPS", "DISTQ_QUERY_QPS", "DISTQ_LIST_QPS", "DISTQ_DELETE_QPS", "DISTQ_MAX_JOBS", "DISTQ_DELETE_FINISHED",
 	"DISTQ_WORKER_CONCURRENCY", "DISTQ_SLOT_LEASE", "DISTQ_ALIBABA_TIMEOUT", "DISTQ_REMOTE_VISIBILITY", "DISTQ_RETENTION",
@@ -85,14 +86,17 @@ func FromEnv(getenv func(string) string) (o Options, took, ignored []Setting, er
 // shown is how the banner shows a setting: no token, key or password.
 func shown(name, v string) string {
 	switch name {
-	case "DISTQ_API_TOKENS", "DISTQ_WEBHOOK_SECRETS":
-		var teams []string
+	case "DISTQ_API_TOKENS", "DISTQ_WEBHOOK_SECRETS", "DISTQ_ADMIN_TOKENS":
+		var names []string
 		for _, pair := range strings.Split(v, ",") {
-			if team, _, ok := strings.Cut(pair, ":"); ok {
-				teams = append(teams, strings.TrimSpace(team))
+			if name, _, ok := strings.Cut(pair, ":"); ok {
+				names = append(names, strings.TrimSpace(name))
 			}
 		}
-		return fmt.Sprintf("(teams %s)", strings.Join(teams, ", "))
+		if name == "DISTQ_ADMIN_TOKENS" {
+			return fmt.Sprintf("(admins %s)", strings.Join(names, ", "))
+		}
+		return fmt.Sprintf("(teams %s)", strings.Join(names, ", "))
 	case "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET":
 		return "(set)"
 	case "ALISIM_ACCOUNTS":

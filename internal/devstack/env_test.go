@@ -33,12 +33,13 @@ func TestFromEnv(t *testing.T) {
 				"DISTQ_HTTP_ADDR": "127.0.0.1:1", "DISTQ_METRICS_ADDR": "127.0.0.1:2", "ALISIM_ADDR": "127.0.0.1:3",
 				"DISTQ_REDIS_URL":       "redis://:redis-password@127.0.0.1:6379/4",
 				"DISTQ_WEBHOOK_SECRETS": "a:whsec_secret-hook-key", "DISTQ_WEBHOOK_ALLOWED_HOSTS": "hooks.example.com",
+				"DISTQ_ADMIN_TOKENS": "ops:secret-admin-token", "DISTQ_TEAM_WEIGHTS": "a=3",
 			},
 			check: func(t *testing.T, o Options, took, ignored string) {
 				for _, k := range []string{"DISTQ_API_TOKENS", "DISTQ_API_TOKENS_FILE", "DISTQ_TEAM_RPS", "DISTQ_CREATE_QPS", "DISTQ_QUERY_QPS",
 					"DISTQ_LIST_QPS", "DISTQ_DELETE_QPS", "DISTQ_MAX_JOBS", "DISTQ_DELETE_FINISHED", "DISTQ_WORKER_CONCURRENCY",
 					"DISTQ_SLOT_LEASE", "DISTQ_ALIBABA_TIMEOUT", "DISTQ_RETENTION", "DISTQ_ACCOUNTS_FILE",
-					"DISTQ_WEBHOOK_SECRETS", "DISTQ_WEBHOOK_ALLOWED_HOSTS"} {
+					"DISTQ_WEBHOOK_SECRETS", "DISTQ_WEBHOOK_ALLOWED_HOSTS", "DISTQ_ADMIN_TOKENS", "DISTQ_TEAM_WEIGHTS"} {
 					if o.Env[k] == "" || !strings.Contains(took, k+"=") {
 						t.Errorf("%s: not taken (env %v, banner %q)", k, o.Env, took)
 					}
@@ -50,10 +51,13 @@ func TestFromEnv(t *testing.T) {
 				if !strings.Contains(took, "DISTQ_API_TOKENS=(teams a, b)") || !strings.Contains(took, "DISTQ_TEAM_RPS=5") {
 					t.Errorf("banner %q", took)
 				}
+				if !strings.Contains(took, "DISTQ_ADMIN_TOKENS=(admins ops)") || !strings.Contains(took, "DISTQ_TEAM_WEIGHTS=a=3") {
+					t.Errorf("banner %q", took)
+				}
 				if !strings.Contains(took, "DISTQ_WEBHOOK_SECRETS=(teams a)") {
 					t.Errorf("banner %q", took)
 				}
-				for _, secret := range []string{"secret-token", "redis-password", "secret-hook-key"} {
+				for _, secret := range []string{"secret-token", "redis-password", "secret-hook-key", "secret-admin-token"} {
 					if strings.Contains(took, secret) {
 						t.Errorf("the banner shows a secret: %q", took)
 					}

@@ -55,6 +55,11 @@ const (
 	WaitRateLimit WaitReason = "rate_limit"
 	WaitJobSlots  WaitReason = "job_slots"
 	WaitBackoff   WaitReason = "backoff"
+	// WaitFairShare: other teams' turns come first (fair share of the
+	// account between teams, docs/QUOTA.md).
+	WaitFairShare WaitReason = "fair_share"
+	// WaitPaused: an operator paused the account or the team.
+	WaitPaused WaitReason = "paused"
 )
 
 // Remote job statuses of QueryDeviceDistributeJob.

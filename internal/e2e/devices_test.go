@@ -383,3 +383,43 @@ func TestDeviceDetailsUnreadable(t *testing.T) {
 		t.Errorf("retry of unknown outcomes: %v", err)
 	}
 }
+
+// An operator's pause of a team holds its device jobs too (wait_reason
+// paused, no Create), and the resume lets them go.
+func TestDevicePausedTeamWaits(t *testing.T) {
+	t.Parallel()
+	st, admin := adminStack(t, nil, alisim.Config{JobDuration: 200 * time.Millisecond})
+	ctx := context.Background()
+	if _, err := admin.PauseTeam(ctx, "default", "teama"); err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	time.Sleep(700 * time.Millisecond) // the workers' views refresh every 500 ms
+	a := newAPI(t, st.APIURL, "token-aaaaaaaa")
+	d, _, err := a.SubmitDevices(ctx, deviceReq("a1pausedev", deviceNames("p", 20)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := a.GetDevices(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Jobs[0].WaitReason == "paused" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("paused team's device job: %+v, want waiting, paused", got.Jobs[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if jobs := deviceJobsOf(st.Sim, "a1pausedev"); len(jobs) != 0 {
+		t.Fatalf("a paused team's device job was created: %+v", jobs)
+	}
+	if _, err := admin.ResumeTeam(ctx, "default", "teama"); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if got := a.waitDevices(d.ID, 30*time.Second); got.State != client.DevicesSucceeded || got.Counts.Distributed != 20 {
+		t.Fatalf("after resume: %+v", got)
+	}
+}

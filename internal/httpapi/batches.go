@@ -41,15 +41,23 @@ type BatchView struct {
 	// ETA is when the batch should be done, from the backlog ahead of it,
 	// the account's rate and its job slots; absent when done.
 	ETA *time.Time `json:"eta,omitempty"`
+	// Share is the team's share of the account while the batch waits.
+	Share *Share `json:"share,omitempty"`
 	// Notification is the batch.finished event and its delivery state.
 	Notification *Notification `json:"notification,omitempty"`
 }
+
+// Share is a team's share of an account: the public wire type.
+type Share = client.Share
 
 // Notification is a completion event's delivery state: the public wire type.
 type Notification = client.Notification
 
 func batchView(v *service.BatchView) BatchView {
 	out := BatchView{Batch: v.Batch, Counts: v.Counts, Done: v.Done, ETA: v.ETA}
+	if sh := v.Share; sh != nil {
+		out.Share = &Share{Weight: sh.Weight, Entitled: sh.Entitled, Recent: sh.Recent}
+	}
 	if ev := v.Notification; ev != nil {
 		out.Notification = &Notification{EventID: ev.ID, Type: ev.Type, State: ev.State, Attempts: ev.Attempts,
 			CreatedAt: ev.CreatedAt, LastAttemptAt: ev.LastAttemptAt, LastStatus: ev.LastStatus, LastError: ev.LastError,

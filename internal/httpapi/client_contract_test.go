@@ -33,6 +33,7 @@ var clientSchemas = map[string]reflect.Type{
 	"BatchRequest":        reflect.TypeFor[client.BatchRequest](),
 	"BatchItem":           reflect.TypeFor[client.BatchItem](),
 	"BatchView":           reflect.TypeFor[client.Batch](),
+	"Share":               reflect.TypeFor[client.Share](),
 	"ItemResult":          reflect.TypeFor[client.ItemResult](),
 	"BatchCreated":        reflect.TypeFor[client.BatchCreated](),
 	"BatchActionResult":   reflect.TypeFor[client.BatchActionResult](),
@@ -41,6 +42,15 @@ var clientSchemas = map[string]reflect.Type{
 	"ExistingRef":         reflect.TypeFor[client.ExistingRef](),
 	"OtherTeamRef":        reflect.TypeFor[client.OtherTeamRef](),
 	"Error":               reflect.TypeFor[client.Error](),
+	"Setting":             reflect.TypeFor[client.Setting](),
+	"Pause":               reflect.TypeFor[client.Pause](),
+	"AdminAccount":        reflect.TypeFor[client.AdminAccount](),
+	"AdminTeam":           reflect.TypeFor[client.AdminTeam](),
+	"AdminAccountList":    reflect.TypeFor[client.AdminAccountList](),
+	"TeamWeight":          reflect.TypeFor[client.TeamWeight](),
+	"TeamWeightList":      reflect.TypeFor[client.TeamWeightList](),
+	"LimitsRequest":       reflect.TypeFor[client.LimitsChange](),
+	"WeightRequest":       reflect.TypeFor[client.WeightRequest](),
 
 	"DeviceDistributionRequest": reflect.TypeFor[client.DeviceDistributionRequest](),
 	"DeviceDistribution":        reflect.TypeFor[client.DeviceDistribution](),
@@ -105,6 +115,10 @@ func schemaMatches(ref *openapi3.SchemaRef, t reflect.Type) error {
 	case s.Type.Is("integer"):
 		if t.Kind() != reflect.Int {
 			return fmt.Errorf("is %v, want an int", t)
+		}
+	case s.Type.Is("number"):
+		if t.Kind() != reflect.Float64 {
+			return fmt.Errorf("is %v, want a float64", t)
 		}
 	case s.Type.Is("boolean"):
 		if t.Kind() != reflect.Bool {

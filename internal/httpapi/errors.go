@@ -139,6 +139,7 @@ var statusOf = map[service.Code]int{
 	service.CodeIdempotencyInProgress: http.StatusConflict,
 	service.CodeUnavailable:           http.StatusServiceUnavailable,
 	service.CodeBadCursor:             http.StatusBadRequest,
+	service.CodeBadValue:              http.StatusBadRequest,
 }
 
 // serviceError renders a use case's refusal, with its details: the fields

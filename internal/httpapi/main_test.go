@@ -17,11 +17,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/distq/distq/internal/app"
+	"github.com/distq/distq/internal/control"
 	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/httpapi"
 	"github.com/distq/distq/internal/metrics"
 	"github.com/distq/distq/internal/notify"
 	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/quota"
 	"github.com/distq/distq/internal/redistest"
 	"github.com/distq/distq/internal/service"
 	"github.com/distq/distq/internal/store"
@@ -41,6 +44,9 @@ const (
 	teamA      = "team-a"
 	teamB      = "team-b"
 	accountUID = "1234567890123456"
+	// An operator's token, for the admin routes.
+	tokenAdmin = "token-admin-ops-0123456789"
+	adminName  = "ops"
 )
 
 // hooksAllowed is where team A's events may go (team B has no webhook
@@ -60,6 +66,12 @@ type apiOptions struct {
 	requestTimeout time.Duration
 	maxLongPolls   int
 	bodyTimeout    time.Duration
+	// accounts replace the one account "main" (UID accountUID).
+	accounts []service.Account
+	// log receives the api's logs (default: discarded).
+	log *slog.Logger
+	// slots tells which distributions hold job slots (default: none).
+	slots service.Slots
 }
 
 // testAPI is the api served over real HTTP on a real Redis database.
@@ -92,16 +104,31 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 	st := store.NewRedis(rdb, time.Hour)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	reg := prometheus.NewRegistry()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := o.log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	m := metrics.New(reg)
+	accounts := o.accounts
+	if accounts == nil {
+		accounts = []service.Account{{Name: "main", UID: accountUID, AliyunID: "ops@example.com", CreateQPS: 2, MaxJobs: 10, Default: true}}
+	}
+	base := control.Base{Weights: map[string]int{teamA: 2}}
+	for _, a := range accounts {
+		base.Accounts = append(base.Accounts, control.Account{Name: a.Name, UID: a.UID, CreateQPS: a.CreateQPS, MaxJobs: a.MaxJobs})
+	}
 	svc := service.New(service.Deps{
 		Store:       st,
 		Idempotency: st,
-		Enqueuer:    queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb)),
-		Devices:     service.DeviceDeps{Store: st, Enqueuer: queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb))},
+		Enqueuer:    queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb), quota.New(rdb, quota.Options{}), 0),
+		Devices:     service.DeviceDeps{Store: st, Enqueuer: queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb), quota.New(rdb, quota.Options{}), 0)},
 		Changes:     store.NewChanges(rdb, log),
 		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
-		Accounts:    []service.Account{{Name: "main", UID: accountUID, AliyunID: "ops@example.com", CreateQPS: 2, MaxJobs: 10, Default: true}},
+		Accounts:    accounts,
+		Figures:     st,
+		Slots:       o.slots,
+		Controls:    app.ServiceControls(control.NewStore(rdb, base)),
+		Teams:       []string{teamA, teamB},
 		Webhooks:    service.Webhooks{Teams: map[string]bool{teamA: true}, Allowed: hooksAllowed, Events: notify.NewOutbox(st, asynq.NewClientFromRedisClient(rdb), insp)},
 		Metrics:     m,
 		Log:         log,
@@ -119,6 +146,8 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 		RequestTimeout: o.requestTimeout,
 		MaxLongPolls:   o.maxLongPolls,
 		BodyTimeout:    o.bodyTimeout,
+
+		AdminTokens: map[string]string{tokenAdmin: adminName},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})

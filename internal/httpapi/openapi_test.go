@@ -287,6 +287,23 @@ func v1Routes(t *testing.T, did, bid string) []request {
 	}, deviceRoutes(t)...)
 }
 
+// adminRouteList is one request per admin route, on the account "main" and
+// team A.
+func adminRouteList() []request {
+	return []request{
+		{method: http.MethodGet, path: "/v1/admin/accounts"},
+		{method: http.MethodGet, path: "/v1/admin/accounts/main"},
+		{method: http.MethodPut, path: "/v1/admin/accounts/main/limits", body: []byte(`{"create_qps":1}`)},
+		{method: http.MethodPost, path: "/v1/admin/accounts/main/pause"},
+		{method: http.MethodPost, path: "/v1/admin/accounts/main/resume"},
+		{method: http.MethodPost, path: "/v1/admin/accounts/main/teams/" + teamA + "/pause"},
+		{method: http.MethodPost, path: "/v1/admin/accounts/main/teams/" + teamA + "/resume"},
+		{method: http.MethodGet, path: "/v1/admin/teams"},
+		{method: http.MethodPut, path: "/v1/admin/teams/" + teamA + "/weight", body: []byte(`{"weight":3}`)},
+		{method: http.MethodDelete, path: "/v1/admin/teams/" + teamA + "/weight"},
+	}
+}
+
 // TestOpenAPIContract runs a scenario over every route against the api on
 // real HTTP and Redis, and validates every request and answer with
 // kin-openapi; then checks that every documented status was seen.
@@ -673,11 +690,59 @@ func TestOpenAPIContract(t *testing.T) {
 
 	t.Run("device distributions", func(t *testing.T) { deviceScenario(ctx, t, c, a, A, B) })
 
+	t.Run("admin", func(t *testing.T) {
+		O := func(r request) request { r.token = tokenAdmin; return r }
+		put := func(path, body string) request {
+			return O(request{method: http.MethodPut, path: path, body: []byte(body)})
+		}
+		for _, r := range adminRouteList() {
+			c.run(t, a, exchange{name: r.method + " " + r.path, request: O(r), want: 200})
+			c.run(t, a, exchange{name: "team token " + r.method + " " + r.path, request: A(r), want: 403, check: wantCode("forbidden")})
+		}
+		for _, r := range adminRouteList()[1:7] {
+			r.path = strings.Replace(r.path, "/accounts/main", "/accounts/nope", 1)
+			c.run(t, a, exchange{name: "unknown account " + r.method + " " + r.path, request: O(r), want: 404, check: wantCode("not_found")})
+		}
+		for _, r := range adminRouteList()[5:] {
+			if r.path != "/v1/admin/teams" {
+				r.path = strings.Replace(r.path, "/"+teamA+"/", "/nobody/", 1)
+				c.run(t, a, exchange{name: "unknown team " + r.method + " " + r.path, request: O(r), want: 404, check: wantCode("not_found")})
+			}
+		}
+		const limits, weight = "/v1/admin/accounts/main/limits", "/v1/admin/teams/" + teamA + "/weight"
+		c.run(t, a, exchange{name: "limits: both, one cleared", request: put(limits, `{"create_qps":null,"max_jobs":5}`), want: 200})
+		for name, body := range map[string]string{
+			"over 100": `{"max_jobs":101}`, "zero": `{"create_qps":0}`, "a fraction": `{"create_qps":1.5}`, "a string": `{"create_qps":"2"}`,
+			"nothing": `{}`, "unknown limit": `{"query_qps":3}`,
+		} {
+			want := "bad_value"
+			if name == "unknown limit" {
+				want = "unknown_field"
+			}
+			c.run(t, a, exchange{name: "limits: " + name, request: put(limits, body), want: 400, invalid: true, check: wantCode(want)})
+		}
+		c.run(t, a, exchange{name: "weight: too heavy", request: put(weight, `{"weight":1001}`), want: 400, invalid: true, check: wantCode("bad_value")})
+		c.run(t, a, exchange{name: "weight: none", request: put(weight, `{"weight":null}`), want: 400, invalid: true, check: wantCode("bad_value")})
+		c.run(t, a, exchange{name: "weight: unknown team", request: put("/v1/admin/teams/nobody/weight", `{"weight":2}`), want: 404, check: wantCode("not_found")})
+		for path, body := range map[string]string{limits: `{"max_jobs":2`, weight: `{"weight":2`} {
+			text := put(path, body+"}")
+			text.contentType = "text/plain"
+			c.run(t, a, exchange{name: "wrong media type " + path, request: text, want: 415, invalid: true, check: wantCode("unsupported_media_type")})
+			padded := put(path, body+strings.Repeat(" ", httpapi.MaxSingleBody)+"}")
+			c.run(t, a, exchange{name: "body too large " + path, request: padded, want: 413, check: wantCode("too_large")})
+		}
+	})
+
 	t.Run("unauthorized", func(t *testing.T) {
-		for _, r := range v1Routes(t, d1.ID, b1.Batch.ID) {
-			c.run(t, a, exchange{name: "no token " + r.method + " " + r.path, request: r, want: 401, invalid: true, check: wantCode("unauthorized")})
-			r.token = "not-a-token"
-			c.run(t, a, exchange{name: "bad token " + r.method + " " + r.path, request: r, want: 401, check: wantCode("unauthorized")})
+		// Another api for the admin routes: each allows an address 20
+		// failed authentications in a burst.
+		other := newAPI(t, apiOptions{redis: a.RedisOptions})
+		for api, routes := range map[*testAPI][]request{a: v1Routes(t, d1.ID, b1.Batch.ID), other: adminRouteList()} {
+			for _, r := range routes {
+				c.run(t, api, exchange{name: "no token " + r.method + " " + r.path, request: r, want: 401, invalid: true, check: wantCode("unauthorized")})
+				r.token = "not-a-token"
+				c.run(t, api, exchange{name: "bad token " + r.method + " " + r.path, request: r, want: 401, check: wantCode("unauthorized")})
+			}
 		}
 	})
 
@@ -685,13 +750,20 @@ func TestOpenAPIContract(t *testing.T) {
 		// The same Redis, with a team limit of one request and no refill to speak of.
 		limited := newAPI(t, apiOptions{redis: a.RedisOptions, teamRate: 0.001, teamBurst: 1})
 		c.run(t, limited, exchange{name: "first", request: A(get("/v1/distributions?limit=1")), want: 200})
+		limitedCheck := func(t *testing.T, r *response) {
+			wantCode("rate_limited")(t, r)
+			if n, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || n < 1 {
+				t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
+			}
+		}
 		for _, r := range v1Routes(t, d1.ID, b1.Batch.ID) {
-			c.run(t, limited, exchange{name: r.method + " " + r.path, request: A(r), want: 429, check: func(t *testing.T, r *response) {
-				wantCode("rate_limited")(t, r)
-				if n, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || n < 1 {
-					t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
-				}
-			}})
+			c.run(t, limited, exchange{name: r.method + " " + r.path, request: A(r), want: 429, check: limitedCheck})
+		}
+		// An operator has a budget of its own, apart from the teams'.
+		c.run(t, limited, exchange{name: "first of the operator", request: request{method: http.MethodGet, path: "/v1/admin/teams", token: tokenAdmin}, want: 200})
+		for _, r := range adminRouteList() {
+			r.token = tokenAdmin
+			c.run(t, limited, exchange{name: r.method + " " + r.path, request: r, want: 429, check: limitedCheck})
 		}
 	})
 
@@ -701,6 +773,10 @@ func TestOpenAPIContract(t *testing.T) {
 		c.run(t, down, exchange{name: "readyz HEAD", request: request{method: http.MethodHead, path: "/readyz"}, want: 503})
 		for _, r := range v1Routes(t, d1.ID, b1.Batch.ID) {
 			c.run(t, down, exchange{name: r.method + " " + r.path, request: A(r), want: 503, check: wantCode("unavailable")})
+		}
+		for _, r := range adminRouteList() {
+			r.token = tokenAdmin
+			c.run(t, down, exchange{name: r.method + " " + r.path, request: r, want: 503, check: wantCode("unavailable")})
 		}
 	})
 

@@ -2,6 +2,7 @@
 // internal/service and nothing more: bearer-token auth per team, decoding
 // with a JSON error for every bad input, the distribution and batch routes
 // (each decodes, calls one use case and encodes its answer), long polls,
+// the operators' admin routes (admin.go: their own tokens, a team's is 403),
 // and /healthz, /readyz, /metrics and /openapi.yaml. Handlers return
 // errors; one table in errors.go maps them to statuses.
 package httpapi
@@ -9,6 +10,7 @@ package httpapi
 import (
 	"context"
 	_ "embed"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -70,12 +72,19 @@ type Deps struct {
 	// BodyTimeout bounds the sending of a request body (default 10s; 60s
 	// for a batch upload).
 	BodyTimeout time.Duration
+
+	// AdminTokens and AdminTokenHashes are the operators' tokens (token,
+	// or its hex SHA-256, to the operator's name): only they open the
+	// admin routes (/v1/admin/…). Without any, no admin route can be used.
+	AdminTokens      map[string]string
+	AdminTokenHashes map[string]string
 }
 
 type server struct {
 	Deps
 	tokens   *service.Tokens
-	limiters sync.Map // team -> *rate.Limiter
+	admins   *service.Tokens
+	limiters sync.Map // team (or "admin " + operator) -> *rate.Limiter
 	// routes are the path templates of the routes, the url labels.
 	routes map[string]bool
 	polls  longPolls
@@ -107,6 +116,7 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	s := &server{Deps: d}
 	s.polls.max = int64(d.MaxLongPolls)
 	s.tokens = service.NewTokens(d.Tokens, d.TokenHashes)
+	s.admins = service.NewTokens(d.AdminTokens, d.AdminTokenHashes)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Log)
@@ -149,6 +159,7 @@ func New(d Deps) (*echo.Echo, func(ctx context.Context)) {
 	v1.POST("/batches/:id/cancel", s.cancelBatch, mw()...)
 	v1.POST("/batches/:id/retry", s.retryBatch, mw()...)
 	v1.POST("/batches/:id/notify", s.notifyBatch, mw()...)
+	s.adminRoutes(v1)
 	s.deviceRoutes(v1, mw)
 	s.routes = routeTemplates(e)
 	return e, d.Service.Run
@@ -173,55 +184,87 @@ func teamOf(c echo.Context) string { return c.Get(teamKey).(string) }
 
 func (s *server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		addr := clientAddr(c)
-		if s.authFailures.exhausted(addr) {
-			e := errorf(http.StatusTooManyRequests, "rate_limited", "too many failed authentications from this address; retry after %ds", authRetryAfter)
-			e.RetryAfter = authRetryAfter
-			return e
-		}
-		hs := c.Request().Header.Values(echo.HeaderAuthorization)
-		if len(hs) > 1 {
-			s.authFailures.add(addr)
-			return errorf(http.StatusBadRequest, "bad_request", "send one Authorization header, not %d", len(hs))
-		}
-		h := ""
-		if len(hs) == 1 {
-			h = hs[0]
-		}
-		// The scheme is case-insensitive (RFC 9110 section 11.1).
-		scheme, token, ok := strings.Cut(h, " ")
-		token = strings.TrimLeft(token, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="distq"`)
-			return errorf(http.StatusUnauthorized, "unauthorized", "missing bearer token: send Authorization: Bearer <token>")
+		token, err := s.bearer(c)
+		if err != nil {
+			return err
 		}
 		team := s.tokens.Team(token)
 		if team == "" {
-			s.authFailures.add(addr)
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="distq", error="invalid_token"`)
-			return errorf(http.StatusUnauthorized, "unauthorized", "invalid bearer token")
+			return s.badToken(c)
 		}
 		c.Set(teamKey, team)
 		return next(c)
 	}
 }
 
+// bearer returns the request's bearer token, or the error to answer: 429
+// when the address failed too many times, 400 for two Authorization
+// headers, 401 for none.
+func (s *server) bearer(c echo.Context) (string, error) {
+	addr := clientAddr(c)
+	if s.authFailures.exhausted(addr) {
+		e := errorf(http.StatusTooManyRequests, "rate_limited", "too many failed authentications from this address; retry after %ds", authRetryAfter)
+		e.RetryAfter = authRetryAfter
+		return "", e
+	}
+	hs := c.Request().Header.Values(echo.HeaderAuthorization)
+	if len(hs) > 1 {
+		s.authFailures.add(addr)
+		return "", errorf(http.StatusBadRequest, "bad_request", "send one Authorization header, not %d", len(hs))
+	}
+	h := ""
+	if len(hs) == 1 {
+		h = hs[0]
+	}
+	// The scheme is case-insensitive (RFC 9110 section 11.1).
+	scheme, token, ok := strings.Cut(h, " ")
+	token = strings.TrimLeft(token, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="distq"`)
+		return "", errorf(http.StatusUnauthorized, "unauthorized", "missing bearer token: send Authorization: Bearer <token>")
+	}
+	return token, nil
+}
+
+// badToken answers a token that is nobody's, and counts the failure
+// against the client's address.
+func (s *server) badToken(c echo.Context) error {
+	s.authFailures.add(clientAddr(c))
+	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="distq", error="invalid_token"`)
+	return errorf(http.StatusUnauthorized, "unauthorized", "invalid bearer token")
+}
+
 func (s *server) teamLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		team := teamOf(c)
-		l, _ := s.limiters.LoadOrStore(team, rate.NewLimiter(rate.Limit(s.TeamRate), s.TeamBurst))
-		r := l.(*rate.Limiter).Reserve()
-		if d := r.Delay(); d > 0 {
-			r.Cancel()
-			// Whole seconds, rounded up, in the message as in Retry-After:
-			// the two never disagree (a sub-millisecond wait is 1 s, not 0 s).
-			after := max(int(math.Ceil(d.Seconds())), 1)
-			e := errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from team %q; retry after %ds", team, after)
-			e.RetryAfter = after
-			return e
+		if err := s.limit(teamOf(c)); err != nil {
+			return err
 		}
 		return next(c)
 	}
+}
+
+// limit spends one request of who's inbound budget, or returns the 429.
+func (s *server) limit(who string) error {
+	l, _ := s.limiters.LoadOrStore(who, rate.NewLimiter(rate.Limit(s.TeamRate), s.TeamBurst))
+	r := l.(*rate.Limiter).Reserve()
+	if d := r.Delay(); d > 0 {
+		r.Cancel()
+		// Whole seconds, rounded up, in the message as in Retry-After:
+		// the two never disagree (a sub-millisecond wait is 1 s, not 0 s).
+		after := max(int(math.Ceil(d.Seconds())), 1)
+		e := errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from %s; retry after %ds", whoText(who), after)
+		e.RetryAfter = after
+		return e
+	}
+	return nil
+}
+
+// whoText names a limiter's owner in a message.
+func whoText(who string) string {
+	if admin, ok := strings.CutPrefix(who, "admin "); ok {
+		return fmt.Sprintf("operator %q", admin)
+	}
+	return fmt.Sprintf("team %q", who)
 }
 
 func (s *server) readyz(c echo.Context) error {
@@ -247,9 +290,13 @@ func (s *server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		team, _ := c.Get(teamKey).(string)
-		s.Log.Info("http request", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+		attrs := []any{"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
 			"method", c.Request().Method, "route", path, "status", status, "team", team,
-			"duration_ms", time.Since(start).Milliseconds())
+			"duration_ms", time.Since(start).Milliseconds()}
+		if admin, ok := c.Get(adminKey).(string); ok {
+			attrs = append(attrs, "admin", admin)
+		}
+		s.Log.Info("http request", attrs...)
 		return err
 	}
 }

@@ -1,8 +1,8 @@
 // Package metrics defines distq's Prometheus metrics in one place, so the
 // api and the worker export the same names with the same bounded labels
-// (an account name, an action, a remote code, an outcome: never an id or a
-// product key). Metrics are built on an injected Registerer; tests pass a
-// fresh registry.
+// (an account name, an action, a remote code, an outcome, a configured
+// team: never an id or a product key). Metrics are built on an injected
+// Registerer; tests pass a fresh registry.
 package metrics
 
 import (
@@ -37,6 +37,18 @@ type Metrics struct {
 
 	WebhookDeliveries *prometheus.CounterVec // outcome (WebhookOutcomes)
 	WebhookDuration   prometheus.Histogram
+
+	// Fair share between the teams of an account (team.go). The team label
+	// is a team given to InitTeams for the account or OtherTeam, never a
+	// free value: set them through AddTeamCreate and SetTeamBacklog.
+	TeamBacklog *prometheus.GaugeVec   // account, team: distq_team_backlog
+	TeamCreates *prometheus.CounterVec // account, team: distq_team_creates_total
+	// The account's effective limits, which operators may change at run
+	// time (SetAccountLimits).
+	AccountCreateQPS *prometheus.GaugeVec // account: distq_account_create_qps
+	AccountMaxJobs   *prometheus.GaugeVec // account: distq_account_max_jobs
+
+	teamSets *teamSets
 }
 
 // WebhookOutcomes of distq_webhook_deliveries_total: one per attempt
@@ -113,6 +125,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.WebhookDeliveries.WithLabelValues(o)
 	}
 	reg.MustRegister(m.WebhookDeliveries, m.WebhookDuration)
+	m.newTeamMetrics()
+	reg.MustRegister(m.TeamBacklog, m.TeamCreates, m.AccountCreateQPS, m.AccountMaxJobs)
 	reg.MustRegister(m.Submitted, m.Finished, m.Requests, m.RequestDuration, m.Throttled, m.QuotaWait,
 		m.SlotsInUse, m.SlotsLimit, m.RateLimit, m.Duration, m.Reconciled,
 		m.HTTPRequests, m.HTTPDuration)

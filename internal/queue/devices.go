@@ -43,13 +43,10 @@ const (
 
 // Rates of the device actions. CreateDeviceDistributeJob has a budget of
 // its own, documented as 2/s like CreateProductDistributeJob's: it takes
-// the account's create_qps. QueryDeviceDistributeDetail is documented at
-// 5/s. Queries of device jobs share QueryDeviceDistributeJob's budget with
-// the product polls.
+// the account's create_qps as operators set it (Worker.createQPS).
+// QueryDeviceDistributeDetail is documented at 5/s. Queries of device jobs
+// share QueryDeviceDistributeJob's budget with the product polls.
 const detailQPS = 5
-
-// deviceCreateQPS is the rate of CreateDeviceDistributeJob for a.
-func deviceCreateQPS(a *Account) int { return max(a.CreateQPS, 1) }
 
 // Tries at a job's result file before its details are declared unavailable.
 const maxDetailAttempts = 5
@@ -203,7 +200,18 @@ func (w *Worker) submitDevices(ctx context.Context, a *Account, r *devices.Recor
 		TargetUID: r.TargetUID, TargetAliyunID: r.TargetAliyunID}
 	stales := 0
 	for loop := 0; ; loop++ {
-		ok, inUse, err := w.limiter.AcquireSlotToken(ctx, a.UID, holder, token, a.MaxJobs, w.opts.SlotLease)
+		if w.settings(ctx).Paused(a.Name, r.Team) {
+			// An operator paused the account or the team: no Create is out
+			// (no marker yet), so a slot it waits for or holds goes on.
+			w.setDeviceWaiting(ctx, id, n, distribution.WaitPaused)
+			if err := w.limiter.RemoveWaiter(ctx, a.UID, holder); err != nil {
+				return err
+			}
+			w.releaseSlotToken(ctx, a, holder, token)
+			return &WaitError{Delay: w.opts.PausedRecheck, Reason: distribution.WaitPaused}
+		}
+		maxJobs := w.maxJobs(ctx, a)
+		ok, inUse, err := w.limiter.AcquireSlotToken(ctx, a.UID, holder, token, maxJobs, w.opts.SlotLease)
 		if err != nil {
 			return err
 		}
@@ -214,7 +222,7 @@ func (w *Worker) submitDevices(ctx context.Context, a *Account, r *devices.Recor
 			}
 			// A slot freed between the acquire and the AddWaiter went to
 			// nobody waiting: look once more, now as a waiter.
-			if ok, _, err = w.limiter.AcquireSlotToken(ctx, a.UID, holder, token, a.MaxJobs, w.opts.SlotLease); err != nil {
+			if ok, _, err = w.limiter.AcquireSlotToken(ctx, a.UID, holder, token, maxJobs, w.opts.SlotLease); err != nil {
 				return err
 			}
 		}
@@ -266,7 +274,7 @@ func (w *Worker) submitDevices(ctx context.Context, a *Account, r *devices.Recor
 				return err
 			}
 			var err error
-			if g, err = w.limiter.WaitGrant(ctx, a.UID, alibaba.ActionCreateDevices, deviceCreateQPS(a), w.opts.MaxBatchRateWait); err != nil {
+			if g, err = w.limiter.WaitGrant(ctx, a.UID, alibaba.ActionCreateDevices, w.createQPS(ctx, a), w.opts.MaxBatchRateWait); err != nil {
 				return err
 			}
 			granted = true
@@ -288,6 +296,9 @@ func (w *Worker) submitDevices(ctx context.Context, a *Account, r *devices.Recor
 			jobID, requestID, err = a.Client.CreateDevicesContext(sendCtx, req)
 			return err
 		})
+		if e := alibaba.AsAPIError(err); e == nil || e.Code != alibaba.CodeNotSent {
+			w.countCreate(a, r.Team)
+		}
 		if err == nil {
 			return w.deviceStarted(ctx, a, id, n, jobID, requestID, nil)
 		}

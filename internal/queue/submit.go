@@ -44,18 +44,24 @@ func (w *Worker) HandleSubmit(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if r.State.Terminal() {
-		return nil
-	}
 	a, err := w.account(r)
 	if err != nil {
+		if r.State.Terminal() {
+			return nil
+		}
 		return err
 	}
+	if r.State.Terminal() {
+		w.dropTurn(ctx, a, r)
+		return nil
+	}
 	if r.JobID != "" {
+		w.dropTurn(ctx, a, r)
 		return w.ensurePoll(ctx, r.ID)
 	}
 	token := runToken(ctx, id)
 	if r.CreateSentAt != nil {
+		w.dropTurn(ctx, a, r)
 		adopted, err := w.lookup(ctx, a, r, token)
 		if err != nil {
 			return w.lookupFailed(err)
@@ -110,11 +116,24 @@ func (w *Worker) markSent(ctx context.Context, id string) (r *store.Record, canc
 	return r, true, false, nil
 }
 
-func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token string) error {
+func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token string) (err error) {
 	id := r.ID
+	if w.settings(ctx).Paused(a.Name, r.Team) {
+		return w.pausedWait(ctx, a, r)
+	}
+	// A batch item goes on only when admitted by the fair share between
+	// teams; single submissions go first (Q7).
+	var t *turn
+	if r.Queue == QueueBatch {
+		if t, err = w.takeTurn(ctx, a, r); err != nil {
+			return err
+		}
+		defer func() { w.leaveTurn(ctx, t, err) }()
+	}
 	stales := 0
 	for loop := 0; ; loop++ {
-		ok, inUse, err := w.limiter.AcquireSlotToken(ctx, a.UID, id, token, a.MaxJobs, w.opts.SlotLease)
+		maxJobs := w.maxJobs(ctx, a)
+		ok, inUse, err := w.limiter.AcquireSlotToken(ctx, a.UID, id, token, maxJobs, w.opts.SlotLease)
 		if err != nil {
 			return err
 		}
@@ -125,7 +144,7 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 			}
 			// A slot freed between the acquire and the addWaiter was handed
 			// to nobody waiting: look once more, now as a waiter.
-			if ok, _, err = w.limiter.AcquireSlotToken(ctx, a.UID, id, token, a.MaxJobs, w.opts.SlotLease); err != nil {
+			if ok, _, err = w.limiter.AcquireSlotToken(ctx, a.UID, id, token, maxJobs, w.opts.SlotLease); err != nil {
 				return err
 			}
 		}
@@ -162,6 +181,9 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 			w.releaseSlotToken(ctx, a, id, token)
 			return err
 		}
+		// The Create is going out: the next admitted item takes the next
+		// grant, in fair order.
+		w.createGoingOut(t)
 		// notSent undoes the marker of a Create that did not go out.
 		notSent := func(reason distribution.WaitReason) error {
 			err := w.requeue(ctx, id, reason, nil)
@@ -236,6 +258,9 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 			})
 			return err
 		})
+		if e := alibaba.AsAPIError(err); e == nil || e.Code != alibaba.CodeNotSent {
+			w.countCreate(a, r.Team)
+		}
 		if err == nil {
 			return w.started(ctx, a, id, jobID, requestID, nil)
 		}

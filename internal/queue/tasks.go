@@ -9,16 +9,19 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/distq/distq/internal/distribution"
+	"github.com/distq/distq/internal/quota"
 	"github.com/distq/distq/internal/store"
 )
 
@@ -64,11 +67,17 @@ func pollTask(id string) (*asynq.Task, []asynq.Option) {
 // Enqueuer puts submit tasks on the queue, for the api. It is safe for
 // concurrent use.
 type Enqueuer struct {
-	client *asynq.Client
+	client   *asynq.Client
+	limiter  *quota.Limiter
+	fallback time.Duration
 }
 
-// NewEnqueuer returns an Enqueuer on an asynq client.
-func NewEnqueuer(c *asynq.Client) *Enqueuer { return &Enqueuer{client: c} }
+// NewEnqueuer returns an Enqueuer on an asynq client. Batch items go to
+// their account's fair queue through lim (see Submit); fallback is the
+// workers' Options.FairFallback (0: its default).
+func NewEnqueuer(c *asynq.Client, lim *quota.Limiter, fallback time.Duration) *Enqueuer {
+	return &Enqueuer{client: c, limiter: lim, fallback: cmp.Or(fallback, Options{}.withDefaults().FairFallback)}
+}
 
 // enqueueParallelism bounds the concurrent enqueues of one batch: asynq has
 // no multi-task enqueue, so a batch is enqueued by a few goroutines at once.
@@ -77,26 +86,65 @@ const enqueueParallelism = 16
 // Submit enqueues one submit task per record (TaskID = distribution id, so
 // a repeat is harmless). It returns the first error; the caller undoes the
 // records then. A task that already exists is not an error.
+//
+// A batch item's task is scheduled FairFallback ahead and the item queued
+// in its account's fair queue: workers admit batch items in fair order
+// between teams and run their tasks then, so a batch of thousands never
+// stands in asynq's pending list in front of another team's items. The
+// first item of each call is pending at once, so that a worker admits
+// promptly (its run admits whoever is next). A lost fair-queue entry
+// costs its item only the fallback delay.
+//
+// Order matters: the scheduled tasks first (an admission wakes a task), then
+// the fair-queue entries, then the first task: were it pending before its
+// entry existed, its run could end before the entry was written, which
+// would then wait for an item already sent.
 func (e *Enqueuer) Submit(ctx context.Context, recs []*store.Record) error {
-	if len(recs) == 1 {
-		return e.submitOne(ctx, recs[0])
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(enqueueParallelism)
-	for _, r := range recs {
+	for _, r := range recs[1:] {
 		if gctx.Err() != nil {
 			break // an enqueue failed, or the caller left: the caller undoes every record
 		}
-		g.Go(func() error { return e.submitOne(gctx, r) })
+		g.Go(func() error { return e.submitOne(gctx, r, false) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return ctx.Err() // records left unqueued when the caller's context ended
+	if err := ctx.Err(); err != nil {
+		return err // records left unqueued when the caller's context ended
+	}
+	if err := e.fairQueue(ctx, recs); err != nil {
+		return err
+	}
+	if len(recs) > 0 {
+		return e.submitOne(ctx, recs[0], true)
+	}
+	return nil
 }
 
-func (e *Enqueuer) submitOne(ctx context.Context, r *store.Record) error {
+// fairQueue queues the batch items of recs in their accounts' fair queues,
+// after their tasks exist (an admission wakes a task).
+func (e *Enqueuer) fairQueue(ctx context.Context, recs []*store.Record) error {
+	byUID := map[string][]quota.FairItem{}
+	for _, r := range recs {
+		if r.Queue == QueueBatch {
+			byUID[r.UID] = append(byUID[r.UID], fairItem(r))
+		}
+	}
+	for uid, items := range byUID {
+		if err := e.limiter.FairEnqueueAll(ctx, uid, items, time.Minute); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Enqueuer) submitOne(ctx context.Context, r *store.Record, first bool) error {
 	t, opts := submitTask(r)
+	if r.Queue == QueueBatch && !first {
+		opts = append(opts, asynq.ProcessIn(e.fallback))
+	}
 	_, err := e.client.EnqueueContext(ctx, t, opts...)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue %s: %w", r.ID, err)

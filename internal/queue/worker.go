@@ -70,6 +70,20 @@ type Options struct {
 	// NotFoundMinAge is how old a job must be before a Query NotFound,
 	// confirmed by the List, fails its distribution (default 30s).
 	NotFoundMinAge time.Duration
+	// FairLookahead is about how much of an account's Create rate is
+	// admitted ahead from the fair queue (default 500ms: one item at 2/s):
+	// the most a newcomer team waits behind another team's backlog.
+	FairLookahead time.Duration
+	// FairAdmission is how long an admission lasts unless its run renews it
+	// (default 1m): an admitted item whose run died goes back in its place.
+	FairAdmission time.Duration
+	// FairFallback is how long a batch item not admitted sleeps before its
+	// task looks again (default 30m); its admission wakes it sooner. Only
+	// a lost fair-queue entry makes it matter.
+	FairFallback time.Duration
+	// PausedRecheck is how often a paused single submission looks again
+	// (default 5s).
+	PausedRecheck time.Duration
 	// ReplicaWait bounds the WAIT for replicas after the Create marker is
 	// written (default 1s); when replicas do not acknowledge, the Create is
 	// not sent (fail closed).
@@ -116,6 +130,18 @@ func (o Options) withDefaults() Options {
 	if o.NotFoundMinAge <= 0 {
 		o.NotFoundMinAge = 30 * time.Second
 	}
+	if o.FairLookahead <= 0 {
+		o.FairLookahead = 500 * time.Millisecond
+	}
+	if o.FairAdmission <= 0 {
+		o.FairAdmission = time.Minute
+	}
+	if o.FairFallback <= 0 {
+		o.FairFallback = 30 * time.Minute
+	}
+	if o.PausedRecheck <= 0 {
+		o.PausedRecheck = 5 * time.Second
+	}
 	if o.ReplicaWait <= 0 {
 		o.ReplicaWait = time.Second
 	}
@@ -140,6 +166,11 @@ type Worker struct {
 	wakes     wakes     // in-process wakes of waiting tasks
 	gaugeMu   sync.Mutex
 
+	controls Controls // nil: the configuration's settings
+
+	teamsMu sync.Mutex
+	teams   map[[2]string]bool // (account, team) named in the metrics
+
 	refusedMu sync.Mutex
 	refused   map[string]bool // UIDs whose Create the remote refused for the job count
 }
@@ -155,6 +186,10 @@ func NewWorker(st *store.Redis, lim *quota.Limiter, accounts []*Account, m *metr
 	}
 	return w
 }
+
+// UseControls makes the worker obey c (operators' run-time settings)
+// instead of the configuration alone. Call it before the worker runs.
+func (w *Worker) UseControls(c Controls) { w.controls = c }
 
 // Register adds the worker's handlers to mux.
 func (w *Worker) Register(mux *asynq.ServeMux) {
@@ -214,7 +249,11 @@ func (w *Worker) grant(ctx context.Context, a *Account, action string, maxWait t
 
 // grantOf is grant, returning the Grant (see quota.Grant.Stale).
 func (w *Worker) grantOf(ctx context.Context, a *Account, action string, maxWait time.Duration) (quota.Grant, error) {
-	g, err := w.limiter.WaitGrant(ctx, a.UID, action, a.QPS(action), maxWait)
+	qps := a.QPS(action)
+	if action == alibaba.ActionCreate {
+		qps = w.createQPS(ctx, a)
+	}
+	g, err := w.limiter.WaitGrant(ctx, a.UID, action, qps, maxWait)
 	if err != nil {
 		return g, err
 	}
@@ -288,7 +327,7 @@ func (w *Worker) releaseSlot(ctx context.Context, a *Account, id string) {
 // freed slot neither idles until a recheck nor goes to a task that did not
 // wait.
 func (w *Worker) releaseSlotToken(ctx context.Context, a *Account, id, token string) {
-	next, handed, err := w.limiter.HandSlot(ctx, a.UID, id, token, a.MaxJobs, w.opts.SlotLease)
+	next, handed, err := w.limiter.HandSlot(ctx, a.UID, id, token, w.maxJobs(ctx, a), w.opts.SlotLease)
 	if err != nil {
 		w.log.Warn("release slot", "account", a.Name, "distribution_id", id, "err", err)
 		return

@@ -23,6 +23,11 @@ type kind string
 //	distq:{uid}:epoch            STRING pause epoch, one more per Pause
 //	distq:{uid}:external         STRING remote jobs made outside distq
 //	distq:{uid}:waiters          ZSET   distribution id -> first-seen order, µs
+//	distq:{uid}:fair:queue       ZSET   "team\0order\0id", all scores 0 (lex order)
+//	distq:{uid}:fair:active      ZSET   team -> stride pass, teams with queued items
+//	distq:{uid}:fair:pass        HASH   team -> pass when last active
+//	distq:{uid}:fair:vt          STRING virtual time (pass of the last admission)
+//	distq:{uid}:fair:adm         ZSET   admitted member -> admission expiry, µs
 const (
 	kindRate     kind = "rate"
 	kindMargin   kind = "margin"
@@ -32,6 +37,7 @@ const (
 	kindEpoch    kind = "epoch"
 	kindExternal kind = "external"
 	kindWaiters  kind = "waiters"
+	kindFair     kind = "fair"
 )
 
 // key builds every Redis key of the package: distq:{uid}:kind, followed by

@@ -41,6 +41,9 @@ const (
 	// CodeUnavailable: the queue could not take the work; nothing was
 	// accepted and the caller may try again.
 	CodeUnavailable Code = "unavailable"
+	// CodeBadValue: an operator's change names a value out of its bounds
+	// or an unknown setting (Fields says which).
+	CodeBadValue Code = "bad_value"
 )
 
 // Error is a use case's refusal. Message is for the caller; Error() adds

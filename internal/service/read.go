@@ -28,7 +28,18 @@ func (s *Service) Get(ctx context.Context, team, id string) (*distribution.Distr
 	if err != nil {
 		return nil, err
 	}
-	return &r.Distribution, nil
+	return s.shown(ctx, r), nil
+}
+
+// shown is r as a team sees it: a queued distribution of a paused account
+// or team waits for the resume (wait_reason paused), whatever its record,
+// written before the pause, says.
+func (s *Service) shown(ctx context.Context, r *distribution.Record) *distribution.Distribution {
+	d := r.Distribution
+	if d.State == distribution.StateQueued && s.d.Paused != nil && s.d.Paused(ctx, d.Account, d.Team) {
+		d.WaitReason = distribution.WaitPaused
+	}
+	return &d
 }
 
 // Await returns team's distribution id once its state differs from state
@@ -41,7 +52,7 @@ func (s *Service) Await(ctx context.Context, team, id string, state distribution
 		if err != nil {
 			return nil, err
 		}
-		return &r.Distribution, nil
+		return s.shown(ctx, r), nil
 	}
 	if state == "" {
 		state = r.State
@@ -56,12 +67,12 @@ func (s *Service) Await(ctx context.Context, team, id string, state distribution
 			return nil, err
 		}
 		if r.State != state {
-			return &r.Distribution, nil
+			return s.shown(ctx, r), nil
 		}
 		select {
 		case <-changed:
 		case <-timer.C:
-			return &r.Distribution, nil
+			return s.shown(ctx, r), nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -79,7 +90,7 @@ func (s *Service) List(ctx context.Context, team string, f distribution.Filter) 
 	}
 	out := make([]distribution.Distribution, len(recs))
 	for i, r := range recs {
-		out[i] = r.Distribution
+		out[i] = *s.shown(ctx, r)
 	}
 	return out, next, nil
 }
@@ -123,6 +134,9 @@ type BatchView struct {
 	// ETA is when the batch should be done, from the backlog ahead of it,
 	// the account's rate and its job slots; nil when done.
 	ETA *time.Time
+	// Share is the team's share of the account while the batch waits; nil
+	// when done or without a fair queue.
+	Share *Share
 	// Notification is the batch's latest batch.finished event and its
 	// delivery state (also while retried items run again); nil without a
 	// notify_url or before the batch first finished.
@@ -180,36 +194,52 @@ func (s *Service) view(ctx context.Context, b *distribution.BatchStatus) (*Batch
 		return v, nil
 	}
 	acct, _ := s.account(b.Account)
-	eta, err := s.eta(ctx, acct, b.CreatedAt, open)
+	eta, backlogs, err := s.eta(ctx, acct, b.Team, b.CreatedAt, open)
 	if err != nil {
 		return nil, err
 	}
 	v.ETA = &eta
+	if backlogs != nil {
+		if v.Share, err = s.share(ctx, acct, b.Team, backlogs); err != nil {
+			return nil, err
+		}
+	}
 	return v, nil
 }
 
-// eta is when open more distributions of acct would be done behind the
-// backlog accepted before `before`: at the account's Create rate, or
-// through its job slots at the recent job duration (JobDurationHint until
-// one is observed), whichever is slower.
-func (s *Service) eta(ctx context.Context, acct Account, before time.Time, open int) (time.Time, error) {
-	ahead, err := s.d.Store.CountOpenBefore(ctx, before)
-	if err != nil {
-		return time.Time{}, err
-	}
+// eta is when open more distributions of team on acct would be done. The
+// account serves at its Create rate, or through its job slots at the
+// recent job duration (JobDurationHint until one is observed), whichever
+// is slower. With a fair queue, the team's own earlier items come first
+// and the other teams' backlogs share the account by weight (see
+// servedUntilDone); backlogs is then the fair queue's, for the team's
+// share. Without one, every open distribution accepted before `before`
+// is ahead.
+func (s *Service) eta(ctx context.Context, acct Account, team string, before time.Time, open int) (time.Time, map[string]int, error) {
 	jobDur, err := s.d.Store.JobDuration(ctx, acct.UID)
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, nil, err
 	}
 	if jobDur <= 0 {
 		jobDur = s.d.JobDurationHint
 	}
-	n := float64(ahead) + float64(open)
-	secs := n / float64(max(acct.CreateQPS, 1))
-	if acct.MaxJobs > 0 {
-		secs = math.Max(secs, n*jobDur.Seconds()/float64(acct.MaxJobs))
+	rate := float64(max(acct.CreateQPS, 1))
+	if s.d.Limits != nil {
+		qps, maxJobs := s.d.Limits(ctx, acct.Name)
+		rate, acct.MaxJobs = float64(max(qps, 1)), maxJobs
 	}
-	return s.d.Now().Add(time.Duration(secs * float64(time.Second))).Truncate(time.Second), nil
+	if acct.MaxJobs > 0 && jobDur > 0 {
+		rate = math.Min(rate, float64(acct.MaxJobs)/jobDur.Seconds())
+	}
+	if eta, backlogs, ok, err := s.sharedETA(ctx, acct, team, before, open, rate); err != nil || ok {
+		return eta, backlogs, err
+	}
+	ahead, err := s.d.Store.CountOpenBefore(ctx, before)
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	secs := (float64(ahead) + float64(open)) / rate
+	return s.d.Now().Add(time.Duration(secs * float64(time.Second))).Truncate(time.Second), nil, nil
 }
 
 // Timeline returns team's distribution id with its timeline, oldest step

@@ -86,6 +86,15 @@ type Deps struct {
 	// those views are empty).
 	Figures Figures
 	Slots   Slots
+	// Controls keeps the operators' overrides (the admin use cases need
+	// it; without it they answer CodeUnavailable). When set, the console's
+	// account view shows the limits in force.
+	Controls Controls
+	// Backlogs tells each team's backlog in an account's queue, for the
+	// admin view (optional: without it the view leaves backlogs out).
+	Backlogs Backlogs
+	// Teams names the teams of the api's tokens, for the admin view.
+	Teams []string
 	// Canceler removes the queued task of a canceled distribution (optional,
 	// best effort: the worker skips a canceled record anyway).
 	Canceler func(ctx context.Context, queue, id string) error
@@ -98,6 +107,18 @@ type Deps struct {
 	Log      *slog.Logger
 	// Now is the clock (default: time.Now in UTC).
 	Now func() time.Time
+	// FairQueue is the accounts' fair queues between teams (optional:
+	// without it, ETAs count every open distribution ahead).
+	FairQueue FairQueue
+	// Weight is a team's weight in the fair share, now (nil: 1 for all).
+	Weight func(ctx context.Context, team string) int
+	// Limits are an account's Create rate and job limit now, as operators
+	// may have changed them (nil: the Account's).
+	Limits func(ctx context.Context, account string) (createQPS, maxJobs int)
+	// Paused reports whether an operator paused the account (team "") or
+	// the team on it (nil: never); queued distributions then show
+	// wait_reason paused.
+	Paused func(ctx context.Context, account, team string) bool
 	// JobDurationHint is the remote job duration ETAs assume while none
 	// has been observed for the account (0: none, and only the Create rate
 	// bounds an ETA until one is).

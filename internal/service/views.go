@@ -87,7 +87,7 @@ func (s *Service) DryRunBatch(ctx context.Context, team string, req BatchRequest
 		out.Valid++
 	}
 	if out.Valid > 0 {
-		eta, err := s.eta(ctx, acct, now, out.Valid)
+		eta, _, err := s.eta(ctx, acct, team, now, out.Valid)
 		if err != nil {
 			return nil, err
 		}
@@ -147,7 +147,9 @@ func (s *Service) Recent(ctx context.Context, team string, f distribution.Filter
 // against the account's rate, its job slots, and each team's backlog and
 // share. It names other teams but shows none of their distributions.
 type AccountView struct {
-	Name      string
+	Name string
+	// CreateQPS and MaxJobs are the limits in force (an operator's
+	// override, else the configuration's).
 	CreateQPS int
 	MaxJobs   int
 	// Minutes holds the Creates sent in each of the last 60 minutes, oldest
@@ -194,6 +196,13 @@ func (s *Service) Account(ctx context.Context, team, name string) (*AccountView,
 		return nil, notFound("account", name)
 	}
 	v := &AccountView{Name: acct.Name, CreateQPS: acct.CreateQPS, MaxJobs: acct.MaxJobs}
+	if s.d.Controls != nil {
+		set, err := s.d.Controls.Current(ctx)
+		if err != nil {
+			return nil, err
+		}
+		v.CreateQPS, v.MaxJobs = set.Limit(acct.Name, LimitCreateQPS).Value, set.Limit(acct.Name, LimitMaxJobs).Value
+	}
 	if s.d.Figures == nil {
 		return v, nil
 	}
@@ -218,17 +227,9 @@ func (s *Service) Account(ctx context.Context, team, name string) (*AccountView,
 		v.Minutes = append(v.Minutes, MinuteCreates{Start: start.Add(time.Duration(i) * time.Minute), Count: n})
 		v.CreatesLastHour += n
 	}
-	// The last 60 s: all of the current minute, and the part of the
-	// previous one that is less than 60 s ago.
-	frac := 1 - now.Sub(now.Truncate(time.Minute)).Seconds()/60
-	total := 0.0
-	for t, c := range per[len(per)-1] {
-		get(t).CreatesLastMinute += float64(c)
-		total += float64(c)
-	}
-	for t, c := range per[len(per)-2] {
-		get(t).CreatesLastMinute += float64(c) * frac
-		total += float64(c) * frac
+	last, total := lastMinute(per, now)
+	for t, c := range last {
+		get(t).CreatesLastMinute = c
 	}
 	backlog, err := s.d.Figures.Backlog(ctx)
 	if err != nil {
@@ -237,18 +238,14 @@ func (s *Service) Account(ctx context.Context, team, name string) (*AccountView,
 	for t, n := range backlog {
 		get(t).Backlog = n
 	}
-	if s.d.Slots != nil {
-		ids, ext, err := s.d.Slots.SlotHolders(ctx, acct.UID)
-		if err != nil {
-			return nil, err
-		}
-		v.SlotsInUse, v.External = len(ids), ext
-		recs, err := s.d.Store.GetMany(ctx, ids)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range recs {
-			get(r.Team).Slots++
+	slots, err := s.slotsPerTeam(ctx, acct.UID)
+	if err != nil {
+		return nil, err
+	}
+	if slots != nil {
+		v.SlotsInUse, v.External = slots.inUse, slots.external
+		for t, n := range slots.teams {
+			get(t).Slots = n
 		}
 	}
 	for _, tf := range teams {
@@ -259,6 +256,61 @@ func (s *Service) Account(ctx context.Context, team, name string) (*AccountView,
 	}
 	sort.Slice(v.Teams, func(i, j int) bool { return strings.Compare(v.Teams[i].Team, v.Teams[j].Team) < 0 })
 	return v, nil
+}
+
+// lastMinute returns each team's Creates over the last 60 s and their
+// sum, from per-minute counts whose last two are the previous and the
+// current minute of now: all of the current minute, and the part of the
+// previous one that is less than 60 s ago.
+func lastMinute(per []map[string]int, now time.Time) (map[string]float64, float64) {
+	out := map[string]float64{}
+	if len(per) < 2 {
+		return out, 0
+	}
+	frac := 1 - now.Sub(now.Truncate(time.Minute)).Seconds()/60
+	total := 0.0
+	for t, c := range per[len(per)-1] {
+		out[t] += float64(c)
+		total += float64(c)
+	}
+	for t, c := range per[len(per)-2] {
+		out[t] += float64(c) * frac
+		total += float64(c) * frac
+	}
+	return out, total
+}
+
+// slotHolding is who holds an account's remote job slots.
+type slotHolding struct {
+	// inUse counts the slots of distq's distributions, external the remote
+	// jobs made outside distq.
+	inUse, external int
+	// teams counts the slots of each team's distributions, holders lists
+	// them.
+	teams   map[string]int
+	holders map[string][]string
+}
+
+// slotsPerTeam reads who holds the job slots of the account of uid; nil
+// without Slots.
+func (s *Service) slotsPerTeam(ctx context.Context, uid string) (*slotHolding, error) {
+	if s.d.Slots == nil {
+		return nil, nil
+	}
+	ids, ext, err := s.d.Slots.SlotHolders(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := s.d.Store.GetMany(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := &slotHolding{inUse: len(ids), external: ext, teams: map[string]int{}, holders: map[string][]string{}}
+	for _, r := range recs {
+		out.teams[r.Team]++
+		out.holders[r.Team] = append(out.holders[r.Team], r.ID)
+	}
+	return out, nil
 }
 
 // Accounts returns the names of the accounts a team may submit to, the
