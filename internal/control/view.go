@@ -28,7 +28,7 @@ type ViewOptions struct {
 // than Refresh, then one HGET of the version, and reads the whole hash
 // only when the version changed. When Redis fails, the last snapshot stays
 // in force. It is safe for concurrent use: one caller refreshes while the
-// others get the snapshot in hand.
+// others that need a fresher snapshot wait for that read.
 type View struct {
 	store *Store
 	opts  ViewOptions
@@ -66,9 +66,10 @@ func (v *View) Get(ctx context.Context) Snapshot {
 	if !st.checked.IsZero() && v.opts.Now().Sub(st.checked) < v.opts.Refresh {
 		return st.snap
 	}
-	if !v.refresh.TryLock() {
-		return st.snap // another caller is refreshing
-	}
+	// A snapshot older than Refresh is never answered, also while another
+	// caller refreshes: waiting for its read (bounded by Timeout) is what
+	// keeps an operator's change in force within Refresh plus one read.
+	v.refresh.Lock()
 	defer v.refresh.Unlock()
 	st = v.cur.Load()
 	if !st.checked.IsZero() && v.opts.Now().Sub(st.checked) < v.opts.Refresh {

@@ -66,6 +66,7 @@ func TestPausedTeamWaitsThenResumes(t *testing.T) {
 	if _, err := admin.PauseTeam(ctx, "default", "teama"); err != nil {
 		t.Fatalf("pause: %v", err)
 	}
+	pausedAt := time.Now()
 	time.Sleep(700 * time.Millisecond) // the workers' views refresh every 500 ms
 	submitBatch(t, st, "token-aaaaaaaa", "pausea", 4)
 	a := newAPI(t, st.APIURL, "token-aaaaaaaa")
@@ -80,7 +81,7 @@ func TestPausedTeamWaitsThenResumes(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	if jobs := jobsWithPrefix(st.Sim, "pausea"); len(jobs) != 0 {
-		t.Fatalf("paused team a got %d remote jobs", len(jobs))
+		t.Fatalf("paused team a got %d remote jobs, %v after the pause: %+v", len(jobs), jobs[0].Created.Sub(pausedAt), jobs)
 	}
 	if got, err := a.Get(ctx, single.ID); err != nil || got.State != client.StateQueued || got.WaitReason != "paused" {
 		t.Fatalf("paused single: %+v %v, want queued, paused", got, err)

@@ -156,14 +156,17 @@ func (w *Worker) HandleDeviceSubmit(ctx context.Context, t *asynq.Task) error {
 	}
 	j := r.Jobs[p.Job]
 	if j.State.Final() {
+		w.dropDeviceTurn(ctx, a, r, p.Job)
 		return nil
 	}
 	if j.JobID != "" {
+		w.dropDeviceTurn(ctx, a, r, p.Job)
 		return w.ensureDevicePoll(ctx, p.ID, p.Job, w.opts.PollInterval)
 	}
 	holder := devices.Holder(p.ID, p.Job)
 	token := runToken(ctx, holder)
 	if j.CreateSentAt != nil {
+		w.dropDeviceTurn(ctx, a, r, p.Job)
 		adopted, err := w.lookupDevices(ctx, a, r, p.Job, token)
 		if err != nil {
 			return w.lookupFailed(err)
@@ -189,8 +192,21 @@ func (w *Worker) HandleDeviceSubmit(ctx context.Context, t *asynq.Task) error {
 }
 
 // submitDevices is submit (submit.go) for job n of device distribution r.
-func (w *Worker) submitDevices(ctx context.Context, a *Account, r *devices.Record, n int, token string) error {
+//
+// A job takes its team's turn in the account's fair queue first, like a
+// batch item: its slot is one of the same counter, so slots go to the
+// teams by weight whatever kind of job they wait for.
+func (w *Worker) submitDevices(ctx context.Context, a *Account, r *devices.Record, n int, token string) (err error) {
 	id, holder := r.ID, devices.Holder(r.ID, n)
+	var t *turn
+	if !w.settings(ctx).Paused(a.Name, r.Team) { // a paused job waits below, out of the queue
+		t, err = w.turnFor(ctx, a, deviceItem(r, n), r.Jobs[n].WaitReason == distribution.WaitJobSlots,
+			func() { w.setDeviceWaiting(ctx, id, n, distribution.WaitFairShare) })
+		if err != nil {
+			return err
+		}
+		defer func() { w.leaveTurn(ctx, t, err) }()
+	}
 	names, err := w.store.DeviceNames(ctx, id, n)
 	if err != nil {
 		return err
@@ -236,6 +252,10 @@ func (w *Worker) submitDevices(ctx context.Context, a *Account, r *devices.Recor
 		if err != nil {
 			w.releaseSlotToken(ctx, a, holder, token)
 			return err
+		}
+		if started {
+			// The Create is going out: the next item in fair order is admitted.
+			w.createGoingOut(t)
 		}
 		if !started {
 			if j := cur.Jobs[n]; j.State == devices.JobSubmitting && j.JobID == "" {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/distq/distq/internal/devices"
 	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/quota"
 	"github.com/distq/distq/internal/store"
@@ -100,8 +101,16 @@ type turn struct {
 // refused for the job count, or it waits with its admission. It goes on
 // (as a slot waiter it is served in its order), without a new turn.
 func (w *Worker) takeTurn(ctx context.Context, a *Account, r *store.Record) (*turn, error) {
-	it := fairItem(r)
-	if r.WaitReason == distribution.WaitJobSlots {
+	return w.turnFor(ctx, a, fairItem(r), r.WaitReason == distribution.WaitJobSlots,
+		func() { w.setWaiting(ctx, r.ID, distribution.WaitFairShare) })
+}
+
+// turnFor is takeTurn for any item of the fair queue: a batch item, or a
+// job of a device distribution (its slot is of the same counter, so its
+// team's turn counts too). forSlot says the item waits for a job slot;
+// waiting shows that it waits for its turn.
+func (w *Worker) turnFor(ctx context.Context, a *Account, it quota.FairItem, forSlot bool, waiting func()) (*turn, error) {
+	if forSlot {
 		admitted, err := w.limiter.FairAdmitted(ctx, a.UID, it)
 		if err != nil {
 			return nil, err
@@ -115,10 +124,10 @@ func (w *Worker) takeTurn(ctx context.Context, a *Account, r *store.Record) (*tu
 		return nil, err
 	}
 	if !admitted {
-		admitted = w.admit(ctx, a, r.ID)
+		admitted = w.admit(ctx, a, it.ID)
 	}
 	if !admitted {
-		w.setWaiting(ctx, r.ID, distribution.WaitFairShare)
+		waiting()
 		return nil, &WaitError{Delay: w.opts.FairFallback, Reason: distribution.WaitFairShare}
 	}
 	return &turn{a: a, item: it}, nil
@@ -258,6 +267,9 @@ func (w *Worker) wakeAdmitted(ctx context.Context, a *Account, it quota.FairItem
 		w.wakeIn(QueueBatch, it.ID, 50*time.Millisecond)
 		return true
 	}
+	if devices.IsHolder(it.ID) {
+		return w.wakeAdmittedDevice(ctx, a, it)
+	}
 	r, gerr := w.store.Get(ctx, it.ID)
 	if errors.Is(gerr, store.ErrNotFound) || gerr == nil && !needsTurn(r) {
 		if _, err := w.limiter.FairDone(ctx, a.UID, it); err != nil {
@@ -344,6 +356,54 @@ func (w *Worker) exportBacklogs(ctx context.Context, a *Account) {
 	}
 	w.knowTeams(a, teams)
 	w.metrics.SetTeamBacklog(a.Name, backlog)
+}
+
+// wakeAdmittedDevice is wakeAdmitted for a device job whose task is
+// missing: a job past its Create, final or gone leaves the queue (false);
+// a job still before its Create gets its task back.
+func (w *Worker) wakeAdmittedDevice(ctx context.Context, a *Account, it quota.FairItem) bool {
+	id, n, _ := devices.ParseHolder(it.ID)
+	r, err := w.store.GetDevices(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return true // the admission lapses, or its run comes first
+	}
+	if err != nil || n >= len(r.Jobs) || !deviceJobNeedsTurn(r.Jobs[n]) {
+		if _, err := w.limiter.FairDone(ctx, a.UID, it); err != nil {
+			w.log.Warn("drop device job from the fair queue", "holder", it.ID, "err", err)
+			return true
+		}
+		return false
+	}
+	task, opts := deviceSubmitTask(id, n)
+	if _, err := w.client.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		w.log.Warn("enqueue admitted device job", "holder", it.ID, "err", err)
+	} else if err != nil {
+		w.wakeIn(QueueBatch, it.ID, 50*time.Millisecond)
+	}
+	return true
+}
+
+// deviceJobNeedsTurn reports whether a device job is still before its
+// Create (no marker, no job, not final).
+func deviceJobNeedsTurn(j devices.Job) bool {
+	return !j.State.Final() && j.JobID == "" && j.CreateSentAt == nil
+}
+
+// deviceItem is job n of device distribution r in its account's fair queue.
+func deviceItem(r *devices.Record, n int) quota.FairItem {
+	return quota.FairItem{Team: r.Team, Order: r.CreatedAt, ID: devices.Holder(r.ID, n)}
+}
+
+// dropDeviceTurn is dropTurn for a device job that has no use for a turn.
+func (w *Worker) dropDeviceTurn(ctx context.Context, a *Account, r *devices.Record, n int) {
+	was, err := w.limiter.FairDone(ctx, a.UID, deviceItem(r, n))
+	if err != nil {
+		w.log.Warn("drop device job from the fair queue", "device_distribution_id", r.ID, "job", n, "err", err)
+		return
+	}
+	if was {
+		w.admit(ctx, a, "")
+	}
 }
 
 // RunFairTick admits batch items of every account every interval until ctx
