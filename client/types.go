@@ -187,8 +187,10 @@ type Batch struct {
 	// Done: every item is in a final state.
 	Done bool `json:"done"`
 	// ETA is when the batch should be done, from the backlog ahead of it
-	// and the account's limits; nil when done.
+	// and the account's limits; nil when done or paused.
 	ETA *time.Time `json:"eta,omitempty"`
+	// Paused: an operator paused the account or the team (no ETA then).
+	Paused bool `json:"paused,omitempty"`
 	// Share is the team's share of the account while the batch waits;
 	// absent when done.
 	Share *Share `json:"share,omitempty"`

@@ -41,6 +41,8 @@ type BatchView struct {
 	// ETA is when the batch should be done, from the backlog ahead of it,
 	// the account's rate and its job slots; absent when done.
 	ETA *time.Time `json:"eta,omitempty"`
+	// Paused: an operator paused the account or the team (no ETA then).
+	Paused bool `json:"paused,omitempty"`
 	// Share is the team's share of the account while the batch waits.
 	Share *Share `json:"share,omitempty"`
 	// Notification is the batch.finished event and its delivery state.
@@ -54,7 +56,7 @@ type Share = client.Share
 type Notification = client.Notification
 
 func batchView(v *service.BatchView) BatchView {
-	out := BatchView{Batch: v.Batch, Counts: v.Counts, Done: v.Done, ETA: v.ETA}
+	out := BatchView{Batch: v.Batch, Counts: v.Counts, Done: v.Done, ETA: v.ETA, Paused: v.Paused}
 	if sh := v.Share; sh != nil {
 		out.Share = &Share{Weight: sh.Weight, Entitled: sh.Entitled, Recent: sh.Recent}
 	}

@@ -190,6 +190,11 @@ func (s *server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		team := s.tokens.Team(token)
 		if team == "" {
+			if s.admins.Team(token) != "" {
+				// An operator's valid token is no failed login: it opens
+				// the admin routes only.
+				return errorf(http.StatusForbidden, "forbidden", "an operator's token opens only the admin routes (/v1/admin/…); use a team's token")
+			}
 			return s.badToken(c)
 		}
 		c.Set(teamKey, team)

@@ -36,8 +36,16 @@ func (s *Service) Get(ctx context.Context, team, id string) (*distribution.Distr
 // written before the pause, says.
 func (s *Service) shown(ctx context.Context, r *distribution.Record) *distribution.Distribution {
 	d := r.Distribution
-	if d.State == distribution.StateQueued && s.d.Paused != nil && s.d.Paused(ctx, d.Account, d.Team) {
+	if d.State != distribution.StateQueued {
+		return &d
+	}
+	switch {
+	case s.d.Paused != nil && s.d.Paused(ctx, d.Account, d.Team):
 		d.WaitReason = distribution.WaitPaused
+	case d.WaitReason == distribution.WaitNone && r.Queue == distribution.QueueBatch && s.d.FairQueue != nil:
+		// Not run yet: it waits in the account's fair queue for its
+		// team's turn (its record is written only when it runs).
+		d.WaitReason = distribution.WaitFairShare
 	}
 	return &d
 }
@@ -134,6 +142,8 @@ type BatchView struct {
 	// ETA is when the batch should be done, from the backlog ahead of it,
 	// the account's rate and its job slots; nil when done.
 	ETA *time.Time
+	// Paused: an operator paused the account or the team; no ETA then.
+	Paused bool
 	// Share is the team's share of the account while the batch waits; nil
 	// when done or without a fair queue.
 	Share *Share
@@ -191,6 +201,10 @@ func (s *Service) view(ctx context.Context, b *distribution.BatchStatus) (*Batch
 	}
 	v.Notification = ev
 	if v.Done {
+		return v, nil
+	}
+	if s.d.Paused != nil && s.d.Paused(ctx, b.Account, b.Team) {
+		v.Paused = true // no ETA: nothing of it is created until the resume
 		return v, nil
 	}
 	acct, _ := s.account(b.Account)
