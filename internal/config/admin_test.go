@@ -70,6 +70,7 @@ func TestTeamWeights(t *testing.T) {
 	t.Parallel()
 	m := base()
 	m["DISTQ_TEAM_WEIGHTS"] = " team-a=3, team-b = 1000 ,ops=1"
+	m["DISTQ_API_TOKENS"] += ",ops:token-opsteam"
 	for name, read := range map[string]func(Getenv) (*Config, error){"api": ForAPI, "worker": ForWorker, "both": FromEnv} {
 		c, err := read(env(m))
 		if err != nil {
@@ -78,6 +79,16 @@ func TestTeamWeights(t *testing.T) {
 		if len(c.TeamWeights) != 3 || c.TeamWeights["team-a"] != 3 || c.TeamWeights["team-b"] != 1000 || c.TeamWeights["ops"] != 1 {
 			t.Errorf("%s: weights %v", name, c.TeamWeights)
 		}
+	}
+	// The api refuses a weighted team without a token (a misspelt team);
+	// the worker, which reads no tokens, takes it.
+	m = base()
+	m["DISTQ_TEAM_WEIGHTS"] = "team-x=3"
+	if _, err := ForAPI(env(m)); err == nil || !strings.Contains(err.Error(), `team "team-x" has no token`) {
+		t.Errorf("a weighted team without a token: %v", err)
+	}
+	if _, err := ForWorker(env(m)); err != nil {
+		t.Errorf("worker: %v", err)
 	}
 	if c, err := ForWorker(env(base())); err != nil || c.TeamWeights == nil || len(c.TeamWeights) != 0 {
 		t.Errorf("unset: %v %v, want an empty map", err, c.TeamWeights)

@@ -20,7 +20,7 @@ type Getenv func(string) string
 // the retention, the accounts' names, UIDs and limits, and the teams'
 // weights. It reads no credentials, endpoint or worker tuning.
 func ForAPI(getenv Getenv) (*Config, error) {
-	return read(getenv, readRedis, readAPI, readAccounts(false), readWebhooks, readTeamWeights)
+	return read(getenv, readRedis, readAPI, readAccounts(false), readWebhooks, readTeamWeights, checkWeightedTeams)
 }
 
 // ForWorker reads the worker's settings: Redis, the retention, the accounts
@@ -33,7 +33,7 @@ func ForWorker(getenv Getenv) (*Config, error) {
 // FromEnv reads the settings of both binaries, for a process that runs both
 // (the dev stack).
 func FromEnv(getenv Getenv) (*Config, error) {
-	return read(getenv, readRedis, readAPI, readWorker, readAccounts(true), readWebhooks, readTeamWeights)
+	return read(getenv, readRedis, readAPI, readWorker, readAccounts(true), readWebhooks, readTeamWeights, checkWeightedTeams)
 }
 
 // part reads one group of settings into c; it returns the first bad one.

@@ -167,6 +167,24 @@ func readTeamWeights(c *Config, e *vars) error {
 	return nil
 }
 
+// checkWeightedTeams refuses, in the api, a DISTQ_TEAM_WEIGHTS team that
+// no team token names: a misspelt team would weigh nothing and show as a
+// phantom team. (The worker reads no tokens and takes the weights as given.)
+func checkWeightedTeams(c *Config, _ *vars) error {
+	teams := map[string]bool{}
+	for _, m := range []map[string]string{c.Tokens, c.TokenHashes} {
+		for _, team := range m {
+			teams[team] = true
+		}
+	}
+	for team := range c.TeamWeights {
+		if !teams[team] {
+			return fmt.Errorf("DISTQ_TEAM_WEIGHTS: team %q has no token in DISTQ_API_TOKENS or DISTQ_API_TOKENS_FILE", team)
+		}
+	}
+	return nil
+}
+
 // The bounds of a team's weight (DISTQ_TEAM_WEIGHTS, and the operators'
 // overrides, which internal/control keeps within the same).
 const (

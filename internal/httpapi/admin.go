@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"net/http"
 	"time"
@@ -133,6 +134,9 @@ func (s *server) adminSetLimits(c echo.Context) error {
 
 func (s *server) adminPause(paused bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if err := emptyBody(c); err != nil {
+			return err
+		}
 		a, err := s.Service.SetPaused(c.Request().Context(), adminOf(c), c.Param("account"), c.Param("team"), paused)
 		if err != nil {
 			return err
@@ -237,3 +241,14 @@ func timePtr(t time.Time) *time.Time {
 
 // round rounds x to 1/scale.
 func round(x, scale float64) float64 { return math.Round(x*scale) / scale }
+
+// emptyBody refuses a body on a route that takes none (pause, resume):
+// only nothing or an empty JSON object is taken. At most 64 bytes are
+// read, so a huge body costs nothing.
+func emptyBody(c echo.Context) error {
+	raw, _ := io.ReadAll(io.LimitReader(c.Request().Body, 64))
+	if b := bytes.TrimSpace(raw); len(b) > 0 && !bytes.Equal(b, []byte("{}")) {
+		return errorf(http.StatusBadRequest, "bad_request", "this route takes no body (nothing, or {})")
+	}
+	return nil
+}

@@ -254,3 +254,23 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Pause and resume take no body: nothing or {} only; anything else is a
+// 400 and changes nothing.
+func TestPauseTakesNoBody(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, apiOptions{})
+	ctx := t.Context()
+	for _, body := range []string{`{"x":1}`, strings.Repeat("a", 1<<20)} {
+		resp, err := a.do(ctx, request{method: http.MethodPost, path: "/v1/admin/accounts/main/pause", token: tokenAdmin, body: []byte(body)})
+		if err != nil || resp.status != http.StatusBadRequest {
+			t.Fatalf("pause with body %.10q: %v %+v, want 400", body, err, resp)
+		}
+	}
+	for _, body := range []string{"", "{}"} {
+		resp, err := a.do(ctx, request{method: http.MethodPost, path: "/v1/admin/accounts/main/resume", token: tokenAdmin, body: []byte(body)})
+		if err != nil || resp.status != http.StatusOK {
+			t.Fatalf("resume with body %q: %v %+v, want 200", body, err, resp)
+		}
+	}
+}
