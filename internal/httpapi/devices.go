@@ -73,6 +73,13 @@ type devicePage struct {
 }
 
 func (s *server) listDevices(c echo.Context) error {
+	// The list takes no filter: one silently ignored would answer the
+	// wrong set.
+	for k := range c.QueryParams() {
+		if k != "cursor" && k != "limit" {
+			return errorf(http.StatusBadRequest, "bad_parameter", "%q is not a parameter of this list (only cursor and limit: it takes no filter)", k)
+		}
+	}
 	limit, err := pageLimit(c, 100, 1000)
 	if err != nil {
 		return err
