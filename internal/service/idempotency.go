@@ -63,7 +63,7 @@ func (s *Service) Once(ctx context.Context, team, key string, request []byte, do
 		case err != nil:
 			return Answer{}, false, err
 		case prev != nil && prev.BodyHash != hash:
-			return Answer{}, false, errorf(CodeIdempotencyKeyReused, "Idempotency-Key was used with a different request body")
+			return Answer{}, false, errorf(CodeIdempotencyKeyReused, "Idempotency-Key was used with a different request (another route, or another body): a key names one request of the team, whatever its route")
 		case prev != nil:
 			return Answer{Status: prev.Status, Body: prev.Response}, true, nil
 		}
