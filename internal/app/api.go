@@ -12,6 +12,7 @@ import (
 	"github.com/distq/distq/internal/config"
 	"github.com/distq/distq/internal/console"
 	"github.com/distq/distq/internal/control"
+	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/httpapi"
 	"github.com/distq/distq/internal/metrics"
 	"github.com/distq/distq/internal/notify"
@@ -51,7 +52,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 		Controls:    ServiceControls(ctl),
 		Backlogs:    fairQueue{lim},
 		Teams:       serviceTeams(cfg),
-		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
+		Canceler:    func(ctx context.Context, r *distribution.Record) error { return enq.Cancel(ctx, insp, r) },
 		Accounts:    serviceAccounts(cfg),
 		Webhooks:    serviceWebhooks(cfg, notify.NewOutbox(st, client, insp)),
 		Metrics:     m,

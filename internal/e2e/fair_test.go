@@ -149,3 +149,44 @@ func TestWeightsChangedMidRun(t *testing.T) {
 		t.Fatalf("after weights 3:1, B got %d of %d Creates (%.2f), want ~0.25", b, a+b, share)
 	}
 }
+
+// A canceled batch leaves the fair queue with it: its hundreds of entries
+// neither count in the team's backlog (and so in ETAs and the admin view)
+// nor each take a turn beside another team's items.
+func TestCanceledBatchLeavesTheFairQueue(t *testing.T) {
+	t.Parallel()
+	st, admin := adminStack(t, nil, alisim.Config{JobDuration: 200 * time.Millisecond})
+	a := newAPI(t, st.APIURL, "token-aaaaaaaa")
+	items := make([]map[string]string, 400)
+	for i := range items {
+		items[i] = map[string]string{"product_key": fmt.Sprintf("cancelfair%03d", i)}
+	}
+	var created struct {
+		Batch struct{ ID string } `json:"batch"`
+	}
+	if code := a.do("POST", "/v1/batches", map[string]any{
+		"source_instance_id": "iotx-oxssharez200", "target_instance_id": "iot-cn-6ja0000e2e", "items": items,
+	}, &created); code != http.StatusAccepted {
+		t.Fatalf("batch: %d", code)
+	}
+	if code := a.do("POST", "/v1/batches/"+created.Batch.ID+"/cancel", nil, nil); code != http.StatusOK {
+		t.Fatalf("cancel: %d", code)
+	}
+	acct, err := admin.AdminAccount(context.Background(), "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tm := range acct.Teams {
+		if tm.Team == "teama" && tm.Backlog != nil && *tm.Backlog > 0 {
+			t.Errorf("team a's backlog after its batch was canceled: %d, want 0", *tm.Backlog)
+		}
+	}
+	submitBatch(t, st, "token-bbbbbbbb", "cancelfairb", 4)
+	start := time.Now()
+	for len(jobsWithPrefix(st.Sim, "cancelfairb")) < 4 && time.Since(start) < 20*time.Second {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := len(jobsWithPrefix(st.Sim, "cancelfairb")); n != 4 || time.Since(start) > 10*time.Second {
+		t.Fatalf("team b: %d of 4 created in %v after team a's batch was canceled", n, time.Since(start))
+	}
+}

@@ -123,7 +123,7 @@ func newAPI(t *testing.T, o apiOptions) *testAPI {
 		Enqueuer:    queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb), quota.New(rdb, quota.Options{}), 0),
 		Devices:     service.DeviceDeps{Store: st, Enqueuer: queue.NewEnqueuer(asynq.NewClientFromRedisClient(rdb), quota.New(rdb, quota.Options{}), 0)},
 		Changes:     store.NewChanges(rdb, log),
-		Canceler:    func(_ context.Context, q, id string) error { return insp.DeleteTask(q, id) },
+		Canceler:    func(_ context.Context, r *distribution.Record) error { return insp.DeleteTask(r.Queue, r.ID) },
 		Accounts:    accounts,
 		Figures:     st,
 		Slots:       o.slots,

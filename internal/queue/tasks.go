@@ -123,6 +123,23 @@ func (e *Enqueuer) Submit(ctx context.Context, recs []*store.Record) error {
 	return nil
 }
 
+// Cancel removes a canceled distribution's queued task and, for a batch
+// item, its entry in the account's fair queue: the entries of a canceled
+// batch of thousands would otherwise each take a turn before the next
+// team's items. Safe for concurrent use.
+func (e *Enqueuer) Cancel(ctx context.Context, insp *asynq.Inspector, r *store.Record) error {
+	err := insp.DeleteTask(r.Queue, r.ID)
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		err = nil
+	}
+	if r.Queue == QueueBatch {
+		if _, ferr := e.limiter.FairDone(ctx, r.UID, fairItem(r)); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+	}
+	return err
+}
+
 // fairQueue queues the batch items of recs in their accounts' fair queues,
 // after their tasks exist (an admission wakes a task).
 func (e *Enqueuer) fairQueue(ctx context.Context, recs []*store.Record) error {

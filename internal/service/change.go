@@ -30,7 +30,7 @@ func (s *Service) cancel(ctx context.Context, id string) (*distribution.Record, 
 	}
 	s.d.Metrics.Finished.WithLabelValues(r.Account, string(distribution.StateCanceled)).Inc()
 	if s.d.Canceler != nil {
-		_ = s.d.Canceler(ctx, r.Queue, r.ID) // best effort: the worker skips a canceled record anyway
+		_ = s.d.Canceler(ctx, r) // best effort: the worker skips a canceled record anyway
 	}
 	return r, nil
 }

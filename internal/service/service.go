@@ -95,9 +95,11 @@ type Deps struct {
 	Backlogs Backlogs
 	// Teams names the teams of the api's tokens, for the admin view.
 	Teams []string
-	// Canceler removes the queued task of a canceled distribution (optional,
-	// best effort: the worker skips a canceled record anyway).
-	Canceler func(ctx context.Context, queue, id string) error
+	// Canceler removes the queued task of a canceled distribution, and a
+	// batch item's entry in its account's fair queue (optional, best
+	// effort: the worker skips a canceled record anyway, but a canceled
+	// batch's entries would each take a turn first).
+	Canceler func(ctx context.Context, r *distribution.Record) error
 	Accounts []Account
 	// Devices keeps and enqueues device distributions (devices.go).
 	Devices DeviceDeps
