@@ -42,6 +42,7 @@ type Metrics struct {
 	// is a team given to InitTeams for the account or OtherTeam, never a
 	// free value: set them through AddTeamCreate and SetTeamBacklog.
 	TeamBacklog *prometheus.GaugeVec   // account, team: distq_team_backlog
+	TeamPaused  *prometheus.GaugeVec   // account, team: distq_team_paused
 	TeamCreates *prometheus.CounterVec // account, team: distq_team_creates_total
 	// The account's effective limits, which operators may change at run
 	// time (SetAccountLimits).
@@ -126,7 +127,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.WebhookDeliveries, m.WebhookDuration)
 	m.newTeamMetrics()
-	reg.MustRegister(m.TeamBacklog, m.TeamCreates, m.AccountCreateQPS, m.AccountMaxJobs)
+	reg.MustRegister(m.TeamBacklog, m.TeamCreates, m.TeamPaused, m.AccountCreateQPS, m.AccountMaxJobs)
 	reg.MustRegister(m.Submitted, m.Finished, m.Requests, m.RequestDuration, m.Throttled, m.QuotaWait,
 		m.SlotsInUse, m.SlotsLimit, m.RateLimit, m.Duration, m.Reconciled,
 		m.HTTPRequests, m.HTTPDuration)

@@ -19,6 +19,8 @@ const (
 	TeamBacklogHelp = "Distributions of the team waiting for the account (queued, no Create sent yet), per account and team. " +
 		"Shared state: every worker exports the same value, so aggregate with max(), never sum()."
 	TeamCreatesHelp = "CreateProductDistributeJob calls sent for the team's distributions, per account and team (every answer code)."
+	TeamPausedHelp  = "1 while an operator has paused the team on the account (or the whole account), else 0, per account and team. " +
+		"Shared state: aggregate with max()."
 	CreateQPSHelp   = "The account's effective Create rate per second: DISTQ_CREATE_QPS, or an operator's override at run time."
 	MaxJobsHelp     = "The account's effective limit of distribution jobs: DISTQ_MAX_JOBS, or an operator's override at run time."
 )
@@ -37,6 +39,9 @@ func (m *Metrics) newTeamMetrics() {
 	}, []string{"account", "team"})
 	m.TeamCreates = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "distq_team_creates_total", Help: TeamCreatesHelp,
+	}, []string{"account", "team"})
+	m.TeamPaused = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "distq_team_paused", Help: TeamPausedHelp,
 	}, []string{"account", "team"})
 	m.AccountCreateQPS = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "distq_account_create_qps", Help: CreateQPSHelp,
@@ -67,6 +72,26 @@ func (m *Metrics) InitTeams(account string, teams []string) {
 	for _, team := range teams {
 		m.TeamBacklog.WithLabelValues(account, team)
 		m.TeamCreates.WithLabelValues(account, team)
+		m.TeamPaused.WithLabelValues(account, team)
+	}
+}
+
+// SetTeamsPaused sets distq_team_paused of every configured team of
+// account from paused (team → an operator paused it, or its account).
+func (m *Metrics) SetTeamsPaused(account string, paused func(team string) bool) {
+	s := m.teamSets
+	s.mu.RLock()
+	configured := make([]string, 0, len(s.teams[account]))
+	for team := range s.teams[account] {
+		configured = append(configured, team)
+	}
+	s.mu.RUnlock()
+	for _, team := range configured {
+		v := 0.0
+		if paused(team) {
+			v = 1
+		}
+		m.TeamPaused.WithLabelValues(account, team).Set(v)
 	}
 }
 

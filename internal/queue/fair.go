@@ -356,6 +356,8 @@ func (w *Worker) exportBacklogs(ctx context.Context, a *Account) {
 	}
 	w.knowTeams(a, teams)
 	w.metrics.SetTeamBacklog(a.Name, backlog)
+	set := w.settings(ctx)
+	w.metrics.SetTeamsPaused(a.Name, func(team string) bool { return set.Paused(a.Name, team) })
 }
 
 // wakeAdmittedDevice is wakeAdmitted for a device job whose task is
