@@ -21,8 +21,8 @@ const (
 	TeamCreatesHelp = "CreateProductDistributeJob calls sent for the team's distributions, per account and team (every answer code)."
 	TeamPausedHelp  = "1 while an operator has paused the team on the account (or the whole account), else 0, per account and team. " +
 		"Shared state: aggregate with max()."
-	CreateQPSHelp   = "The account's effective Create rate per second: DISTQ_CREATE_QPS, or an operator's override at run time."
-	MaxJobsHelp     = "The account's effective limit of distribution jobs: DISTQ_MAX_JOBS, or an operator's override at run time."
+	CreateQPSHelp = "The account's effective Create rate per second: DISTQ_CREATE_QPS, or an operator's override at run time."
+	MaxJobsHelp   = "The account's effective limit of distribution jobs: DISTQ_MAX_JOBS, or an operator's override at run time."
 )
 
 // teamSets are the configured teams of each account, the only values of a
