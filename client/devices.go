@@ -30,6 +30,9 @@ type DeviceDistributionRequest struct {
 	TargetUID         string   `json:"target_uid,omitempty"`
 	TargetAliyunID    string   `json:"target_aliyun_id,omitempty"`
 	DeviceNames       []string `json:"device_names"`
+	// NotifyURL is where distq sends the device_distribution.finished
+	// event (docs/WEBHOOKS.md).
+	NotifyURL string `json:"notify_url,omitempty"`
 }
 
 // The states of a device distribution (DeviceDistribution.State):
@@ -102,6 +105,10 @@ type DeviceDistribution struct {
 	CreatedAt          time.Time    `json:"created_at"`
 	UpdatedAt          time.Time    `json:"updated_at"`
 	FinishedAt         *time.Time   `json:"finished_at,omitempty"`
+	NotifyURL          string       `json:"notify_url,omitempty"`
+	// Notification is the latest device_distribution.finished event and
+	// its delivery state (GetDevices only).
+	Notification *Notification `json:"notification,omitempty"`
 }
 
 // DevicePage is one page of ListDevices.

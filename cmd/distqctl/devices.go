@@ -60,6 +60,8 @@ type devicesSubmitOptions struct {
 	wait             bool
 	interval         time.Duration
 	timeout          time.Duration
+	afterProduct     bool
+	progress         string
 }
 
 func (a *app) devicesSubmitCmd() *cobra.Command {
@@ -80,7 +82,13 @@ running the same command again submits nothing new (for 24 hours).
 --wait follows the distribution to its end, printing its progress, then the
 devices that failed with their codes (all of them: distqctl devices results
 ID --csv for a file). Exit status 2 when some device failed, some job was
-canceled or its results could not be read.`,
+canceled or its results could not be read.
+
+--after-product first distributes the product itself to the same target
+(--target; or, when the server answers that the team's own distribution of
+it is already active, that one), follows it to its end like submit --wait,
+and submits the devices only once it succeeded. When it fails or is
+canceled, distqctl says so and stops with exit status 2: no device is sent.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.devicesSubmit(cmd.Context(), &o) },
 	}
@@ -99,6 +107,9 @@ canceled or its results could not be read.`,
 	f.BoolVarP(&o.wait, "wait", "w", false, "follow the distribution to its end")
 	f.DurationVar(&o.interval, "interval", 2*time.Second, "with --wait: time between two looks")
 	f.DurationVar(&o.timeout, "timeout", 0, "with --wait: give up after this long (0: never)")
+	f.StringVar(&o.req.NotifyURL, "notify-url", "", "where distq sends the signed device_distribution.finished event: see docs/WEBHOOKS.md")
+	f.BoolVar(&o.afterProduct, "after-product", false, "first distribute the product to --target and wait for it to succeed; send no device if it does not")
+	f.StringVar(&o.progress, "progress", progressAuto, "with --after-product: the product's progress on stderr: auto, bar, lines or none")
 	cmd.MarkFlagsMutuallyExclusive("target", "targets")
 	cmd.MarkFlagsMutuallyExclusive("idempotency-key", "no-idempotency-key")
 	return cmd
@@ -170,6 +181,12 @@ func (a *app) devicesSubmit(ctx context.Context, o *devicesSubmitOptions) error 
 		return usagef("devices submit: give --target ID, or --targets with --strategy nearest")
 	case o.interval <= 0:
 		return usagef("--interval must be positive")
+	case o.afterProduct && o.req.TargetInstanceID == "":
+		return usagef("devices submit: --after-product needs --target (the one instance the product goes to)")
+	}
+	watch := watchOptions{interval: max(o.interval, 50*time.Millisecond), progress: o.progress}
+	if err := watch.validate(); err != nil {
+		return err
 	}
 	o.req.TargetInstanceIDs = o.targets
 	o.req.Account = cmp.Or(o.req.Account, a.cfg.Account)
@@ -201,7 +218,15 @@ func (a *app) devicesSubmit(ctx context.Context, o *devicesSubmitOptions) error 
 	default:
 		parts := []string{"devices-submit/v1", o.req.Account, o.req.ProductKey, o.req.SourceInstanceID, o.req.TargetInstanceID,
 			strings.Join(o.targets, ","), o.req.Strategy, o.req.TargetUID, o.req.TargetAliyunID, strings.Join(names, "\n")}
+		if o.req.NotifyURL != "" {
+			parts = append(parts, "notify_url="+o.req.NotifyURL)
+		}
 		key = deriveKey(parts...)
+	}
+	if o.afterProduct {
+		if err := a.productFirst(ctx, c, o, &watch); err != nil {
+			return err
+		}
 	}
 	d, replayed, err := c.SubmitDevices(ctx, o.req, key)
 	if err != nil {
@@ -243,6 +268,71 @@ func (a *app) devicesSubmit(ctx context.Context, o *devicesSubmitOptions) error 
 		return errItems
 	}
 	return nil
+}
+
+// productFirst distributes the devices' product to their target (or takes
+// the team's own active distribution of it, from the duplicate_active
+// answer) and follows it to its end. It returns nil once it succeeded;
+// otherwise it says why on stderr and returns errItems: no device is sent.
+func (a *app) productFirst(ctx context.Context, c *client.Client, o *devicesSubmitOptions, watch *watchOptions) error {
+	req := client.DistributionRequest{Account: o.req.Account, ProductKey: o.req.ProductKey, SourceInstanceID: o.req.SourceInstanceID,
+		TargetInstanceID: o.req.TargetInstanceID, TargetUID: o.req.TargetUID, TargetAliyunID: o.req.TargetAliyunID}
+	if err := req.Validate(); err != nil {
+		return usagef("--after-product: %v", err)
+	}
+	key := ""
+	if !o.noIdempotencyKey {
+		key = deriveKey(append([]string{"devices-after-product/v1", o.idempotencyKey}, sharedParts(req)...)...)
+	}
+	id := ""
+	d, replayed, err := c.Submit(ctx, req, key)
+	var ae *client.Error
+	switch {
+	case errors.As(err, &ae) && ae.Code == "duplicate_active" && ae.ExistingID() != "":
+		id = ae.ExistingID()
+		if !a.jsonOutput() {
+			fmt.Fprintf(a.stdout, "product %s: already being distributed to %s by distribution %s; waiting for it\n", req.ProductKey, req.TargetInstanceID, id)
+		}
+	case err != nil:
+		return fmt.Errorf("--after-product: submit product %s: %w (no device was submitted)", req.ProductKey, apiError(err))
+	default:
+		id = d.ID
+		if !a.jsonOutput() {
+			note := ""
+			if replayed {
+				note = " (submitted by an earlier run; nothing new submitted)"
+			}
+			fmt.Fprintf(a.stdout, "product distribution %s: %s, product %s to %s%s; the devices follow once it succeeds\n", d.ID, d.State, d.ProductKey, d.TargetInstanceID, note)
+		}
+	}
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	wr, err := a.follow(ctx, c, []string{id}, watch, nil)
+	if err != nil {
+		var ie *interruptedError
+		if errors.As(err, &ie) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("product distribution %s still running after --timeout; no device was submitted (it goes on on the server: distqctl get %s)", id, id)
+		}
+		if ie != nil {
+			return &interruptedError{Hint: "no device was submitted; the product distribution goes on on the server: distqctl get " + id}
+		}
+		return fmt.Errorf("--after-product: follow %s: %w (no device was submitted)", id, err)
+	}
+	if wr.allSucceeded() {
+		if !a.jsonOutput() {
+			fmt.Fprintf(a.stdout, "product distribution %s succeeded; submitting the devices\n", id)
+		}
+		return nil
+	}
+	why := countsText(wr.Counts, true)
+	for _, f := range wr.Failures {
+		why = f.Code + ": " + f.Message
+	}
+	fmt.Fprintf(a.stderr, "distqctl: product distribution %s of %s did not succeed (%s): no device was submitted\n", id, req.ProductKey, why)
+	return errItems
 }
 
 func (a *app) printBadLines(bad []lineError) {

@@ -121,3 +121,90 @@ func TestDevicesCommands(t *testing.T) {
 		t.Errorf("no target: exit %d", r.code)
 	}
 }
+
+// devices submit --after-product distributes the product first and sends
+// the devices once it succeeded; it waits for the team's own active
+// distribution of the product (the duplicate answer's id) rather than
+// submitting another; when the product fails it stops with exit 2 and no
+// device is sent.
+func TestDevicesSubmitAfterProduct(t *testing.T) {
+	t.Parallel()
+	st := startStack(t, "a1gonedev")
+	c := newCLI(t, st)
+	file := writeFile(t, "devices.txt", "meter-0001\nmeter-0002\nmeter-0003\n")
+	submit := func(pk string, extra ...string) result {
+		return c.run(append([]string{"devices", "submit", "--file", file, "--product", pk, "--source", testSource, "--target", testTarget,
+			"--after-product", "--wait", "--interval", "100ms", "--progress", "lines"}, extra...)...)
+	}
+	devIDRE := regexp.MustCompile(`v_[0-9a-f]{12}_[0-9a-f]{10}`)
+	distIDRE := regexp.MustCompile(`d_[0-9a-f]{12}_[0-9a-f]{10}`)
+
+	// The product first, then the devices.
+	r := submit("a1okdev")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	prod := distIDRE.FindString(r.stdout)
+	iProd, iOK, iDev := strings.Index(r.stdout, "product distribution "+prod), strings.Index(r.stdout, "succeeded; submitting the devices"), strings.Index(r.stdout, "device distribution v_")
+	if prod == "" || iProd < 0 || iOK < iProd || iDev < iOK || !strings.Contains(r.stdout, "3 distributed, 0 failed") {
+		t.Errorf("stdout, want the product distribution, its success, then the devices:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "succeeded 1") {
+		t.Errorf("no progress of the product on stderr:\n%s", r.stderr)
+	}
+	if got := listAll(t, c, "--product-key", "a1okdev"); len(got) != 1 || got[0].ID != prod || got[0].State != client.StateSucceeded {
+		t.Errorf("product distributions %+v, want %s succeeded", got, prod)
+	}
+
+	// The team's own distribution of the product is still active: the
+	// command waits for that one.
+	var b strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&b, "a1busy%04d\n", i)
+	}
+	b.WriteString("a1dupdev\n")
+	if r := c.run("submit", "-f", writeFile(t, "products.txt", b.String()), "--source", testSource, "--target", testTarget); r.code != ExitOK {
+		t.Fatalf("submit products: exit %d %s", r.code, r.stderr)
+	}
+	active := listAll(t, c, "--product-key", "a1dupdev")
+	if len(active) != 1 || active[0].State.Terminal() {
+		t.Fatalf("a1dupdev: %+v, want one distribution still active", active)
+	}
+	r = submit("a1dupdev")
+	if r.code != ExitOK || !strings.Contains(r.stdout, "already being distributed to "+testTarget+" by distribution "+active[0].ID) || devIDRE.FindString(r.stdout) == "" {
+		t.Errorf("after an active one: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if got := listAll(t, c, "--product-key", "a1dupdev"); len(got) != 1 || got[0].State != client.StateSucceeded {
+		t.Errorf("a1dupdev distributions %+v, want the one, succeeded", got)
+	}
+
+	// The product fails: a clear error, exit 2, no device sent.
+	r = submit("a1gonedev")
+	if r.code != ExitItems || !strings.Contains(r.stderr, "did not succeed (iot.prod.NotExistedProduct") || !strings.Contains(r.stderr, "no device was submitted") {
+		t.Errorf("failed product: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if devIDRE.FindString(r.stdout) != "" {
+		t.Errorf("a device distribution after a failed product:\n%s", r.stdout)
+	}
+	for _, j := range st.Sim.Jobs() {
+		if j.Kind == alisim.KindDevice && j.ProductKey == "a1gonedev" {
+			t.Errorf("a device job of the failed product reached the remote: %+v", j)
+		}
+	}
+	r = c.run("-o", "json", "devices", "list")
+	var all []client.DeviceDistribution
+	if err := json.Unmarshal([]byte(r.stdout), &all); err != nil || len(all) != 2 {
+		t.Errorf("device distributions: %v, %d, want 2 (a1okdev, a1dupdev)", err, len(all))
+	}
+	for _, d := range all {
+		if d.ProductKey == "a1gonedev" {
+			t.Errorf("a device distribution of the failed product: %+v", d)
+		}
+	}
+
+	// --after-product needs the one target.
+	if r := c.run("devices", "submit", "--file", file, "--product", "a1okdev", "--source", testSource, "--targets", testTarget+",iot-cn-other0001",
+		"--strategy", "nearest", "--after-product"); r.code != ExitUsage || !strings.Contains(r.stderr, "--after-product needs --target") {
+		t.Errorf("--targets with --after-product: exit %d %s", r.code, r.stderr)
+	}
+}

@@ -167,6 +167,9 @@ type Record struct {
 	Strategy          Strategy `json:"strategy"`
 	TargetUID         string   `json:"target_uid,omitempty"`
 	TargetAliyunID    string   `json:"target_aliyun_id,omitempty"`
+	// NotifyURL is where the device_distribution.finished event goes each
+	// time the distribution reaches a final state ("" for none).
+	NotifyURL string `json:"notify_url,omitempty"`
 	// Devices is the number of device names requested.
 	Devices    int        `json:"devices"`
 	State      State      `json:"state"`
@@ -188,6 +191,52 @@ type Counts struct {
 	Canceled int `json:"canceled"`
 	// Unknown: in finished jobs whose result file could not be read.
 	Unknown int `json:"unknown"`
+}
+
+// EventJob is one job in a device_distribution.finished event.
+type EventJob struct {
+	Index       int      `json:"index"`
+	Devices     int      `json:"devices"`
+	State       JobState `json:"state"`
+	JobID       string   `json:"job_id,omitempty"`
+	Distributed int      `json:"distributed"`
+	Failed      int      `json:"failed"`
+	Details     Details  `json:"details,omitempty"`
+	Error       *Error   `json:"error,omitempty"`
+}
+
+// EventData is the data of a device_distribution.finished event: the
+// distribution as it ended, its counts and its jobs (docs/WEBHOOKS.md).
+type EventData struct {
+	ID                 string     `json:"id"`
+	Account            string     `json:"account"`
+	ProductKey         string     `json:"product_key"`
+	SourceInstanceID   string     `json:"source_instance_id"`
+	TargetInstanceIDs  []string   `json:"target_instance_ids"`
+	Strategy           Strategy   `json:"strategy"`
+	DistributesProduct bool       `json:"distributes_product"`
+	Devices            int        `json:"devices"`
+	State              State      `json:"state"`
+	Counts             Counts     `json:"counts"`
+	Details            Details    `json:"details,omitempty"`
+	Jobs               []EventJob `json:"jobs"`
+	NotifyURL          string     `json:"notify_url"`
+	CreatedAt          time.Time  `json:"created_at"`
+	FinishedAt         *time.Time `json:"finished_at,omitempty"`
+}
+
+// EventData returns the data of the event r's move to a final state
+// announces.
+func (r *Record) EventData() EventData {
+	d := EventData{ID: r.ID, Account: r.Account, ProductKey: r.ProductKey, SourceInstanceID: r.SourceInstanceID,
+		TargetInstanceIDs: r.TargetInstanceIDs, Strategy: r.Strategy, DistributesProduct: true, Devices: r.Devices,
+		State: r.State, Counts: r.Counts(), Details: r.DetailsState(), Jobs: make([]EventJob, len(r.Jobs)),
+		NotifyURL: r.NotifyURL, CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt}
+	for i, j := range r.Jobs {
+		d.Jobs[i] = EventJob{Index: j.Index, Devices: j.Devices, State: j.State, JobID: j.JobID,
+			Distributed: j.Distributed, Failed: j.Failed, Details: j.Details, Error: j.Error}
+	}
+	return d
 }
 
 // Counts returns the devices by outcome.

@@ -23,6 +23,9 @@ type Request struct {
 	TargetUID         string   `json:"target_uid,omitempty"`
 	TargetAliyunID    string   `json:"target_aliyun_id,omitempty"`
 	DeviceNames       []string `json:"device_names"`
+	// NotifyURL is where the device_distribution.finished event goes (the
+	// service checks it like a distribution's notify_url).
+	NotifyURL string `json:"notify_url,omitempty"`
 }
 
 // deviceNameRE is the remote's rule for device names: 4 to 32 characters,

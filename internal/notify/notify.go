@@ -53,7 +53,8 @@ func Enqueue(ctx context.Context, c *asynq.Client, id string) error {
 	return err
 }
 
-// Outbox is the api's side: it reads batches' events and re-sends them.
+// Outbox is the api's side: it reads batches' and device distributions'
+// events and re-sends them.
 type Outbox struct {
 	st     *store.Redis
 	client *asynq.Client
@@ -68,6 +69,11 @@ func NewOutbox(st *store.Redis, c *asynq.Client, insp *asynq.Inspector) *Outbox 
 // BatchEvent returns a batch's latest event, or nil.
 func (o *Outbox) BatchEvent(ctx context.Context, batchID string) (*webhook.Event, error) {
 	return o.st.BatchEvent(ctx, batchID)
+}
+
+// DeviceEvent returns a device distribution's latest event, or nil.
+func (o *Outbox) DeviceEvent(ctx context.Context, id string) (*webhook.Event, error) {
+	return o.st.DeviceEvent(ctx, id)
 }
 
 // Resend makes the event pending again and queues its delivery now (a

@@ -13,6 +13,7 @@ import (
 
 	"github.com/distq/distq/internal/devices"
 	"github.com/distq/distq/internal/distribution"
+	"github.com/distq/distq/internal/webhook"
 )
 
 // The use cases of device distributions (internal/devices): submit one,
@@ -70,6 +71,35 @@ type DeviceView struct {
 	CreatedAt          time.Time       `json:"created_at"`
 	UpdatedAt          time.Time       `json:"updated_at"`
 	FinishedAt         *time.Time      `json:"finished_at,omitempty"`
+	NotifyURL          string          `json:"notify_url,omitempty"`
+	// Notification is the latest device_distribution.finished event and
+	// its delivery state: only on GetDevices, nil without a notify_url or
+	// before the distribution first finished.
+	Notification *NotificationView `json:"notification,omitempty"`
+}
+
+// NotificationView is a completion event's delivery state as a front door
+// shows it (the wire form of client.Notification).
+type NotificationView struct {
+	EventID       string     `json:"event_id"`
+	Type          string     `json:"type"`
+	State         string     `json:"state"`
+	Attempts      int        `json:"attempts"`
+	CreatedAt     time.Time  `json:"created_at"`
+	LastAttemptAt *time.Time `json:"last_attempt_at,omitempty"`
+	LastStatus    int        `json:"last_status,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	NextRetryAt   *time.Time `json:"next_retry_at,omitempty"`
+	DeliveredAt   *time.Time `json:"delivered_at,omitempty"`
+}
+
+func notificationView(ev *webhook.Event) *NotificationView {
+	if ev == nil {
+		return nil
+	}
+	return &NotificationView{EventID: ev.ID, Type: ev.Type, State: ev.State, Attempts: ev.Attempts,
+		CreatedAt: ev.CreatedAt, LastAttemptAt: ev.LastAttemptAt, LastStatus: ev.LastStatus, LastError: ev.LastError,
+		NextRetryAt: ev.NextRetryAt, DeliveredAt: ev.DeliveredAt}
 }
 
 // DeviceJobView is one remote job of a device distribution.
@@ -95,7 +125,8 @@ func deviceView(r *devices.Record) *DeviceView {
 	v := &DeviceView{ID: r.ID, Account: r.Account, ProductKey: r.ProductKey, SourceInstanceID: r.SourceInstanceID,
 		TargetInstanceIDs: r.TargetInstanceIDs, Strategy: r.Strategy, TargetUID: r.TargetUID, TargetAliyunID: r.TargetAliyunID,
 		DistributesProduct: true, Devices: r.Devices, State: r.State, Counts: r.Counts(), Details: r.DetailsState(),
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, FinishedAt: r.FinishedAt, Jobs: make([]DeviceJobView, len(r.Jobs))}
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, FinishedAt: r.FinishedAt, NotifyURL: r.NotifyURL,
+		Jobs: make([]DeviceJobView, len(r.Jobs))}
 	for i, j := range r.Jobs {
 		v.Jobs[i] = DeviceJobView{Index: j.Index, Devices: j.Devices, State: j.State, WaitReason: j.WaitReason, JobID: j.JobID,
 			RemoteStatus: j.RemoteStatus, Attempts: j.Attempts, RetryOf: j.RetryOf, Retried: j.Retried,
@@ -131,6 +162,9 @@ func (s *Service) SubmitDevices(ctx context.Context, team string, req devices.Re
 	if err := req.Validate(acct.UID); err != nil {
 		return nil, domainError(err)
 	}
+	if err := s.checkNotify(team, req.NotifyURL); err != nil {
+		return nil, err
+	}
 	if req.TargetAliyunID != "" && req.TargetAliyunID != acct.AliyunID {
 		msg := "must be the logon name of account " + strconv.Quote(acct.Name) + " (cross-account distribution is not allowed); use target_uid"
 		if acct.AliyunID == "" {
@@ -142,7 +176,7 @@ func (s *Service) SubmitDevices(ctx context.Context, team string, req devices.Re
 	parts := devices.Split(req.DeviceNames)
 	r := &devices.Record{ID: devices.NewID(now), Team: team, Account: acct.Name, UID: acct.UID,
 		ProductKey: req.ProductKey, SourceInstanceID: req.SourceInstanceID, TargetInstanceIDs: req.TargetInstanceIDs,
-		Strategy: req.Strategy, TargetUID: req.TargetUID, TargetAliyunID: req.TargetAliyunID,
+		Strategy: req.Strategy, TargetUID: req.TargetUID, TargetAliyunID: req.TargetAliyunID, NotifyURL: req.NotifyURL,
 		Devices: len(req.DeviceNames), CreatedAt: now, UpdatedAt: now}
 	jobs := make([]int, len(parts))
 	for i, p := range parts {
@@ -181,13 +215,22 @@ func (s *Service) loadDevices(ctx context.Context, team, id string) (*devices.Re
 	return r, err
 }
 
-// GetDevices returns team's device distribution id, or CodeNotFound.
+// GetDevices returns team's device distribution id with its latest
+// event's delivery state, or CodeNotFound.
 func (s *Service) GetDevices(ctx context.Context, team, id string) (*DeviceView, error) {
 	r, err := s.loadDevices(ctx, team, id)
 	if err != nil {
 		return nil, err
 	}
-	return deviceView(r), nil
+	v := deviceView(r)
+	if r.NotifyURL != "" && s.d.Webhooks.Events != nil {
+		ev, err := s.d.Webhooks.Events.DeviceEvent(ctx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		v.Notification = notificationView(ev)
+	}
+	return v, nil
 }
 
 // ListDevices returns one page of team's device distributions in creation

@@ -23,10 +23,14 @@ type Webhooks struct {
 	Events Events
 }
 
-// Events reads a batch's event and sends one again.
+// Events reads a batch's or a device distribution's event and sends one
+// again.
 type Events interface {
 	// BatchEvent returns the latest batch.finished event of a batch, or nil.
 	BatchEvent(ctx context.Context, batchID string) (*webhook.Event, error)
+	// DeviceEvent returns the latest device_distribution.finished event of
+	// a device distribution, or nil.
+	DeviceEvent(ctx context.Context, id string) (*webhook.Event, error)
 	// Resend delivers event id again, with the same webhook-id and a new
 	// window of retries.
 	Resend(ctx context.Context, eventID string) error

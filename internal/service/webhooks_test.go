@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/distq/distq/internal/devices"
 	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/metrics"
 	"github.com/distq/distq/internal/redistest"
@@ -128,5 +129,58 @@ func TestAwaitBatchReturnsAtOnceWhenTheCountsDiffer(t *testing.T) {
 	v, err = svc.AwaitBatch(short, team, res.Batch.ID, v.Revision(), 200*time.Millisecond)
 	if err != nil || v.Revision() != "1-0-0-0-0-0" {
 		t.Fatalf("await unchanged: %+v (%v)", v, err)
+	}
+}
+
+type deviceEnqueuer struct{ jobs []int }
+
+func (e *deviceEnqueuer) SubmitDeviceJobs(_ context.Context, _ string, jobs []int) error {
+	e.jobs = append(e.jobs, jobs...)
+	return nil
+}
+
+// A device distribution's notify_url is checked like a distribution's and
+// kept; GetDevices shows its event's delivery state once it has one.
+func TestDeviceNotifyURL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := store.NewRedis(redistest.New(t).Client, time.Hour)
+	allowed, err := webhook.ParseAllowlist("hooks.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(service.Deps{
+		Store: st, Idempotency: st, Enqueuer: &enqueuer{}, Changes: noChanges{},
+		Accounts: []service.Account{{Name: "main", UID: uid, CreateQPS: 2, MaxJobs: 10, Default: true}},
+		Webhooks: service.Webhooks{Teams: map[string]bool{team: true}, Allowed: allowed, Events: st},
+		Devices:  service.DeviceDeps{Store: st, Enqueuer: &deviceEnqueuer{}},
+		Metrics:  metrics.New(prometheus.NewRegistry()),
+		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	req := func(url string) devices.Request {
+		return devices.Request{ProductKey: "a1Dev", SourceInstanceID: "iotx-src", TargetInstanceID: "iotx-dst",
+			DeviceNames: []string{"dev-0001", "dev-0002"}, NotifyURL: url}
+	}
+	for _, url := range []string{"https://evil.example.org/x", "http://169.254.169.254/", "ftp://hooks.example.com/"} {
+		_, err := svc.SubmitDevices(ctx, team, req(url))
+		wantInvalidField(t, err, "notify_url")
+	}
+	_, err = svc.SubmitDevices(ctx, "team-without-secret", req("https://hooks.example.com/x"))
+	wantInvalidField(t, err, "notify_url")
+
+	v, err := svc.SubmitDevices(ctx, team, req("https://hooks.example.com/dev"))
+	if err != nil || v.NotifyURL != "https://hooks.example.com/dev" {
+		t.Fatalf("submit: %+v, %v", v, err)
+	}
+	if got, err := svc.GetDevices(ctx, team, v.ID); err != nil || got.NotifyURL != v.NotifyURL || got.Notification != nil {
+		t.Fatalf("get before the end: %+v, %v", got, err)
+	}
+	if _, err := svc.CancelDevices(ctx, team, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := svc.GetDevices(ctx, team, v.ID)
+	if err != nil || got.Notification == nil || got.Notification.Type != webhook.TypeDeviceDistributionFinished ||
+		got.Notification.State != webhook.StatePending || got.Notification.EventID == "" {
+		t.Fatalf("get after the end: %+v, %v", got, err)
 	}
 }

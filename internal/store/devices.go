@@ -102,7 +102,9 @@ func (s *Redis) GetDevices(ctx context.Context, id string) (*devices.Record, err
 // new record when someone else wrote meanwhile). fn returning ErrNoChange
 // leaves the record as it is. A record that becomes final gets the
 // retention as expiry (with its names and outcomes) and leaves the open
-// set; one that is retried loses the expiry and joins it again.
+// set (and, with a notify_url, its device_distribution.finished event is
+// written in the same transaction); one that is retried loses the expiry
+// and joins it again.
 func (s *Redis) UpdateDevices(ctx context.Context, id string, fn func(r *devices.Record) error) (*devices.Record, error) {
 	key := keyDev(id)
 	var out *devices.Record
@@ -139,6 +141,9 @@ func (s *Redis) UpdateDevices(ctx context.Context, id string, fn func(r *devices
 					p.Expire(ctx, k, s.retention)
 				}
 				p.ZRem(ctx, keyDevOpen, id)
+				if !was.Terminal() {
+					s.announceDevices(ctx, p, &r) // in this MULTI: see webhooks.go
+				}
 			default:
 				p.Set(ctx, key, newRaw, 0)
 				if was.Terminal() {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/distq/distq/internal/devices"
 	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/redistest"
+	"github.com/distq/distq/internal/webhook"
 )
 
 func newDevices(team string, sizes ...int) (*devices.Record, [][]string) {
@@ -145,5 +147,97 @@ func TestListDevices(t *testing.T) {
 	}
 	if !cmp.Equal(got, ids) {
 		t.Errorf("listed %v, want %v", got, ids)
+	}
+}
+
+// A device distribution with a notify_url writes its
+// device_distribution.finished event in the transaction that ends it, once
+// per end (a retry that ends again writes a new one); without a notify_url
+// it writes none.
+func TestDevicesFinishedEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := NewRedis(redistest.New(t).Client, time.Hour)
+	now := time.Now()
+
+	plain, names := newDevices("t", 3)
+	if err := s.InsertDevices(ctx, plain, names); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateDevices(ctx, plain.ID, func(r *devices.Record) error { _, err := r.Cancel(now); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := s.DeviceEvent(ctx, plain.ID); err != nil || ev != nil || len(outbox(t, s)) != 0 {
+		t.Fatalf("without notify_url: event %+v, %v, outbox %v", ev, err, outbox(t, s))
+	}
+
+	r, names := newDevices("t", 4, 2)
+	r.NotifyURL = "https://hooks.example.com/dev"
+	if err := s.InsertDevices(ctx, r, names); err != nil {
+		t.Fatal(err)
+	}
+	step := func(fn func(r *devices.Record) error) {
+		t.Helper()
+		if _, err := s.UpdateDevices(ctx, r.ID, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n := range 2 {
+		step(func(r *devices.Record) error { return r.StartCreate(n, now) })
+		step(func(r *devices.Record) error { return r.Started(n, now, fmt.Sprintf("J%d", n), nil) })
+	}
+	step(func(r *devices.Record) error { return r.Ended(0, now, 2, devices.DetailsComplete, 3, 1, nil) })
+	if ev, _ := s.DeviceEvent(ctx, r.ID); ev != nil || len(outbox(t, s)) != 0 {
+		t.Fatalf("event before the end: %+v", ev)
+	}
+	step(func(r *devices.Record) error { return r.Ended(1, now, 2, devices.DetailsComplete, 2, 0, nil) })
+	ev, err := s.DeviceEvent(ctx, r.ID)
+	if err != nil || ev == nil {
+		t.Fatalf("no event after the end: %v", err)
+	}
+	if ev.Type != webhook.TypeDeviceDistributionFinished || ev.Subject != r.ID || ev.Team != "t" || ev.URL != r.NotifyURL ||
+		ev.State != webhook.StatePending || !cmp.Equal(outbox(t, s), []string{ev.ID}) {
+		t.Fatalf("event %+v, outbox %v", ev, outbox(t, s))
+	}
+	var body struct {
+		Type string            `json:"type"`
+		Data devices.EventData `json:"data"`
+	}
+	if err := json.Unmarshal(ev.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	d := body.Data
+	if body.Type != webhook.TypeDeviceDistributionFinished || d.ID != r.ID || d.State != devices.StateSucceeded ||
+		d.Counts.Distributed != 5 || d.Counts.Failed != 1 || len(d.Jobs) != 2 || d.Jobs[1].JobID != "J1" ||
+		d.Jobs[0].Failed != 1 || !d.DistributesProduct || d.FinishedAt == nil {
+		t.Fatalf("body %s", ev.Body)
+	}
+	// A repeat of the end (a task run again) is no change: no second event.
+	if _, err := s.UpdateDevices(ctx, r.ID, func(r *devices.Record) error {
+		if r.State.Terminal() {
+			return ErrNoChange
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(outbox(t, s)) != 1 {
+		t.Fatalf("outbox after a repeat: %v", outbox(t, s))
+	}
+
+	// A retry that ends again announces again, with a new event.
+	if err := s.PutDeviceNames(ctx, r.ID, 2, [][]string{names[0][:1]}); err != nil {
+		t.Fatal(err)
+	}
+	step(func(r *devices.Record) error { _, err := r.Retry(now, []int{0}, []int{1}); return err })
+	step(func(r *devices.Record) error { return r.StartCreate(2, now) })
+	step(func(r *devices.Record) error { return r.Started(2, now, "J2", nil) })
+	step(func(r *devices.Record) error { return r.Ended(2, now, 2, devices.DetailsComplete, 1, 0, nil) })
+	again, err := s.DeviceEvent(ctx, r.ID)
+	if err != nil || again == nil || again.ID == ev.ID || len(outbox(t, s)) != 2 {
+		t.Fatalf("event after the retry: %+v, %v, outbox %v", again, err, outbox(t, s))
+	}
+	if err := json.Unmarshal(again.Body, &body); err != nil || body.Data.Counts.Distributed != 6 || body.Data.Counts.Failed != 0 {
+		t.Fatalf("body after the retry %s, %v", again.Body, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/distq/distq/internal/devices"
 	"github.com/distq/distq/internal/webhook"
 )
 
@@ -20,7 +21,9 @@ import (
 // batch.finished event and its outbox entry (the script batchDoneSrc, run
 // inside the transaction, sees the counts after the move), and the Update
 // that ends a single distribution with a notify_url writes its
-// distribution.finished event. A crash can therefore never separate "done"
+// distribution.finished event, and the UpdateDevices that ends a device
+// distribution with a notify_url writes its device_distribution.finished
+// event. A crash can therefore never separate "done"
 // from "announced": the outbox holds every event not yet delivered, and
 // internal/notify moves it onto its asynq queue (TaskID = event id) until it
 // is delivered or given up.
@@ -28,6 +31,7 @@ import (
 func keyEvent(id string) string       { return prefix + "wh:e:" + id }
 func keyBatchEvent(id string) string  { return prefix + "b:" + id + ":event" }
 func keyRecordEvent(id string) string { return prefix + "d:" + id + ":event" }
+func keyDevEvent(id string) string    { return keyDev(id) + ":event" }
 
 // keyOutbox is a sorted set of event ids not yet delivered (nor given up),
 // scored by when the outbox should look at them again (ms).
@@ -87,17 +91,35 @@ func (s *Redis) announce(ctx context.Context, p redis.Pipeliner, r *Record) {
 	if r.NotifyURL == "" {
 		return
 	}
+	s.writeEvent(ctx, p, now, webhook.TypeDistributionFinished, r.ID, r.Team, r.NotifyURL, r.Distribution, keyRecordEvent(r.ID))
+}
+
+// announceDevices queues, inside the transaction p, the
+// device_distribution.finished event of r, which has just reached a final
+// state, if it has a notify_url.
+func (s *Redis) announceDevices(ctx context.Context, p redis.Pipeliner, r *devices.Record) {
+	if r.NotifyURL == "" {
+		return
+	}
+	s.writeEvent(ctx, p, s.now(), webhook.TypeDeviceDistributionFinished, r.ID, r.Team, r.NotifyURL, r.EventData(), keyDevEvent(r.ID))
+}
+
+// writeEvent queues, inside the transaction p, a new pending event of
+// type typ about subject with data, due now, and points ptr (the
+// subject's latest event) at it.
+func (s *Redis) writeEvent(ctx context.Context, p redis.Pipeliner, now time.Time, typ, subject, team, url string, data any, ptr string) {
+	id := NewEventID(now)
 	body, _ := json.Marshal(struct {
 		Type      string    `json:"type"`
 		Timestamp time.Time `json:"timestamp"`
 		Data      any       `json:"data"`
-	}{webhook.TypeDistributionFinished, now, r.Distribution})
-	p.HSet(ctx, keyEvent(id), "id", id, "type", webhook.TypeDistributionFinished, "subject", r.ID, "team", r.Team,
-		"url", r.NotifyURL, "created", now.Format(time.RFC3339Nano), "body", body, "state", webhook.StatePending,
+	}{typ, now, data})
+	p.HSet(ctx, keyEvent(id), "id", id, "type", typ, "subject", subject, "team", team,
+		"url", url, "created", now.Format(time.RFC3339Nano), "body", body, "state", webhook.StatePending,
 		"attempts", 0, "window_start", now.UnixMilli())
 	p.Expire(ctx, keyEvent(id), s.eventTTL())
 	p.ZAdd(ctx, keyOutbox, redis.Z{Score: float64(now.UnixMilli()), Member: id})
-	p.Set(ctx, keyRecordEvent(r.ID), id, s.retention)
+	p.Set(ctx, ptr, id, s.retention)
 }
 
 // announceEmptyBatch queues the batch.finished event of a batch with a
@@ -155,12 +177,23 @@ func msOf(t *time.Time) int64 {
 // BatchEvent returns the latest batch.finished event of batch id, or nil
 // when it has none.
 func (s *Redis) BatchEvent(ctx context.Context, batchID string) (*webhook.Event, error) {
-	id, err := s.rdb.Get(ctx, keyBatchEvent(batchID)).Result()
+	return s.latestEvent(ctx, keyBatchEvent(batchID), batchID)
+}
+
+// DeviceEvent returns the latest device_distribution.finished event of
+// device distribution id, or nil when it has none.
+func (s *Redis) DeviceEvent(ctx context.Context, id string) (*webhook.Event, error) {
+	return s.latestEvent(ctx, keyDevEvent(id), id)
+}
+
+// latestEvent returns the event ptr points at, or nil.
+func (s *Redis) latestEvent(ctx context.Context, ptr, subject string) (*webhook.Event, error) {
+	id, err := s.rdb.Get(ctx, ptr).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get batch event %s: %w", batchID, err)
+		return nil, fmt.Errorf("get the event of %s: %w", subject, err)
 	}
 	ev, err := s.Event(ctx, id)
 	if errors.Is(err, ErrNotFound) {

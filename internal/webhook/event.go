@@ -18,6 +18,9 @@ import (
 const (
 	TypeBatchFinished        = "batch.finished"
 	TypeDistributionFinished = "distribution.finished"
+	// TypeDeviceDistributionFinished: a device distribution with a
+	// notify_url reached a final state.
+	TypeDeviceDistributionFinished = "device_distribution.finished"
 )
 
 // Delivery states of an event.
@@ -37,7 +40,7 @@ const (
 type Event struct {
 	ID        string
 	Type      string
-	Subject   string // the batch or distribution id
+	Subject   string // the batch, distribution or device distribution id
 	Team      string
 	URL       string
 	CreatedAt time.Time
