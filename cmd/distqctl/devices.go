@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -238,7 +239,7 @@ func (a *app) devicesSubmit(ctx context.Context, o *devicesSubmitOptions) error 
 		if replayed {
 			note = fmt.Sprintf(" (already submitted by an earlier run with Idempotency-Key %s; nothing new submitted)", key)
 		}
-		fmt.Fprintf(a.stdout, "device distribution %s: %s, %d devices of %s in %s%s\n", d.ID, d.State, d.Devices, d.ProductKey, plural(len(d.Jobs), "job"), note)
+		fmt.Fprintf(a.stdout, "device distribution %s: %s, %s of %s in %s%s\n", d.ID, d.State, plural(d.Devices, "device"), d.ProductKey, plural(len(d.Jobs), "job"), note)
 		fmt.Fprintln(a.stdout, "note: the product is distributed along with its devices (its TSL model and scripts are frozen from now on)")
 		a.printBadLines(bad)
 	}
@@ -557,15 +558,24 @@ func (a *app) devicesResultsCmd() *cobra.Command {
 			}
 			ctx := cmd.Context()
 			if out != "" {
-				f, err := os.Create(out)
+				// A temporary file beside it, renamed once the whole CSV is
+				// in: a failed request never empties or half-writes --out.
+				f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
 				if err != nil {
 					return usagef("--out: %v", err)
 				}
+				defer os.Remove(f.Name()) // after a successful rename, nothing is left to remove
 				err = c.DeviceResultsCSV(ctx, id, outcome, f)
 				if cerr := f.Close(); err == nil && cerr != nil {
 					return fmt.Errorf("--out: %w", cerr)
 				}
-				return apiError(err)
+				if err != nil {
+					return apiError(err)
+				}
+				if err := os.Rename(f.Name(), out); err != nil {
+					return fmt.Errorf("--out: %w", err)
+				}
+				return nil
 			}
 			if asCSV {
 				return apiError(c.DeviceResultsCSV(ctx, id, outcome, a.stdout))

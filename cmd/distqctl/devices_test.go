@@ -5,6 +5,8 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -110,6 +112,20 @@ func TestDevicesCommands(t *testing.T) {
 	}
 	if r := c.run("devices", "results", id); r.code != ExitOK || !strings.Contains(r.stdout, "meter-0007") || strings.Contains(r.stdout, "meter-0008") {
 		t.Errorf("results: %s", r.stdout)
+	}
+	// --out gets the whole CSV, and a failed request leaves the file as it was.
+	outFile := filepath.Join(t.TempDir(), "results.csv")
+	if r := c.run("devices", "results", id, "--out", outFile); r.code != ExitOK {
+		t.Errorf("results --out: %d %s", r.code, r.stderr)
+	}
+	if raw, err := os.ReadFile(outFile); err != nil || !strings.Contains(string(raw), "meter-0007") {
+		t.Errorf("results --out wrote %q %v", raw, err)
+	}
+	if r := c.run("devices", "results", "v_000000000000_0000000000", "--out", outFile); r.code != ExitAPI {
+		t.Errorf("results --out of an unknown id: exit %d", r.code)
+	}
+	if raw, _ := os.ReadFile(outFile); !strings.Contains(string(raw), "meter-0007") {
+		t.Errorf("a failed results --out changed the file: %q", raw)
 	}
 	if r := c.run("devices", "cancel", id); r.code != ExitAPI || !strings.Contains(r.stderr, "invalid_state") {
 		t.Errorf("cancel of a finished one: %d %s", r.code, r.stderr)
