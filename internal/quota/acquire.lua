@@ -22,12 +22,12 @@ elseif redis.call('ZCARD', KEYS[1]) + ext < tonumber(ARGV[2]) then
   ok = 1
 end
 if ok == 1 then
-  if not (cur and tonumber(cur) >= PINNED) then
+  if not (cur and score(cur) >= PINNED) then
     redis.call('ZADD', KEYS[1], int(expiry), ARGV[1])
     if ARGV[4] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[4]) end
   end
   redis.call('ZREM', KEYS[3], ARGV[1])
   local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-  redis.call('PEXPIREAT', KEYS[1], int(math.ceil(tonumber(last[2]) / 1000)))
+  redis.call('PEXPIREAT', KEYS[1], int(math.ceil(score(last[2]) / 1000)))
 end
 return {ok, redis.call('ZCARD', KEYS[1]) + ext}

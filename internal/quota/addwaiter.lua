@@ -9,10 +9,10 @@ local added = 0
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   local offset = 0
   if ARGV[3] == '1' then offset = 1e15 end
-  local score = now - offset
+  local at = now - offset
   local last = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. int(now - offset + 1e14), '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + 1 end
-  redis.call('ZADD', KEYS[1], int(score), ARGV[1])
+  if last[2] and score(last[2]) >= at then at = score(last[2]) + 1 end
+  redis.call('ZADD', KEYS[1], int(at), ARGV[1])
   added = 1
 end
 redis.call('PEXPIRE', KEYS[1], int(math.ceil(tonumber(ARGV[2]) / 1000)))

@@ -31,7 +31,7 @@ while n < k do
   for i = 1, #teams, 2 do
     local t = teams[i]
     if not paused[t] then
-      local p = tonumber(teams[i + 1])
+      local p = score(teams[i + 1])
       if p < v then p = v end
       if pick == nil or p < pickp then pick, pickp = t, p end
     end

@@ -45,3 +45,18 @@ end
 -- A pinned slot's score: above every lease expiry (µs, year ~2255), so lease
 -- expiry never drops it; only a release does.
 local PINNED = 9000000000000000
+
+-- score reads a sorted-set score as Redis answers it. Redis writes scores like
+-- "9000000000000000"; other servers of the protocol (miniredis, in the dev stack)
+-- write "9e+15", which the Lua of some of them cannot read with tonumber.
+local function score(s)
+  local n = tonumber(s)
+  if n == nil and type(s) == 'string' then
+    local m, e = string.match(s, '^([-+]?[%d%.]+)[eE]([-+]?%d+)$')
+    if m then
+      if string.sub(e, 1, 1) == '+' then e = string.sub(e, 2) end
+      n = tonumber(m) * 10 ^ tonumber(e)
+    end
+  end
+  return n
+end

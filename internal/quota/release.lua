@@ -36,7 +36,7 @@ if limit > 0 then
     redis.call('ZADD', KEYS[1], int(now + tonumber(ARGV[4])), next)
     redis.call('HDEL', KEYS[3], next)
     local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-    redis.call('PEXPIREAT', KEYS[1], int(math.ceil(tonumber(last[2]) / 1000)))
+    redis.call('PEXPIREAT', KEYS[1], int(math.ceil(score(last[2]) / 1000)))
     return {next, 1}
   end
 end

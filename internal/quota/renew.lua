@@ -7,8 +7,8 @@ local now = now_us()
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', int(now))
 local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not cur then return 0 end
-if tonumber(cur) >= PINNED then return 1 end
+if score(cur) >= PINNED then return 1 end
 redis.call('ZADD', KEYS[1], 'XX', int(now + tonumber(ARGV[2])), ARGV[1])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], int(math.ceil(tonumber(last[2]) / 1000)))
+redis.call('PEXPIREAT', KEYS[1], int(math.ceil(score(last[2]) / 1000)))
 return 1
