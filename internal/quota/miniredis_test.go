@@ -28,11 +28,11 @@ func TestScriptsReadMiniredisScores(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	ok, _, err := l.AcquireSlotToken(ctx, uid, "A", "A/1", 10, time.Minute)
+	_, _, err := l.AcquireSlotToken(ctx, uid, "A", "A/1", 10, time.Minute)
 	must("acquire A", err)
 	_, _, err = l.PinSlot(ctx, uid, "A", "A/1")
 	must("pin A", err)
-	ok, _, err = l.AcquireSlotToken(ctx, uid, "B", "B/1", 10, time.Minute)
+	ok, _, err := l.AcquireSlotToken(ctx, uid, "B", "B/1", 10, time.Minute)
 	must("acquire B beside a pin", err)
 	if !ok {
 		t.Fatal("B got no slot")
