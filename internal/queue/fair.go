@@ -210,16 +210,24 @@ const maxAdmitRounds = 4
 // item self, whose run is asking, was admitted (its task is not woken: it
 // runs). Errors are logged: the fair tick admits again.
 func (w *Worker) admit(ctx context.Context, a *Account, self string) bool {
+	return w.admitFrom(ctx, a, self, nil)
+}
+
+// admitFrom is admit for a caller that has just read the account's active
+// teams (the fair tick): the first round does not read them again.
+func (w *Worker) admitFrom(ctx context.Context, a *Account, self string, teams []string) bool {
 	set := w.settings(ctx)
 	if set.Paused(a.Name, "") {
 		return false
 	}
 	got := false
-	for range maxAdmitRounds {
-		teams, err := w.limiter.FairTeams(ctx, a.UID)
-		if err != nil {
-			w.log.Warn("fair admit", "account", a.Name, "err", err)
-			return got
+	for round := range maxAdmitRounds {
+		if round > 0 || teams == nil {
+			var err error
+			if teams, err = w.limiter.FairTeams(ctx, a.UID); err != nil {
+				w.log.Warn("fair admit", "account", a.Name, "err", err)
+				return got
+			}
 		}
 		if len(teams) == 0 {
 			return got
@@ -428,7 +436,7 @@ func (w *Worker) RunFairTick(ctx context.Context, interval time.Duration) {
 					continue
 				}
 				idle[a.Name] = len(teams) == 0
-				w.admit(ctx, a, "")
+				w.admitFrom(ctx, a, "", teams)
 				w.exportBacklogs(ctx, a)
 			}
 		}

@@ -91,61 +91,33 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.SlotLease <= 0 {
-		o.SlotLease = 2 * time.Minute
-	}
-	if o.PollInterval <= 0 {
-		o.PollInterval = time.Second
-	}
-	if o.MaxPollGap <= 0 {
-		o.MaxPollGap = time.Minute
-	}
-	if o.MaxRateWait <= 0 {
-		o.MaxRateWait = 10 * time.Second
-	}
-	if o.MaxBatchRateWait <= 0 {
-		o.MaxBatchRateWait = 4 * time.Second
-	}
-	if o.SlotRecheck <= 0 {
-		o.SlotRecheck = 10 * time.Second
-	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 8
-	}
-	if o.OrphanAge <= 0 {
-		o.OrphanAge = time.Minute
-	}
-	if o.ThrottlePause <= 0 {
-		o.ThrottlePause = time.Second
-	}
-	if o.CallTimeout <= 0 {
-		o.CallTimeout = 10 * time.Second
-	}
-	if o.RemoteVisibility <= 0 {
-		o.RemoteVisibility = 2 * time.Minute
-	}
-	if o.LookupInterval <= 0 {
-		o.LookupInterval = 2 * time.Second
-	}
-	if o.NotFoundMinAge <= 0 {
-		o.NotFoundMinAge = 30 * time.Second
-	}
-	if o.FairLookahead <= 0 {
-		o.FairLookahead = 500 * time.Millisecond
-	}
-	if o.FairAdmission <= 0 {
-		o.FairAdmission = time.Minute
-	}
-	if o.FairFallback <= 0 {
-		o.FairFallback = 30 * time.Minute
-	}
-	if o.PausedRecheck <= 0 {
-		o.PausedRecheck = 5 * time.Second
-	}
-	if o.ReplicaWait <= 0 {
-		o.ReplicaWait = time.Second
-	}
+	orDefault(&o.SlotLease, 2*time.Minute)
+	orDefault(&o.PollInterval, time.Second)
+	orDefault(&o.MaxPollGap, time.Minute)
+	orDefault(&o.MaxRateWait, 10*time.Second)
+	orDefault(&o.MaxBatchRateWait, 4*time.Second)
+	orDefault(&o.SlotRecheck, 10*time.Second)
+	orDefault(&o.MaxAttempts, 8)
+	orDefault(&o.OrphanAge, time.Minute)
+	orDefault(&o.ThrottlePause, time.Second)
+	orDefault(&o.CallTimeout, 10*time.Second)
+	orDefault(&o.RemoteVisibility, 2*time.Minute)
+	orDefault(&o.LookupInterval, 2*time.Second)
+	orDefault(&o.NotFoundMinAge, 30*time.Second)
+	orDefault(&o.FairLookahead, 500*time.Millisecond)
+	orDefault(&o.FairAdmission, time.Minute)
+	orDefault(&o.FairFallback, 30*time.Minute)
+	orDefault(&o.PausedRecheck, 5*time.Second)
+	orDefault(&o.ReplicaWait, time.Second)
 	return o
+}
+
+// orDefault sets *v to d when it is not positive (a zero or negative
+// option selects the default).
+func orDefault[T int | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
 }
 
 // Worker handles distq's tasks. It is safe for concurrent use.
