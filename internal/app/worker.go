@@ -53,7 +53,8 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	m := metrics.New(reg)
 	initMetrics(m, cfg)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp), waitingCollector(cfg, store.NewRedis(rdb, cfg.Retention)))
+	reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp), waitingCollector(cfg, store.NewRedis(rdb, cfg.Retention)),
+		metrics.NewPollsCollector(store.NewRedis(rdb, cfg.Retention).PollSchedule))
 	client := asynq.NewClientFromRedisClient(rdb)
 	if opts.Queue.SlotLease == 0 {
 		opts.Queue.SlotLease = cfg.SlotLease
@@ -120,6 +121,12 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 		defer close(fairDone)
 		w.RunFairTick(rctx, time.Second)
 	}()
+	// Running jobs are polled from the poll schedule, not through asynq.
+	pollsDone := make(chan struct{})
+	go func() {
+		defer close(pollsDone)
+		w.RunPolls(rctx)
+	}()
 	go func() {
 		defer close(limitsDone)
 		exportLimits(rctx, ctl, cfg, m, cmp.Or(opts.ControlRefresh, 500*time.Millisecond))
@@ -147,6 +154,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	if err != nil {
 		stopReconcile()
 		<-limitsDone
+		<-pollsDone
 		srv.Shutdown()
 		whSrv.stop()
 		return err
@@ -164,6 +172,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	<-done
 	<-fairDone
 	<-limitsDone
+	<-pollsDone
 	srv.Shutdown()
 	w.StopWakes()
 	whSrv.stop()

@@ -61,19 +61,14 @@ type DevicePayload struct {
 // deviceTaskID is the asynq TaskID of job n's submit task; devicePollID its
 // poll task's.
 func deviceTaskID(id string, n int) string { return devices.Holder(id, n) }
-func devicePollID(id string, n int) string { return "devpoll:" + id + ":" + strconv.Itoa(n) }
+func devicePollID(id string, n int) string { return devicePollPrefix + id + ":" + strconv.Itoa(n) }
+
+const devicePollPrefix = "devpoll:"
 
 func deviceSubmitTask(id string, n int) (*asynq.Task, []asynq.Option) {
 	raw, _ := json.Marshal(DevicePayload{ID: id, Job: n})
 	return asynq.NewTask(TypeDeviceSubmit, raw), []asynq.Option{
 		asynq.TaskID(deviceTaskID(id, n)), asynq.Queue(QueueBatch), asynq.MaxRetry(math.MaxInt32),
-	}
-}
-
-func devicePollTask(id string, n int) (*asynq.Task, []asynq.Option) {
-	raw, _ := json.Marshal(DevicePayload{ID: id, Job: n})
-	return asynq.NewTask(TypeDevicePoll, raw), []asynq.Option{
-		asynq.TaskID(devicePollID(id, n)), asynq.Queue(QueuePoll), asynq.MaxRetry(math.MaxInt32),
 	}
 }
 
@@ -92,7 +87,6 @@ func (e *Enqueuer) SubmitDeviceJobs(ctx context.Context, id string, jobs []int) 
 // RegisterDevices adds the device handlers to mux.
 func (w *Worker) RegisterDevices(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypeDeviceSubmit, w.HandleDeviceSubmit)
-	mux.HandleFunc(TypeDevicePoll, w.HandleDevicePoll)
 }
 
 func devicePayload(t *asynq.Task) (DevicePayload, error) {
@@ -463,17 +457,9 @@ func (w *Worker) deviceStarted(ctx context.Context, a *Account, id string, n int
 	return w.ensureDevicePoll(ctx, id, n, w.opts.PollInterval)
 }
 
-// ensureDevicePoll schedules job n's poll in delay, unless it exists.
+// ensureDevicePoll schedules job n's poll in delay, unless it is scheduled.
 func (w *Worker) ensureDevicePoll(ctx context.Context, id string, n int, delay time.Duration) error {
-	t, opts := devicePollTask(id, n)
-	_, err := w.client.EnqueueContext(ctx, t, append(opts, asynq.ProcessIn(delay))...)
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue poll of %s job %d: %w", id, n, err)
-	}
-	if err == nil {
-		w.wakeIn(QueuePoll, devicePollID(id, n), delay)
-	}
-	return nil
+	return w.schedulePoll(ctx, devicePollID(id, n), delay)
 }
 
 // deviceJobMatches reports whether remote job j is what job n of r would

@@ -7,25 +7,20 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/distq/distq/internal/alibaba"
 	"github.com/distq/distq/internal/devices"
 	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/quota"
 )
 
-// HandleDevicePoll asks QueryDeviceDistributeJob how a device job goes,
-// until Status 2 or 3; its slot stays pinned meanwhile. At the end it reads
-// the job's per-device results (QueryDeviceDistributeDetail, then the file
-// within its validity), writes them, records the job's end, deletes the
-// remote job when configured, and frees the slot, in that order: a crash
-// between the steps repeats them, never loses an outcome.
-func (w *Worker) HandleDevicePoll(ctx context.Context, t *asynq.Task) error {
-	p, err := devicePayload(t)
-	if err != nil {
-		return err
-	}
+// pollDeviceJob is pollJob for job p.Job of a device distribution: it
+// asks QueryDeviceDistributeJob how the job goes, until Status 2 or 3,
+// with the job's slot pinned meanwhile; at the end it reads the job's
+// per-device results (QueryDeviceDistributeDetail, then the file within
+// its validity), writes them, records the job's end, deletes the remote
+// job when configured, and frees the slot, in that order: a crash between
+// the steps repeats them, never loses an outcome.
+func (w *Worker) pollDeviceJob(ctx context.Context, p DevicePayload, run int) error {
 	r, a, ok, err := w.loadDeviceJob(ctx, p)
 	if !ok || err != nil {
 		return err
@@ -39,7 +34,7 @@ func (w *Worker) HandleDevicePoll(ctx context.Context, t *asynq.Task) error {
 	if j.JobID == "" {
 		return nil
 	}
-	if n, _ := asynq.GetRetryCount(ctx); n%repinEvery == 0 {
+	if run%repinEvery == repinEvery-1 {
 		if _, _, err := w.limiter.PinSlot(ctx, a.UID, holder, ""); err != nil {
 			return err
 		}

@@ -116,10 +116,13 @@ func (w *Worker) reconcileDevicesOpen(ctx context.Context) error {
 			if j.State.Final() {
 				continue
 			}
-			task, opts := deviceSubmitTask(id, j.Index)
 			if j.JobID != "" {
-				task, opts = devicePollTask(id, j.Index)
+				if err := w.ensureScheduled(ctx, r.Account, devicePollID(id, j.Index)); err != nil {
+					return err
+				}
+				continue
 			}
+			task, opts := deviceSubmitTask(id, j.Index)
 			_, err := w.client.EnqueueContext(ctx, task, opts...)
 			switch {
 			case errors.Is(err, asynq.ErrTaskIDConflict):

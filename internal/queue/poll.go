@@ -7,24 +7,20 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/distq/distq/internal/alibaba"
 	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/quota"
 	"github.com/distq/distq/internal/store"
 )
 
-// HandlePoll asks QueryDeviceDistributeJob how a distribution's job goes,
-// until Status 2 (succeeded) or 3 (failed); the job's slot stays pinned
-// meanwhile. At the end it records the final state first, then deletes the
-// remote job when configured, then frees the slot: a crash between the
-// steps never fails a distribution whose job succeeded.
-func (w *Worker) HandlePoll(ctx context.Context, t *asynq.Task) error {
-	id, err := payloadID(t)
-	if err != nil {
-		return err
-	}
+// pollJob asks QueryDeviceDistributeJob how a distribution's job goes; run
+// counts this process's polls of it (0 first). Until Status 2 (succeeded)
+// or 3 (failed) it answers a *WaitError with the time to the next Query;
+// the job's slot stays pinned meanwhile. At the end it records the final
+// state first, then deletes the remote job when configured, then frees the
+// slot, and answers nil: a crash between the steps never fails a
+// distribution whose job succeeded (the poll runs again after its lease).
+func (w *Worker) pollJob(ctx context.Context, id string, run int) error {
 	r, err := w.store.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -41,10 +37,9 @@ func (w *Worker) HandlePoll(ctx context.Context, t *asynq.Task) error {
 	}
 	// The remote job exists: its slot is pinned, and counted even if it
 	// was lost meanwhile (Q2). The Create pinned it; the poll pins it again
-	// on its first run and every repinEvery-th (a Redis that lost its data
-	// gets the pin back), not on every run, which would cost a script per
-	// Query.
-	if n, _ := asynq.GetRetryCount(ctx); n%repinEvery == 0 {
+	// on every repinEvery-th run (a Redis that lost its data gets the pin
+	// back), not on every run, which would cost a script per Query.
+	if run%repinEvery == repinEvery-1 {
 		if _, _, err := w.limiter.PinSlot(ctx, a.UID, id, ""); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"time"
 
@@ -109,6 +110,11 @@ func (w *Worker) Reconcile(ctx context.Context, minGap time.Duration) error {
 		}
 		if _, err := w.store.SweepClaims(ctx); err != nil {
 			errs = append(errs, err)
+		}
+		if len(errs) == 0 {
+			if err := w.retireQueuePoll(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -243,8 +249,9 @@ func (w *Worker) purgeFinished(ctx context.Context, a *Account, ours map[string]
 	return n, nil
 }
 
-// reconcileOpen refreshes the slot gauge and re-enqueues the task of every
-// open distribution older than OrphanAge whose task is missing.
+// reconcileOpen refreshes the slot gauge, re-enqueues the task of every
+// open distribution older than OrphanAge whose task is missing, and puts
+// back in the poll schedule every such running one missing from it.
 func (w *Worker) reconcileOpen(ctx context.Context) error {
 	for _, a := range w.accounts {
 		w.refreshSlotGauge(ctx, a)
@@ -266,13 +273,13 @@ func (w *Worker) reconcileOpen(ctx context.Context) error {
 			if !r.UpdatedAt.Before(cutoff) {
 				continue // young: its task is surely still there
 			}
-			var task *asynq.Task
-			var opts []asynq.Option
 			if r.JobID != "" {
-				task, opts = pollTask(r.ID)
-			} else {
-				task, opts = submitTask(r)
+				if err := w.ensureScheduled(ctx, r.Account, pollTaskID(r.ID)); err != nil {
+					return err
+				}
+				continue
 			}
+			task, opts := submitTask(r)
 			_, err := w.client.EnqueueContext(ctx, task, opts...)
 			switch {
 			case errors.Is(err, asynq.ErrTaskIDConflict):
@@ -283,6 +290,32 @@ func (w *Worker) reconcileOpen(ctx context.Context) error {
 				w.log.Info("re-enqueued lost task", "distribution_id", r.ID, "type", task.Type())
 			}
 		}
+	}
+	return nil
+}
+
+// ensureScheduled puts poll id of an account's job back in the poll
+// schedule, due now, if it is missing there (a lost write, a Redis that
+// lost data, a poll task of an earlier version).
+func (w *Worker) ensureScheduled(ctx context.Context, account, id string) error {
+	added, err := w.store.SchedulePoll(ctx, id, w.now())
+	if err != nil {
+		return err
+	}
+	if added {
+		w.metrics.Reconciled.WithLabelValues(account, "requeued_poll").Inc()
+		w.log.Info("put a lost poll back in the schedule", "poll", id)
+		w.kickPolls()
+	}
+	return nil
+}
+
+// retireQueuePoll deletes the poll queue of earlier versions, once the
+// reconciler has put its polls in the schedule.
+func (w *Worker) retireQueuePoll() error {
+	err := w.inspector.DeleteQueue(QueuePoll, true)
+	if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+		return fmt.Errorf("delete the poll queue of an earlier version: %w", err)
 	}
 	return nil
 }

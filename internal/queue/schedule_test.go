@@ -55,3 +55,20 @@ func TestPollCountIndependentOfDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestDevicePollIDRoundTrip(t *testing.T) {
+	for _, c := range []struct {
+		id string
+		n  int
+	}{{"dd_01a2_x", 0}, {"dd_01a2_x", 12}, {"a:b", 3}} {
+		p, ok := parseDevicePollID(devicePollID(c.id, c.n))
+		if !ok || p.ID != c.id || p.Job != c.n {
+			t.Errorf("parse(devicePollID(%q, %d)) = %+v, %v", c.id, c.n, p, ok)
+		}
+	}
+	for _, bad := range []string{"poll:d_1", "devpoll:", "devpoll:x", "devpoll::1", "devpoll:x:-1", "devpoll:x:y"} {
+		if p, ok := parseDevicePollID(bad); ok {
+			t.Errorf("parse(%q) = %+v, want not ok", bad, p)
+		}
+	}
+}

@@ -395,17 +395,9 @@ func (w *Worker) ensurePoll(ctx context.Context, id string) error {
 	return w.ensurePollIn(ctx, id, w.opts.PollInterval)
 }
 
-// ensurePollIn schedules the poll of id in delay, unless it exists.
+// ensurePollIn schedules the poll of id in delay, unless it is scheduled.
 func (w *Worker) ensurePollIn(ctx context.Context, id string, delay time.Duration) error {
-	t, opts := pollTask(id)
-	_, err := w.client.EnqueueContext(ctx, t, append(opts, asynq.ProcessIn(delay))...)
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue poll of %s: %w", id, err)
-	}
-	if err == nil {
-		w.wakeIn(QueuePoll, pollTaskID(id), delay)
-	}
-	return nil
+	return w.schedulePoll(ctx, pollTaskID(id), delay)
 }
 
 // clockSkew is the tolerance between distq's clocks and the remote's

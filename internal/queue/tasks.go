@@ -26,41 +26,36 @@ import (
 )
 
 // Task types. They are stable names: never rename one in place.
-const (
-	TypeSubmit = "distribution:submit"
-	TypePoll   = "distribution:poll"
-)
+const TypeSubmit = "distribution:submit"
 
-// Queues, served in strict priority: polls first (they free slots), then
-// single submissions (Q7: never stuck behind a batch), then batch items.
+// Queues, served in strict priority: single submissions first (Q7: never
+// stuck behind a batch), then batch items. Running jobs are not polled
+// through a queue but from the poll schedule (pollsched.go).
 const (
-	QueuePoll   = "poll"
 	QueueSingle = distribution.QueueSingle
 	QueueBatch  = distribution.QueueBatch
 )
 
+// QueuePoll is the queue earlier versions polled running jobs through; the
+// reconciler moves what is left in it to the poll schedule and deletes it.
+const QueuePoll = "poll"
+
 // Queues maps each queue to its priority for asynq.
-var Queues = map[string]int{QueuePoll: 3, QueueSingle: 2, QueueBatch: 1}
+var Queues = map[string]int{QueueSingle: 2, QueueBatch: 1}
 
 // Payload is the payload of every distq task.
 type Payload struct {
 	ID string `json:"id"`
 }
 
-// pollTaskID is the asynq TaskID of a distribution's poll task.
+// pollTaskID is the id of a distribution's poll in the poll schedule (and
+// was its poll task's asynq TaskID).
 func pollTaskID(id string) string { return "poll:" + id }
 
 func submitTask(r *store.Record) (*asynq.Task, []asynq.Option) {
 	raw, _ := json.Marshal(Payload{ID: r.ID})
 	return asynq.NewTask(TypeSubmit, raw), []asynq.Option{
 		asynq.TaskID(r.ID), asynq.Queue(r.Queue), asynq.MaxRetry(math.MaxInt32),
-	}
-}
-
-func pollTask(id string) (*asynq.Task, []asynq.Option) {
-	raw, _ := json.Marshal(Payload{ID: id})
-	return asynq.NewTask(TypePoll, raw), []asynq.Option{
-		asynq.TaskID(pollTaskID(id)), asynq.Queue(QueuePoll), asynq.MaxRetry(math.MaxInt32),
 	}
 }
 

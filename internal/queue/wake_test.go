@@ -7,10 +7,12 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/redistest"
+	"github.com/distq/distq/internal/store"
 )
 
-// A task waiting in asynq's scheduled set (as a poll, or a task handed back
+// A task waiting in asynq's scheduled set (a batch item, or a task handed back
 // with a WaitError) is moved to pending by the worker's in-process wake
 // when its wait ends, long before asynq's forwarder would look; of two
 // wakes of one task, the sooner stands.
@@ -23,14 +25,14 @@ func TestWakeRunsTheWaitingTask(t *testing.T) {
 	defer w.StopWakes()
 	enqueue := func(id string) {
 		t.Helper()
-		task, opts := pollTask(id)
+		task, opts := submitTask(&store.Record{Distribution: distribution.Distribution{ID: id}, Queue: QueueBatch})
 		if _, err := cl.Enqueue(task, append(opts, asynq.ProcessIn(time.Hour))...); err != nil {
 			t.Fatal(err)
 		}
 	}
 	state := func(id string) asynq.TaskState {
 		t.Helper()
-		info, err := insp.GetTaskInfo(QueuePoll, pollTaskID(id))
+		info, err := insp.GetTaskInfo(QueueBatch, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,10 +40,10 @@ func TestWakeRunsTheWaitingTask(t *testing.T) {
 	}
 	enqueue("d_a")
 	enqueue("d_b")
-	w.wakeIn(QueuePoll, pollTaskID("d_a"), 100*time.Millisecond)
-	w.wakeIn(QueuePoll, pollTaskID("d_b"), time.Hour)
-	w.wakeIn(QueuePoll, pollTaskID("d_b"), 30*time.Minute) // replaces the first
-	w.wakeIn(QueuePoll, pollTaskID("d_b"), 2*time.Hour)    // a later one does not
+	w.wakeIn(QueueBatch, "d_a", 100*time.Millisecond)
+	w.wakeIn(QueueBatch, "d_b", time.Hour)
+	w.wakeIn(QueueBatch, "d_b", 30*time.Minute) // replaces the first
+	w.wakeIn(QueueBatch, "d_b", 2*time.Hour)    // a later one does not
 	deadline := time.Now().Add(5 * time.Second)
 	for state("d_a") != asynq.TaskStatePending {
 		if time.Now().After(deadline) {
@@ -53,7 +55,7 @@ func TestWakeRunsTheWaitingTask(t *testing.T) {
 		t.Errorf("task d_b %v, want still scheduled (its wake is in 30 min)", s)
 	}
 	w.wakes.mu.Lock()
-	at := w.wakes.timers[QueuePoll+"\x00"+pollTaskID("d_b")].at
+	at := w.wakes.timers[QueueBatch+"\x00"+"d_b"].at
 	w.wakes.mu.Unlock()
 	if left := time.Until(at); left > 30*time.Minute || left < 29*time.Minute {
 		t.Errorf("d_b's wake in %v, want the sooner one (30 min)", left)

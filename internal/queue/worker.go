@@ -84,6 +84,13 @@ type Options struct {
 	// PausedRecheck is how often a paused single submission looks again
 	// (default 5s).
 	PausedRecheck time.Duration
+	// PollConcurrency bounds the polls one worker runs at once (default 16).
+	PollConcurrency int
+	// PollIdleCheck is the longest the poll loop sleeps without looking at
+	// the schedule (default 5s): it finds the polls of a worker that died,
+	// once their lease ended, or that another worker scheduled sooner than
+	// anything it knew of.
+	PollIdleCheck time.Duration
 	// ReplicaWait bounds the WAIT for replicas after the Create marker is
 	// written (default 1s); when replicas do not acknowledge, the Create is
 	// not sent (fail closed).
@@ -109,6 +116,8 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.FairFallback, 30*time.Minute)
 	orDefault(&o.PausedRecheck, 5*time.Second)
 	orDefault(&o.ReplicaWait, time.Second)
+	orDefault(&o.PollConcurrency, 16)
+	orDefault(&o.PollIdleCheck, 5*time.Second)
 	return o
 }
 
@@ -136,6 +145,7 @@ type Worker struct {
 
 	durations durations // the accounts' recent job durations, cached
 	wakes     wakes     // in-process wakes of waiting tasks
+	polls     pollLoop  // the poll schedule's loop
 	gaugeMu   sync.Mutex
 
 	controls Controls // nil: the configuration's settings
@@ -152,7 +162,8 @@ func NewWorker(st *store.Redis, lim *quota.Limiter, accounts []*Account, m *metr
 	insp *asynq.Inspector, client *asynq.Client, log *slog.Logger, opts Options) *Worker {
 	w := &Worker{store: st, limiter: lim, accounts: map[string]*Account{}, metrics: m,
 		inspector: insp, client: client, log: log, opts: opts.withDefaults(),
-		now: func() time.Time { return time.Now().UTC() }, kick: make(chan struct{}, 1)}
+		now: func() time.Time { return time.Now().UTC() }, kick: make(chan struct{}, 1),
+		polls: pollLoop{kick: make(chan struct{}, 1), runs: map[string]int{}, fails: map[string]int{}}}
 	for _, a := range accounts {
 		w.accounts[a.Name] = a
 	}
@@ -166,7 +177,6 @@ func (w *Worker) UseControls(c Controls) { w.controls = c }
 // Register adds the worker's handlers to mux.
 func (w *Worker) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypeSubmit, w.HandleSubmit)
-	mux.HandleFunc(TypePoll, w.HandlePoll)
 	w.RegisterDevices(mux)
 }
 

@@ -1,0 +1,199 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The poll schedule. A running remote job is polled from a sorted set in
+// Redis (store.SchedulePoll): member the poll's id, score when its next
+// Query is due. Every worker runs one loop (RunPolls) that claims the polls
+// due, leasing each (a worker that dies mid-poll leaves it due again after
+// the lease), runs them in goroutines, and writes each one's next due time
+// back, or removes it when its job ended. A poll costs a claim (shared by
+// the polls due together), its record read, the Query's grant and one
+// write of the next due time: no queue round trip per Query, so what a
+// distribution costs Redis does not grow with how long its job runs, and
+// an idle worker reads the schedule once per PollIdleCheck. Polls used to
+// be asynq tasks handed back to the queue after every Query (several
+// scripts and a forwarder pass per Query).
+
+// pollLoop is a worker's poll loop state.
+type pollLoop struct {
+	kick chan struct{}
+
+	mu     sync.Mutex
+	wakeAt time.Time      // when the loop looks next
+	runs   map[string]int // polls run here, by poll id
+	fails  map[string]int // consecutive failures, by poll id
+}
+
+// schedulePoll schedules poll id (pollTaskID or devicePollID) in delay,
+// unless it is scheduled already, and wakes this worker's loop if it would
+// look later than that.
+func (w *Worker) schedulePoll(ctx context.Context, id string, delay time.Duration) error {
+	at := w.now().Add(delay)
+	if _, err := w.store.SchedulePoll(ctx, id, at); err != nil {
+		return err
+	}
+	w.pollDueAt(at)
+	return nil
+}
+
+// pollDueAt wakes the poll loop when something is due at at, before it
+// would look anyway.
+func (w *Worker) pollDueAt(at time.Time) {
+	w.polls.mu.Lock()
+	sooner := w.polls.wakeAt.IsZero() || at.Before(w.polls.wakeAt)
+	w.polls.mu.Unlock()
+	if sooner {
+		w.kickPolls()
+	}
+}
+
+func (w *Worker) kickPolls() {
+	select {
+	case w.polls.kick <- struct{}{}:
+	default:
+	}
+}
+
+// pollLease is how long a claimed poll is this worker's: longer than any
+// one run (a grant wait, the Query, a Delete with its retries, a device
+// job's result file), so a slow run is not run twice.
+func (w *Worker) pollLease() time.Duration {
+	return max(time.Minute, 4*w.opts.CallTimeout+w.opts.MaxRateWait)
+}
+
+// RunPolls runs this worker's poll loop until ctx ends, then waits for the
+// polls it started (each bounded by the lease).
+func (w *Worker) RunPolls(ctx context.Context) {
+	sem := make(chan struct{}, w.opts.PollConcurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	runCtx := context.WithoutCancel(ctx)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-w.polls.kick:
+		}
+		now := w.now()
+		wake := now.Add(w.opts.PollIdleCheck)
+		if free := cap(sem) - len(sem); free > 0 {
+			ids, next, err := w.store.ClaimPolls(ctx, now, w.pollLease(), free)
+			switch {
+			case err != nil:
+				if ctx.Err() != nil {
+					return
+				}
+				w.log.Warn("claim polls", "err", err)
+				wake = now.Add(time.Second)
+			case len(ids) == free:
+				// Perhaps more are due: look again when a run ends (it
+				// kicks the loop).
+			case !next.IsZero() && next.Before(wake):
+				wake = next
+			}
+			for _, id := range ids {
+				sem <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					pctx, cancel := context.WithTimeout(runCtx, w.pollLease())
+					w.runPoll(pctx, id)
+					cancel()
+					<-sem
+					w.kickPolls()
+				}()
+			}
+		}
+		w.polls.mu.Lock()
+		w.polls.wakeAt = wake
+		w.polls.mu.Unlock()
+		timer.Reset(max(wake.Sub(w.now()), time.Millisecond))
+	}
+}
+
+// runPoll runs poll id once and writes what comes next: its next due time
+// (a wait, or a back-off after a failure) or its removal (its job ended).
+func (w *Worker) runPoll(ctx context.Context, id string) {
+	w.polls.mu.Lock()
+	run := w.polls.runs[id]
+	w.polls.runs[id] = run + 1
+	w.polls.mu.Unlock()
+	err := w.pollOnce(ctx, id, run)
+	var we *WaitError
+	var next time.Duration
+	switch {
+	case err == nil:
+		w.polls.mu.Lock()
+		delete(w.polls.runs, id)
+		delete(w.polls.fails, id)
+		w.polls.mu.Unlock()
+		if err := w.store.UnschedulePoll(ctx, id); err != nil {
+			w.log.Warn("unschedule poll", "poll", id, "err", err) // runs again after the lease, and ends at once
+		}
+		return
+	case errors.As(err, &we):
+		w.polls.mu.Lock()
+		delete(w.polls.fails, id)
+		w.polls.mu.Unlock()
+		next = we.Delay
+	default:
+		w.polls.mu.Lock()
+		w.polls.fails[id]++
+		n := w.polls.fails[id]
+		w.polls.mu.Unlock()
+		next = RetryDelay(n, err, nil)
+		w.log.Warn("poll failed", "poll", id, "failures", n, "retry_in", next, "err", err)
+	}
+	at := w.now().Add(next)
+	if err := w.store.ReschedulePoll(ctx, id, at); err != nil {
+		w.log.Warn("reschedule poll", "poll", id, "err", err) // due again after the lease
+		return
+	}
+	w.pollDueAt(at)
+}
+
+// pollOnce dispatches poll id to its kind's poll; a panic is a failure.
+func (w *Worker) pollOnce(ctx context.Context, id string, run int) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("poll %s panicked: %v", id, p)
+		}
+	}()
+	if dist, ok := strings.CutPrefix(id, pollTaskID("")); ok {
+		return w.pollJob(ctx, dist, run)
+	}
+	if p, ok := parseDevicePollID(id); ok {
+		return w.pollDeviceJob(ctx, p, run)
+	}
+	w.log.Error("unknown poll in the schedule, dropped", "poll", id)
+	return nil
+}
+
+// parseDevicePollID is the inverse of devicePollID.
+func parseDevicePollID(id string) (DevicePayload, bool) {
+	rest, ok := strings.CutPrefix(id, devicePollPrefix)
+	if !ok {
+		return DevicePayload{}, false
+	}
+	i := strings.LastIndexByte(rest, ':')
+	if i <= 0 {
+		return DevicePayload{}, false
+	}
+	n, err := strconv.Atoi(rest[i+1:])
+	if err != nil || n < 0 {
+		return DevicePayload{}, false
+	}
+	return DevicePayload{ID: rest[:i], Job: n}, true
+}

@@ -1,0 +1,123 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/distq/distq/internal/redistest"
+)
+
+// The poll schedule: a poll is claimed once when due (never by two
+// claimers at once), leased until the lease ends, then due again unless
+// rescheduled or removed; a schedule never postpones a scheduled poll;
+// a reschedule never resurrects a removed one.
+func TestPollSchedule(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := NewRedis(redistest.New(t).Client, time.Hour)
+	t0 := time.UnixMilli(1_800_000_000_000)
+	for i, id := range []string{"poll:a", "poll:b", "poll:c"} {
+		if _, err := s.SchedulePoll(ctx, id, t0.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if added, err := s.SchedulePoll(ctx, "poll:a", t0.Add(time.Hour)); err != nil || added {
+		t.Fatalf("scheduling poll:a again: added %v, %v; want not added", added, err)
+	}
+	ids, next, err := s.ClaimPolls(ctx, t0.Add(1500*time.Millisecond), time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids, []string{"poll:a", "poll:b"}) || !next.Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("claimed %v next %v, want [poll:a poll:b] next t0+2s", ids, next.Sub(t0))
+	}
+	// Claimed polls are leased: not due again before the lease ends.
+	ids, _, err = s.ClaimPolls(ctx, t0.Add(30*time.Second), time.Minute, 10)
+	if err != nil || !slices.Equal(ids, []string{"poll:c"}) {
+		t.Fatalf("claimed %v, %v at t0+30s; want [poll:c]", ids, err)
+	}
+	// poll:a ends, poll:b is rescheduled; a removed poll stays removed.
+	if err := s.UnschedulePoll(ctx, "poll:a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReschedulePoll(ctx, "poll:a", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReschedulePoll(ctx, "poll:b", t0.Add(40*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	ids, next, err = s.ClaimPolls(ctx, t0.Add(45*time.Second), time.Minute, 10)
+	if err != nil || !slices.Equal(ids, []string{"poll:b"}) {
+		t.Fatalf("claimed %v, %v at t0+45s; want [poll:b]", ids, err)
+	}
+	// poll:c's lease (claimed at t0+30s) ends at t0+90s: due again then.
+	if !next.Equal(t0.Add(90 * time.Second)) {
+		t.Fatalf("next %v, want poll:c's lease end t0+90s", next.Sub(t0))
+	}
+	n, first, err := s.PollSchedule(ctx)
+	if err != nil || n != 2 || !first.Equal(t0.Add(90*time.Second)) {
+		t.Fatalf("schedule: %d polls, first %v, %v; want 2, t0+90s", n, first.Sub(t0), err)
+	}
+	if err := s.UnschedulePoll(ctx, "poll:b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UnschedulePoll(ctx, "poll:c"); err != nil {
+		t.Fatal(err)
+	}
+	ids, next, err = s.ClaimPolls(ctx, t0.Add(time.Hour), time.Minute, 10)
+	if err != nil || len(ids) != 0 || !next.IsZero() {
+		t.Fatalf("empty schedule: claimed %v next %v, %v", ids, next, err)
+	}
+}
+
+// Many claimers at once: every due poll is claimed exactly once, and the
+// limit holds per claim.
+func TestPollClaimsDoNotOverlap(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := NewRedis(redistest.New(t).Client, time.Hour)
+	now := time.Now()
+	const n = 200
+	for i := range n {
+		if _, err := s.SchedulePoll(ctx, "poll:"+string(rune('A'+i%26))+string(rune('a'+i/26)), now.Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				ids, _, err := s.ClaimPolls(ctx, now, time.Minute, 7)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(ids) > 7 {
+					t.Errorf("claimed %d, limit 7", len(ids))
+				}
+				if len(ids) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, id := range ids {
+					seen[id]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Errorf("%d polls claimed, want %d", len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("%s claimed %d times", id, c)
+		}
+	}
+}
