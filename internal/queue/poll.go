@@ -52,6 +52,7 @@ func (w *Worker) pollJob(ctx context.Context, id string, run int) error {
 		return err
 	}
 	var job alibaba.Job
+	asked := w.now()
 	err = w.do(ctx, a, alibaba.ActionQuery, func() error {
 		var err error
 		job, err = a.Client.QueryContext(ctx, r.JobID)
@@ -89,6 +90,7 @@ func (w *Worker) pollJob(ctx context.Context, id string, run int) error {
 	status := job.Status
 	switch status {
 	case distribution.RemoteCompleted, distribution.RemoteInterrupted:
+		w.jobEnded(ctx, a, r, asked)
 		var err error
 		if status == distribution.RemoteCompleted {
 			err = w.finish(ctx, a, r, distribution.StateSucceeded, nil, &status)
@@ -107,12 +109,34 @@ func (w *Worker) pollJob(ctx context.Context, id string, run int) error {
 		w.releaseSlot(ctx, a, id)
 		return nil
 	}
+	w.polls.sawRunning(id, asked)
 	if r.RemoteStatus == nil || *r.RemoteStatus != status {
 		if _, _, err := w.apply(ctx, id, func(r *store.Record) error { return r.ObserveRemote(status) }); err != nil {
 			return err
 		}
 	}
 	return &WaitError{Delay: w.nextPoll(ctx, a, r.SubmittedAt)}
+}
+
+// jobEnded feeds the account's job durations with how long r's job ran:
+// from its Create's answer to the midpoint between the last Query that
+// found it running and the one, asked at asked, that found it ended
+// (asked itself when no earlier Query here saw it running). The midpoint
+// is the unbiased guess; the time the end was seen would add half a poll
+// interval to every estimate, and the polls, aimed just after the
+// expected end, would come that much late.
+func (w *Worker) jobEnded(ctx context.Context, a *Account, r *store.Record, asked time.Time) {
+	last, ok := w.polls.lastRunning(r.ID)
+	if r.SubmittedAt == nil || r.State.Terminal() {
+		return
+	}
+	end := asked
+	if ok && last.After(*r.SubmittedAt) && last.Before(asked) {
+		end = last.Add(asked.Sub(last) / 2)
+	}
+	if err := w.store.ObserveJobDuration(ctx, a.UID, end.Sub(*r.SubmittedAt)); err != nil {
+		w.log.Warn("record job duration", "err", err)
+	}
 }
 
 // repinEvery is how often (in runs of a poll task) a poll pins its slot again.

@@ -27,10 +27,41 @@ import (
 type pollLoop struct {
 	kick chan struct{}
 
-	mu     sync.Mutex
-	wakeAt time.Time      // when the loop looks next
-	runs   map[string]int // polls run here, by poll id
-	fails  map[string]int // consecutive failures, by poll id
+	mu      sync.Mutex
+	wakeAt  time.Time            // when the loop looks next
+	runs    map[string]int       // polls run here, by poll id
+	fails   map[string]int       // consecutive failures, by poll id
+	running map[string]time.Time // when a Query here last found the job running, by distribution id
+}
+
+// sawRunning notes that a Query asked at at found distribution id's job
+// still running. (A job whose last poll runs in another worker leaves its
+// entry here: entries a day old go when the map grows large.)
+func (p *pollLoop) sawRunning(id string, at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.running) >= maxRunningSeen {
+		for k, t := range p.running {
+			if at.Sub(t) > 24*time.Hour {
+				delete(p.running, k)
+			}
+		}
+	}
+	p.running[id] = at
+}
+
+// maxRunningSeen is the size of pollLoop.running above which old entries
+// are dropped.
+const maxRunningSeen = 4096
+
+// lastRunning returns, and forgets, when a Query here last found
+// distribution id's job running.
+func (p *pollLoop) lastRunning(id string) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	at, ok := p.running[id]
+	delete(p.running, id)
+	return at, ok
 }
 
 // schedulePoll schedules poll id (pollTaskID or devicePollID) in delay,

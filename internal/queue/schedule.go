@@ -8,25 +8,25 @@ import (
 
 // pollDelay is how long to wait before the next Query of a job that has
 // run for elapsed, when the account's recent jobs took estimate (0 when
-// unknown). Polls are sparse while the job is far from its expected end
-// and dense (base apart) around it, so a job costs about the same few
-// Queries, and the same few trips through the queue, however long it runs
-// (the Redis bill of a distribution does not grow with its job). A job past
-// its expected end, or of an account without an estimate, is asked again
-// after a quarter of the time it has run: a finish is seen at most 25% late
-// and after O(log duration) Queries. No wait is shorter than base or longer
-// than maxGap.
+// unknown). The first Query is due just after the expected end (base/8
+// past it), then one per base around it, so a job costs about the same few
+// Queries however long it runs (the Redis bill of a distribution does not
+// grow with its job) and, with durations that repeat, its finish is seen
+// within about base/8. A job past its expected end, or of an account
+// without an estimate, is asked again after a quarter of the time it has
+// run: a finish is seen at most 25% late and after O(log duration)
+// Queries. No wait is longer than maxGap, and none shorter than base except
+// the one that lands just after the expected end.
 func pollDelay(elapsed, estimate, base, maxGap time.Duration) time.Duration {
-	var d time.Duration
+	maxGap = max(maxGap, base)
 	switch {
-	case estimate > 0 && elapsed < estimate-base:
-		d = estimate - base - elapsed // wake just before the expected end
+	case estimate > 0 && elapsed < estimate:
+		return min(estimate+base/8-elapsed, maxGap) // just after the expected end
 	case estimate > 0 && elapsed < estimate+4*base:
-		d = base // around the expected end
+		return base // around the expected end
 	default:
-		d = elapsed / 4
+		return min(max(elapsed/4, base), maxGap)
 	}
-	return min(max(d, base), max(maxGap, base))
 }
 
 // durations caches the accounts' recent job durations (store.JobDuration)

@@ -13,15 +13,17 @@ func TestPollDelay(t *testing.T) {
 	for _, tc := range []struct {
 		elapsed, estimate, want time.Duration
 	}{
-		{0, 10 * s, 9 * s},                        // first poll just before the expected end
-		{9 * s, 10 * s, s},                        // dense around it
+		{0, 10 * s, 10125 * time.Millisecond},    // first poll just after the expected end
+		{9 * s, 10 * s, 1125 * time.Millisecond}, // (a wait before it ends there too)
+		{9950 * time.Millisecond, 10 * s, 175 * time.Millisecond},
+		{10125 * time.Millisecond, 10 * s, s},     // dense around it
 		{13 * s, 10 * s, s},                       // still dense, a little past it
 		{14 * s, 10 * s, 3500 * time.Millisecond}, // overdue: a quarter of its age
 		{0, 300 * s, 60 * s},                      // never more than maxGap
 		{0, 0, s},                                 // unknown: base, then geometric
 		{3 * s, 0, s},
 		{20 * s, 0, 5 * s},
-		{0, 1500 * time.Millisecond, s}, // short jobs: dense from the start
+		{0, 600 * time.Millisecond, 725 * time.Millisecond}, // short jobs: just after their end
 	} {
 		if got := pollDelay(tc.elapsed, tc.estimate, s, 60*s); got != tc.want {
 			t.Errorf("pollDelay(%v, estimate %v) = %v, want %v", tc.elapsed, tc.estimate, got, tc.want)
@@ -46,8 +48,8 @@ func TestPollCountIndependentOfDuration(t *testing.T) {
 	}
 	for _, dur := range []time.Duration{time.Second, 10 * time.Second, 60 * time.Second, 5 * time.Minute} {
 		n, late := count(dur, dur)
-		if n > 8 || late > base {
-			t.Errorf("%v job, estimate right: %d Queries, seen %v late; want ≤ 8 and ≤ %v", dur, n, late, base)
+		if n > 2+int(dur/gap) || late > base/8 {
+			t.Errorf("%v job, estimate right: %d Queries, seen %v late; want ≤ %d and ≤ %v", dur, n, late, 2+int(dur/gap), base/8)
 		}
 		n, late = count(dur, 0)
 		if n > 25 || late > dur/4+base {

@@ -163,7 +163,7 @@ func NewWorker(st *store.Redis, lim *quota.Limiter, accounts []*Account, m *metr
 	w := &Worker{store: st, limiter: lim, accounts: map[string]*Account{}, metrics: m,
 		inspector: insp, client: client, log: log, opts: opts.withDefaults(),
 		now: func() time.Time { return time.Now().UTC() }, kick: make(chan struct{}, 1),
-		polls: pollLoop{kick: make(chan struct{}, 1), runs: map[string]int{}, fails: map[string]int{}}}
+		polls: pollLoop{kick: make(chan struct{}, 1), runs: map[string]int{}, fails: map[string]int{}, running: map[string]time.Time{}}}
 	for _, a := range accounts {
 		w.accounts[a.Name] = a
 	}
@@ -383,11 +383,6 @@ func (w *Worker) finish(ctx context.Context, a *Account, r *store.Record, state 
 		return nil
 	}
 	w.metrics.Finished.WithLabelValues(a.Name, string(state)).Inc()
-	if r2.SubmittedAt != nil && remoteStatus != nil {
-		if err := w.store.ObserveJobDuration(ctx, a.UID, now.Sub(*r2.SubmittedAt)); err != nil {
-			w.log.Warn("record job duration", "err", err)
-		}
-	}
 	w.metrics.Duration.WithLabelValues(a.Name).Observe(now.Sub(r2.CreatedAt).Seconds())
 	attrs := []any{"distribution_id", r.ID, "account", a.Name, "state", state, "job_id", r2.JobID}
 	if e != nil {
