@@ -121,11 +121,17 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 		defer close(fairDone)
 		w.RunFairTick(rctx, time.Second)
 	}()
-	// Running jobs are polled from the poll schedule, not through asynq.
+	// Running jobs are polled from the poll schedule, not through asynq;
+	// freed slots handed to waiters of this worker are signalled to them.
 	pollsDone := make(chan struct{})
 	go func() {
 		defer close(pollsDone)
 		w.RunPolls(rctx)
+	}()
+	handoffsDone := make(chan struct{})
+	go func() {
+		defer close(handoffsDone)
+		w.RunHandoffs(rctx)
 	}()
 	go func() {
 		defer close(limitsDone)
@@ -155,6 +161,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 		stopReconcile()
 		<-limitsDone
 		<-pollsDone
+		<-handoffsDone
 		srv.Shutdown()
 		whSrv.stop()
 		return err
@@ -173,6 +180,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	<-fairDone
 	<-limitsDone
 	<-pollsDone
+	<-handoffsDone
 	srv.Shutdown()
 	w.StopWakes()
 	whSrv.stop()

@@ -139,18 +139,18 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 		}
 		w.metrics.SlotsInUse.WithLabelValues(a.Name).Set(float64(inUse))
 		if !ok {
-			if err := w.addWaiter(ctx, a, r); err != nil {
+			// Registered for a handoff before it becomes a waiter, so that
+			// a slot handed from then on is seen (handoff.go).
+			h := w.expectHandoff(id)
+			handed, err := w.awaitSlot(ctx, a, r, token, maxJobs, h)
+			h.done()
+			if err != nil {
 				return err
 			}
-			// A slot freed between the acquire and the addWaiter was handed
-			// to nobody waiting: look once more, now as a waiter.
-			if ok, _, err = w.limiter.AcquireSlotToken(ctx, a.UID, id, token, maxJobs, w.opts.SlotLease); err != nil {
-				return err
+			if !handed {
+				return &WaitError{Delay: w.opts.SlotRecheck, Reason: distribution.WaitJobSlots}
 			}
-		}
-		if !ok {
-			w.setWaiting(ctx, id, distribution.WaitJobSlots)
-			return &WaitError{Delay: w.opts.SlotRecheck, Reason: distribution.WaitJobSlots}
+			r.WaitReason = distribution.WaitJobSlots
 		}
 		if r.WaitReason == distribution.WaitJobSlots {
 			w.metrics.QuotaWait.WithLabelValues(a.Name, "slot").Observe(time.Since(r.UpdatedAt).Seconds())
@@ -398,6 +398,29 @@ func (w *Worker) ensurePoll(ctx context.Context, id string) error {
 // ensurePollIn schedules the poll of id in delay, unless it is scheduled.
 func (w *Worker) ensurePollIn(ctx context.Context, id string, delay time.Duration) error {
 	return w.schedulePoll(ctx, pollTaskID(id), delay)
+}
+
+// awaitSlot makes r a slot waiter and, if no slot frees meanwhile, waits
+// in place (h, when not nil) for one to be handed to it. It reports whether
+// r holds a slot.
+func (w *Worker) awaitSlot(ctx context.Context, a *Account, r *store.Record, token string, maxJobs int, h *handoffWait) (bool, error) {
+	if err := w.addWaiter(ctx, a, r); err != nil {
+		return false, err
+	}
+	// A slot freed between the acquire and the addWaiter was handed to
+	// nobody waiting: look once more, now as a waiter.
+	ok, _, err := w.limiter.AcquireSlotToken(ctx, a.UID, r.ID, token, maxJobs, w.opts.SlotLease)
+	if err != nil || ok {
+		return ok, err
+	}
+	w.setWaiting(ctx, r.ID, distribution.WaitJobSlots)
+	if !h.wait(ctx, min(inlineSlotWait, w.opts.SlotRecheck)) {
+		return false, nil
+	}
+	// Handed a slot: the acquire finds it leased to r, and takes it under
+	// this run's token (a stale run's release then leaves it alone).
+	ok, _, err = w.limiter.AcquireSlotToken(ctx, a.UID, r.ID, token, maxJobs, w.opts.SlotLease)
+	return ok, err
 }
 
 // clockSkew is the tolerance between distq's clocks and the remote's

@@ -146,6 +146,7 @@ type Worker struct {
 	durations durations // the accounts' recent job durations, cached
 	wakes     wakes     // in-process wakes of waiting tasks
 	polls     pollLoop  // the poll schedule's loop
+	slotWaits slotWaits // handlers waiting in place for a slot
 	gaugeMu   sync.Mutex
 
 	controls Controls // nil: the configuration's settings
@@ -315,6 +316,15 @@ func (w *Worker) releaseSlotToken(ctx context.Context, a *Account, id, token str
 		return
 	}
 	if next != "" {
+		// A waiter handed the slot that waits in its handler, here or in
+		// another worker, goes on at once; else its task is woken.
+		if handed && w.signalHandoff(next) {
+			w.refreshSlotGauge(ctx, a)
+			return
+		}
+		if handed {
+			w.announceHandoff(ctx, next)
+		}
 		w.wake(ctx, a, next, handed)
 	}
 	w.refreshSlotGauge(ctx, a)
