@@ -9,19 +9,23 @@ import (
 // pollDelay is how long to wait before the next Query of a job that has
 // run for elapsed, when the account's recent jobs took estimate (0 when
 // unknown). The first Query is due just after the expected end (base/8
-// past it), then one per base around it, so a job costs about the same few
+// past it); a job found still running is asked again every base/4 for one
+// base, then every base for three more, so a job costs about the same few
 // Queries however long it runs (the Redis bill of a distribution does not
 // grow with its job) and, with durations that repeat, its finish is seen
-// within about base/8. A job past its expected end, or of an account
-// without an estimate, is asked again after a quarter of the time it has
-// run: a finish is seen at most 25% late and after O(log duration)
-// Queries. No wait is longer than maxGap, and none shorter than base except
-// the one that lands just after the expected end.
+// within about base/8, and within base/4 when it runs up to base longer
+// than the estimate. A job past that, or of an account without an
+// estimate, is asked again after a quarter of the time it has run: a
+// finish is seen at most 25% late and after O(log duration) Queries. No
+// wait is longer than maxGap, and none shorter than base except around
+// the expected end.
 func pollDelay(elapsed, estimate, base, maxGap time.Duration) time.Duration {
 	maxGap = max(maxGap, base)
 	switch {
 	case estimate > 0 && elapsed < estimate:
 		return min(estimate+base/8-elapsed, maxGap) // just after the expected end
+	case estimate > 0 && elapsed < estimate+base:
+		return base / 4 // a little late: it likely ends now
 	case estimate > 0 && elapsed < estimate+4*base:
 		return base // around the expected end
 	default:

@@ -16,7 +16,9 @@ func TestPollDelay(t *testing.T) {
 		{0, 10 * s, 10125 * time.Millisecond},    // first poll just after the expected end
 		{9 * s, 10 * s, 1125 * time.Millisecond}, // (a wait before it ends there too)
 		{9950 * time.Millisecond, 10 * s, 175 * time.Millisecond},
-		{10125 * time.Millisecond, 10 * s, s},     // dense around it
+		{10125 * time.Millisecond, 10 * s, s / 4}, // found running just after: every base/4
+		{10900 * time.Millisecond, 10 * s, s / 4},
+		{11 * s, 10 * s, s},                       // then every base
 		{13 * s, 10 * s, s},                       // still dense, a little past it
 		{14 * s, 10 * s, 3500 * time.Millisecond}, // overdue: a quarter of its age
 		{0, 300 * s, 60 * s},                      // never more than maxGap
@@ -50,6 +52,10 @@ func TestPollCountIndependentOfDuration(t *testing.T) {
 		n, late := count(dur, dur)
 		if n > 2+int(dur/gap) || late > base/8 {
 			t.Errorf("%v job, estimate right: %d Queries, seen %v late; want ≤ %d and ≤ %v", dur, n, late, 2+int(dur/gap), base/8)
+		}
+		n, late = count(dur, dur-base/2) // estimate half a base short
+		if n > 4+int(dur/gap) || late > base/4 {
+			t.Errorf("%v job, estimate %v short: %d Queries, seen %v late; want ≤ %d and ≤ %v", dur, base/2, n, late, 4+int(dur/gap), base/4)
 		}
 		n, late = count(dur, 0)
 		if n > 25 || late > dur/4+base {
