@@ -60,6 +60,11 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 		opts.Queue.SlotLease = cfg.SlotLease
 	}
 	opts.Queue.CallTimeout = cmp.Or(opts.Queue.CallTimeout, cfg.AlibabaTimeout)
+	taskCheck := cmp.Or(cfg.TaskCheckInterval, 250*time.Millisecond)
+	// The fair share admits enough items ahead to cover an idle worker's
+	// pickup of an admitted item (up to 1.5 task checks), else the rate
+	// idles between them.
+	opts.Queue.FairLookahead = cmp.Or(opts.Queue.FairLookahead, max(500*time.Millisecond, taskCheck*3/2))
 	opts.Queue.RemoteVisibility = cmp.Or(opts.Queue.RemoteVisibility, cfg.RemoteVisibility)
 	st := store.NewRedis(rdb, cfg.Retention)
 	// The operators' overrides in force (limits, weights, pauses), re-read
@@ -77,15 +82,14 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 		// What an idle worker costs Redis: one dequeue script per queue per
 		// TaskCheckInterval (only while every queue is empty: a busy worker
 		// dequeues at once), two forward scripts per queue per
-		// DelayedTaskCheckInterval. 100 ms and 200 ms cost ~150 commands a
-		// second with nothing to do. Waits end through the worker's
+		// DelayedTaskCheckInterval. Waits end through the worker's
 		// in-process wakes (queue.Worker.Waited), so the forwarder is only
 		// the fallback for the waits of a worker that died. The task check
-		// is also how long a new submission, or a waiter handed a freed
-		// slot, may wait for an idle worker: 250 ms keeps that well under
-		// one Create interval (1 s was measured to cost the slot cycle).
+		// (DISTQ_TASK_CHECK_INTERVAL, 250 ms) is also about how long a new
+		// submission, or a batch item the fair share admits, waits for an
+		// idle worker: docs/QUOTA.md has both sides measured.
 		DelayedTaskCheckInterval: 5 * time.Second,
-		TaskCheckInterval:        250 * time.Millisecond,
+		TaskCheckInterval:        taskCheck,
 		ShutdownTimeout:          60 * time.Second,
 		Logger:                   asynqLogger{log},
 		LogLevel:                 asynq.WarnLevel,

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Each binary reads only what it uses: a setting only the other binary reads
@@ -33,6 +34,8 @@ func TestEachBinaryReadsItsOwnSettings(t *testing.T) {
 		"team weight":          {map[string]string{"DISTQ_TEAM_WEIGHTS": "team-a=0"}, both, "DISTQ_TEAM_WEIGHTS"},
 		"team weight format":   {map[string]string{"DISTQ_TEAM_WEIGHTS": "team-a:3"}, both, "DISTQ_TEAM_WEIGHTS"},
 		"concurrency":          {map[string]string{"DISTQ_WORKER_CONCURRENCY": "lots"}, worker, "DISTQ_WORKER_CONCURRENCY"},
+		"task check":           {map[string]string{"DISTQ_TASK_CHECK_INTERVAL": "10ms"}, worker, "DISTQ_TASK_CHECK_INTERVAL"},
+		"task check long":      {map[string]string{"DISTQ_TASK_CHECK_INTERVAL": "1m"}, worker, "DISTQ_TASK_CHECK_INTERVAL"},
 		"slot lease":           {map[string]string{"DISTQ_SLOT_LEASE": "-1m"}, worker, "DISTQ_SLOT_LEASE"},
 		"alibaba timeout":      {map[string]string{"DISTQ_ALIBABA_TIMEOUT": "10"}, worker, "DISTQ_ALIBABA_TIMEOUT"},
 		"remote visibility":    {map[string]string{"DISTQ_REMOTE_VISIBILITY": "soon"}, worker, "DISTQ_REMOTE_VISIBILITY"},
@@ -136,6 +139,7 @@ func TestWorkerConfigHoldsNoTokens(t *testing.T) {
 	}
 	a := c.DefaultAccount()
 	if c.WorkerConcurrency != 10 || c.MetricsAddr != ":9090" || c.SlotLease.Minutes() != 2 || c.AlibabaTimeout.Seconds() != 10 ||
+		c.TaskCheckInterval != 250*time.Millisecond ||
 		a.AccessKeySecret != "very-secret-value" || a.Endpoint != DefaultEndpoint || a.CredentialsChain {
 		t.Errorf("worker config %+v, account %+v", c, a)
 	}

@@ -118,6 +118,12 @@ type Config struct {
 	// The worker's.
 	MetricsAddr       string
 	WorkerConcurrency int
+	// TaskCheckInterval is how often an idle worker looks for runnable
+	// tasks (asynq's TaskCheckInterval, jittered to 0.5–1.5 times it):
+	// about how long a new single submission, or a batch item admitted by
+	// the fair share, waits for an idle worker, and what an idle worker
+	// costs Redis.
+	TaskCheckInterval time.Duration
 	// SlotLease is how long a job slot stays held without renewal: a
 	// crashed worker's slots free after it.
 	SlotLease time.Duration

@@ -83,6 +83,10 @@ func readAPI(c *Config, e *vars) error {
 func readWorker(c *Config, e *vars) error {
 	c.MetricsAddr = cmp.Or(e.getenv("DISTQ_METRICS_ADDR"), ":9090")
 	c.WorkerConcurrency = e.int("DISTQ_WORKER_CONCURRENCY", "10", 1, 1000)
+	c.TaskCheckInterval = e.duration("DISTQ_TASK_CHECK_INTERVAL", "250ms")
+	if e.err == nil && (c.TaskCheckInterval < 50*time.Millisecond || c.TaskCheckInterval > 10*time.Second) {
+		e.err = fmt.Errorf("DISTQ_TASK_CHECK_INTERVAL: want 50ms to 10s, got %v", c.TaskCheckInterval)
+	}
 	c.SlotLease = e.duration("DISTQ_SLOT_LEASE", "2m")
 	c.AlibabaTimeout = e.duration("DISTQ_ALIBABA_TIMEOUT", "10s")
 	c.RemoteVisibility = e.duration("DISTQ_REMOTE_VISIBILITY", "2m")
