@@ -85,6 +85,7 @@ type env struct {
 	db    int
 	logs  string
 	self  string
+	extra []string // more variables for distq's processes (-distq-env)
 }
 
 func run(ctx context.Context) error {
@@ -107,6 +108,7 @@ func run(ctx context.Context) error {
 	cost := flag.Int("cost", 0, "measure Redis commands (INFO commandstats) per distribution for this many distributions with 1 s, 10 s and 60 s jobs, and of an idle api + worker, instead")
 	slotRuns := flag.Int("slotbound", 0, "run the slot-bound scenario (30 products, 6 s jobs, 3 workers) this many times and print it beside the ideal schedule, instead")
 	costDurs := flag.String("cost-durations", "1s,10s,60s", "with -cost: the job durations")
+	distqExtra := flag.String("distq-env", "", "more environment for distq's api and workers, NAME=value[,NAME=value…] (e.g. DISTQ_TASK_CHECK_INTERVAL=1s)")
 	flag.Parse()
 	self, err := os.Executable()
 	if err != nil {
@@ -117,6 +119,15 @@ func run(ctx context.Context) error {
 		return err
 	}
 	e := env{bin: *bin, redis: *addr, db: *db, logs: logs, self: self}
+	for _, kv := range strings.Split(*distqExtra, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		if k, _, ok := strings.Cut(kv, "="); !ok || !strings.HasPrefix(k, "DISTQ_") {
+			return fmt.Errorf("-distq-env: want DISTQ_NAME=value, got %q", kv)
+		}
+		e.extra = append(e.extra, kv)
+	}
 	fmt.Printf("distqbench: logs in %s\n\n", logs)
 	if *fair {
 		wA, wB, err := parseWeights(*fairWeights)

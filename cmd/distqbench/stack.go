@@ -42,7 +42,7 @@ func (e env) distqEnv(simURL string, extra ...string) []string {
 		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + keyID,
 		"ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + secret,
 		"DISTQ_ALIBABA_ENDPOINT=" + simURL,
-	}, extra...)
+	}, append(extra, e.extra...)...)
 }
 
 // startAPI starts an api and returns its URL once it is ready.
