@@ -43,23 +43,31 @@ func (e env) runSlotBound(ctx context.Context, runs, n, workers int, jobDur time
 	idealLast, idealDone := idealSchedule(n, qps, slots, jobDur)
 	fmt.Printf("slot-bound: %d products, %v jobs, %d workers, %d Creates/s, %d slots\n", n, jobDur, workers, qps, slots)
 	fmt.Printf("ideal (instant detection): last Create %.1fs after the first, all done %.1fs after it\n\n", idealLast.Seconds(), idealDone.Seconds())
-	fmt.Println("| run | last Create after the first | ÷ ideal | all done after the first Create | ÷ ideal | max Creates in any 1 s | peak jobs |")
-	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Println("| run | last Create after the first | ÷ ideal | all done after the first Create | ÷ ideal | max Creates in any 1 s | peak jobs | Queries (per distribution) | max Queries in any 1 s (limit 10) |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for i := range runs {
-		last, done, peak, burst, err := e.slotBoundOnce(ctx, n, workers, qps, slots, jobDur)
+		r, err := e.slotBoundOnce(ctx, n, workers, qps, slots, jobDur)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("| %d | %.2fs | %.3f | %.2fs | %.3f | %d | %d |\n", i+1, last.Seconds(), last.Seconds()/idealLast.Seconds(),
-			done.Seconds(), done.Seconds()/idealDone.Seconds(), burst, peak)
+		fmt.Printf("| %d | %.2fs | %.3f | %.2fs | %.3f | %d | %d | %d (%.1f) | %d |\n", i+1, r.last.Seconds(), r.last.Seconds()/idealLast.Seconds(),
+			r.done.Seconds(), r.done.Seconds()/idealDone.Seconds(), r.burst, r.peak, r.queries, float64(r.queries)/float64(n), r.queryBurst)
 	}
 	return nil
 }
 
-func (e env) slotBoundOnce(ctx context.Context, n, workers, qps, slots int, jobDur time.Duration) (last, done time.Duration, peak, burst int, err error) {
+// slotBoundRun is what one slot-bound run measured.
+type slotBoundRun struct {
+	last, done  time.Duration // last Create, and all done, after the first Create
+	peak, burst int           // most jobs at once; most Creates in any 1 s
+	queries     int           // QueryDeviceDistributeJob calls
+	queryBurst  int           // most of them in any 1 s
+}
+
+func (e env) slotBoundOnce(ctx context.Context, n, workers, qps, slots int, jobDur time.Duration) (slotBoundRun, error) {
 	rdb, err := e.emptyDB(ctx)
 	if err != nil {
-		return 0, 0, 0, 0, err
+		return slotBoundRun{}, err
 	}
 	defer rdb.Close()
 	var p procs
@@ -67,62 +75,67 @@ func (e env) slotBoundOnce(ctx context.Context, n, workers, qps, slots int, jobD
 	name := "slot-bound"
 	simURL, err := e.startSim(ctx, &p, name, "ALISIM_JOB_DURATION="+jobDur.String(), fmt.Sprintf("ALISIM_MAX_JOBS=%d", slots))
 	if err != nil {
-		return 0, 0, 0, 0, err
+		return slotBoundRun{}, err
 	}
 	distqEnv := e.distqEnv(simURL, fmt.Sprintf("DISTQ_CREATE_QPS=%d", qps), fmt.Sprintf("DISTQ_MAX_JOBS=%d", slots))
 	for i := range workers {
 		if err := e.startWorker(&p, name, i, distqEnv); err != nil {
-			return 0, 0, 0, 0, err
+			return slotBoundRun{}, err
 		}
 	}
 	api, err := e.startAPI(ctx, &p, name, distqEnv)
 	if err != nil {
-		return 0, 0, 0, 0, err
+		return slotBoundRun{}, err
 	}
 	c := apiClient(api)
 	created, _, err := c.SubmitBatch(ctx, benchBatch("iot-cn-slots", "a1slot%05d", n), "")
 	if err != nil {
-		return 0, 0, 0, 0, err
+		return slotBoundRun{}, err
 	}
 	limit := time.Now().Add(time.Duration(n)*jobDur + time.Minute)
 	var doneAt time.Time
 	for doneAt.IsZero() {
 		if time.Now().After(limit) {
-			return 0, 0, 0, 0, fmt.Errorf("batch not done in time")
+			return slotBoundRun{}, fmt.Errorf("batch not done in time")
 		}
 		b, err := c.GetBatch(ctx, created.Batch.ID)
 		if err != nil {
-			return 0, 0, 0, 0, err
+			return slotBoundRun{}, err
 		}
 		if b.Done {
 			if b.Counts[client.StateSucceeded] != n {
-				return 0, 0, 0, 0, fmt.Errorf("batch done with counts %v", b.Counts)
+				return slotBoundRun{}, fmt.Errorf("batch done with counts %v", b.Counts)
 			}
 			doneAt = time.Now()
 			break
 		}
 		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
-			return 0, 0, 0, 0, err
+			return slotBoundRun{}, err
 		}
 	}
 	var audit struct{ Calls []call }
 	var jobs struct{ Jobs []job }
 	if err := getJSON(simURL+"/_alisim/audit", &audit); err != nil {
-		return 0, 0, 0, 0, err
+		return slotBoundRun{}, err
 	}
 	if err := getJSON(simURL+"/_alisim/jobs", &jobs); err != nil {
-		return 0, 0, 0, 0, err
+		return slotBoundRun{}, err
 	}
-	var creates []time.Time
+	var creates, queries []time.Time
 	for _, cl := range audit.Calls {
 		if cl.Action == "CreateProductDistributeJob" && cl.Outcome == "ok" {
 			creates = append(creates, cl.Arrived)
 		}
+		if cl.Action == "QueryDeviceDistributeJob" {
+			queries = append(queries, cl.Arrived)
+		}
 	}
 	if len(creates) == 0 {
-		return 0, 0, 0, 0, fmt.Errorf("no Create")
+		return slotBoundRun{}, fmt.Errorf("no Create")
 	}
 	sort.Slice(creates, func(i, j int) bool { return creates[i].Before(creates[j]) })
+	sort.Slice(queries, func(i, j int) bool { return queries[i].Before(queries[j]) })
 	first := creates[0]
-	return creates[len(creates)-1].Sub(first), doneAt.Sub(first), peakOverlap(jobs.Jobs), maxInWindow(creates, time.Second), nil
+	return slotBoundRun{last: creates[len(creates)-1].Sub(first), done: doneAt.Sub(first), peak: peakOverlap(jobs.Jobs),
+		burst: maxInWindow(creates, time.Second), queries: len(queries), queryBurst: maxInWindow(queries, time.Second)}, nil
 }
