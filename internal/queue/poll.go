@@ -134,9 +134,12 @@ func (w *Worker) jobEnded(ctx context.Context, a *Account, r *store.Record, aske
 	if ok && last.After(*r.SubmittedAt) && last.Before(asked) {
 		end = last.Add(asked.Sub(last) / 2)
 	}
-	if err := w.store.ObserveJobDuration(ctx, a.UID, end.Sub(*r.SubmittedAt)); err != nil {
+	mean, err := w.store.ObserveJobDuration(ctx, a.UID, end.Sub(*r.SubmittedAt))
+	if err != nil {
 		w.log.Warn("record job duration", "err", err)
+		return
 	}
+	w.durations.set(a.UID, mean)
 }
 
 // repinEvery is how often (in runs of a poll task) a poll pins its slot again.

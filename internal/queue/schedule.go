@@ -34,7 +34,10 @@ func pollDelay(elapsed, estimate, base, maxGap time.Duration) time.Duration {
 }
 
 // durations caches the accounts' recent job durations (store.JobDuration)
-// for a few seconds, so a poll costs no read of it.
+// for a few seconds, so a poll costs no read of it. An unknown duration is
+// read again after a second (the first jobs' ends make it known, and the
+// jobs still running then aim at it); this worker's own observations
+// update it at once.
 type durations struct {
 	mu   sync.Mutex
 	byID map[string]cachedDuration
@@ -45,26 +48,38 @@ type cachedDuration struct {
 	at time.Time
 }
 
-const durationCacheTTL = 10 * time.Second
+const (
+	durationCacheTTL = 10 * time.Second
+	unknownCacheTTL  = time.Second
+)
 
 func (c *durations) get(ctx context.Context, uid string, read func(context.Context, string) (time.Duration, error)) time.Duration {
 	c.mu.Lock()
 	v, ok := c.byID[uid]
 	c.mu.Unlock()
-	if ok && time.Since(v.at) < durationCacheTTL {
+	ttl := durationCacheTTL
+	if v.d == 0 {
+		ttl = unknownCacheTTL
+	}
+	if ok && time.Since(v.at) < ttl {
 		return v.d
 	}
 	d, err := read(ctx, uid)
 	if err != nil {
 		return v.d // the last known, or unknown
 	}
+	c.set(uid, d)
+	return d
+}
+
+// set caches d as the account's duration.
+func (c *durations) set(uid string, d time.Duration) {
 	c.mu.Lock()
 	if c.byID == nil {
 		c.byID = map[string]cachedDuration{}
 	}
 	c.byID[uid] = cachedDuration{d: d, at: time.Now()}
 	c.mu.Unlock()
-	return d
 }
 
 // nextPoll is the delay before the next Query of the job of a distribution

@@ -92,7 +92,7 @@ func TestBatchETA(t *testing.T) {
 		t.Fatalf("batch %+v: want 4 items, not done, ETA %v", res.Batch, at.Add(2*time.Second))
 	}
 	// Jobs take 30 s: 4 items through 10 slots take 12 s, longer than the rate's 2 s.
-	if err := st.ObserveJobDuration(ctx, uid, 30*time.Second); err != nil {
+	if _, err := st.ObserveJobDuration(ctx, uid, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	v, err := svc.Batch(ctx, team, res.Batch.ID)
@@ -321,7 +321,7 @@ func TestBatchETAUsesTheJobDurationHint(t *testing.T) {
 	}
 	// An observed duration replaces the hint: 30 items of 4 s jobs through
 	// 10 slots take 12 s, less than the rate's 15 s.
-	if err := st.ObserveJobDuration(ctx, uid, 4*time.Second); err != nil {
+	if _, err := st.ObserveJobDuration(ctx, uid, 4*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	v, err := svc.Batch(ctx, team, res.Batch.ID)

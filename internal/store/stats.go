@@ -18,10 +18,14 @@ if v then x = 0.8 * v + 0.2 * x end
 redis.call("SET", KEYS[1], tostring(x), "EX", 604800)
 return tostring(x)`)
 
-// ObserveJobDuration feeds how long a remote job of the account ran, for
-// batch ETAs.
-func (s *Redis) ObserveJobDuration(ctx context.Context, uid string, d time.Duration) error {
-	return ewma.Run(ctx, s.rdb, []string{keyJobSeconds(uid)}, d.Seconds()).Err()
+// ObserveJobDuration feeds how long a remote job of the account ran (for
+// batch ETAs and the poll schedule), and returns the new mean.
+func (s *Redis) ObserveJobDuration(ctx context.Context, uid string, d time.Duration) (time.Duration, error) {
+	v, err := ewma.Run(ctx, s.rdb, []string{keyJobSeconds(uid)}, d.Seconds()).Float64()
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(v * float64(time.Second)), nil
 }
 
 // JobDuration returns the account's recent mean remote job duration, or 0
