@@ -61,6 +61,9 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	}
 	opts.Queue.CallTimeout = cmp.Or(opts.Queue.CallTimeout, cfg.AlibabaTimeout)
 	taskCheck := cmp.Or(cfg.TaskCheckInterval, 250*time.Millisecond)
+	// A quarter of the worker's concurrency may wait in place for a slot
+	// handoff; the rest stays free for singles and rate waits (Q7).
+	opts.Queue.InlineSlotWaits = cmp.Or(opts.Queue.InlineSlotWaits, max(1, cfg.WorkerConcurrency/4))
 	// The fair share admits enough items ahead to cover an idle worker's
 	// pickup of an admitted item (up to 1.5 task checks), else the rate
 	// idles between them.

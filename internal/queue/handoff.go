@@ -16,19 +16,16 @@ import (
 // wait for an idle worker's next queue check (up to 1.5 × the
 // TaskCheckInterval). Few tasks wait this way: only admitted batch items
 // (the fair share admits about one Create interval ahead) and singles, at
-// most maxInlineSlotWaits per worker; the others, and a waiter whose
+// most Options.InlineSlotWaits per worker (a quarter of its concurrency:
+// the rest stays free for singles and grants); the others, and a waiter whose
 // handoff does not come within inlineSlotWait, go back to asynq as before
 // and are woken by RunTask when handed a slot.
 
 // handoffChannel carries the id of each slot holder just handed a slot.
 const handoffChannel = "distq:handoff"
 
-// maxInlineSlotWaits bounds the handlers of one worker waiting in place for
-// a slot; inlineSlotWait how long each waits.
-const (
-	maxInlineSlotWaits = 8
-	inlineSlotWait     = 5 * time.Second
-)
+// inlineSlotWait is how long a handler waits in place for a slot.
+const inlineSlotWait = 5 * time.Second
 
 // slotWaits are the handlers of this worker waiting in place for a slot.
 type slotWaits struct {
@@ -45,7 +42,7 @@ type handoffWait struct {
 
 // expectHandoff registers holder id's handler for a handoff, before it
 // becomes a waiter (a slot handed from then on is seen). It returns nil
-// when this worker has maxInlineSlotWaits registered already, or id is.
+// when this worker has Options.InlineSlotWaits registered already, or id is.
 func (w *Worker) expectHandoff(id string) *handoffWait {
 	s := &w.slotWaits
 	s.mu.Lock()
@@ -53,7 +50,7 @@ func (w *Worker) expectHandoff(id string) *handoffWait {
 	if s.m == nil {
 		s.m = map[string]chan struct{}{}
 	}
-	if _, dup := s.m[id]; dup || len(s.m) >= maxInlineSlotWaits {
+	if _, dup := s.m[id]; dup || len(s.m) >= w.opts.InlineSlotWaits {
 		return nil
 	}
 	h := &handoffWait{w: w, id: id, ch: make(chan struct{}, 1)}

@@ -14,13 +14,13 @@ import (
 // A handler waiting in place for a slot goes on when the slot is handed to
 // it: signalled in-process by its own worker, or over Pub/Sub by another;
 // one not handed a slot gives up after its wait; a worker holds at most
-// maxInlineSlotWaits such handlers.
+// Options.InlineSlotWaits such handlers.
 func TestHandoffWakesAWaitingHandler(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
 	st := store.NewRedis(db.Client, time.Hour)
 	log := slog.New(slog.DiscardHandler)
-	a := NewWorker(st, nil, nil, nil, nil, nil, log, Options{})
+	a := NewWorker(st, nil, nil, nil, nil, nil, log, Options{InlineSlotWaits: 4})
 	b := NewWorker(st, nil, nil, nil, nil, nil, log, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -60,17 +60,17 @@ func TestHandoffWakesAWaitingHandler(t *testing.T) {
 		t.Fatal("d_3 went on without a handoff")
 	}
 	// Capacity.
-	for i := range maxInlineSlotWaits {
+	for i := range a.opts.InlineSlotWaits {
 		go a.awaitHandoff(ctx, fmt.Sprintf("d_cap%d", i), 10*time.Second)
 	}
 	waitFor(t, func() bool {
 		a.slotWaits.mu.Lock()
 		defer a.slotWaits.mu.Unlock()
-		return len(a.slotWaits.m) == maxInlineSlotWaits
+		return len(a.slotWaits.m) == a.opts.InlineSlotWaits
 	})
 	start = time.Now()
 	if a.awaitHandoff(ctx, "d_over", 10*time.Second) || time.Since(start) > time.Second {
-		t.Fatal("a waiter beyond maxInlineSlotWaits did not return at once")
+		t.Fatal("a waiter beyond InlineSlotWaits did not return at once")
 	}
 }
 

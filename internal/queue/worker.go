@@ -84,6 +84,10 @@ type Options struct {
 	// PausedRecheck is how often a paused single submission looks again
 	// (default 5s).
 	PausedRecheck time.Duration
+	// InlineSlotWaits bounds the handlers of this worker that wait in place
+	// for a slot handoff instead of going back to the queue (default 2);
+	// each holds one of the worker's asynq concurrency meanwhile.
+	InlineSlotWaits int
 	// PollConcurrency bounds the polls one worker runs at once (default 16).
 	PollConcurrency int
 	// PollIdleCheck is the longest the poll loop sleeps without looking at
@@ -117,6 +121,7 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.PausedRecheck, 5*time.Second)
 	orDefault(&o.ReplicaWait, time.Second)
 	orDefault(&o.PollConcurrency, 16)
+	orDefault(&o.InlineSlotWaits, 2)
 	orDefault(&o.PollIdleCheck, 5*time.Second)
 	return o
 }
