@@ -95,7 +95,8 @@ type Options struct {
 	FirstRetry, MaxBackoff time.Duration
 	// MaxAge is how long attempts go on (default 24h).
 	MaxAge time.Duration
-	// PumpInterval is how often the outbox is read (default 500ms).
+	// PumpInterval is how often the outbox is read (default 1s; the
+	// webhooks queue's own check adds up to 3 s more).
 	PumpInterval time.Duration
 	// Recheck is how long after it is due an outbox entry is queued again
 	// if its delivery has not ended by then (default 1m).
@@ -118,7 +119,7 @@ func (o Options) withDefaults() Options {
 		o.MaxAge = webhook.DefaultMaxAge
 	}
 	if o.PumpInterval <= 0 {
-		o.PumpInterval = 500 * time.Millisecond
+		o.PumpInterval = time.Second
 	}
 	if o.Recheck <= 0 {
 		o.Recheck = time.Minute
