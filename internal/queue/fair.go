@@ -416,6 +416,10 @@ func (w *Worker) dropDeviceTurn(ctx context.Context, a *Account, r *devices.Reco
 	}
 }
 
+// backlogExportTicks is how many fair ticks apart the team backlog gauges
+// are read while an account has a backlog.
+const backlogExportTicks = 5
+
 // RunFairTick admits batch items of every account every interval until ctx
 // ends: admissions normally follow each Create, the tick covers a resume
 // after a pause, lapsed admissions and lost wakes. It also exports the
@@ -424,20 +428,28 @@ func (w *Worker) RunFairTick(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	idle := map[string]bool{}
+	ticks := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			ticks++
 			for _, a := range w.accounts {
 				// An idle account costs one read a tick.
 				teams, err := w.limiter.FairTeams(ctx, a.UID)
 				if err != nil || len(teams) == 0 && idle[a.Name] {
 					continue
 				}
+				wasIdle := idle[a.Name]
 				idle[a.Name] = len(teams) == 0
 				w.admitFrom(ctx, a, "", teams)
-				w.exportBacklogs(ctx, a)
+				// The backlog gauges need no more than one read per
+				// backlogExportTicks (a scrape is 15 s apart): the read is
+				// most of what a tick costs Redis while work waits.
+				if wasIdle || idle[a.Name] || ticks%backlogExportTicks == 0 {
+					w.exportBacklogs(ctx, a)
+				}
 			}
 		}
 	}
