@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/distq/distq/internal/alibaba"
@@ -134,12 +135,60 @@ func (w *Worker) jobEnded(ctx context.Context, a *Account, r *store.Record, aske
 	if ok && last.After(*r.SubmittedAt) && last.Before(asked) {
 		end = last.Add(asked.Sub(last) / 2)
 	}
+	before := w.durations.get(ctx, a.UID, w.store.JobDuration)
 	mean, err := w.store.ObserveJobDuration(ctx, a.UID, end.Sub(*r.SubmittedAt))
 	if err != nil {
 		w.log.Warn("record job duration", "err", err)
 		return
 	}
 	w.durations.set(a.UID, mean)
+	if before == 0 || mean < before-w.opts.PollInterval {
+		w.reaimPolls(ctx, a, mean)
+	}
+}
+
+// maxReaim bounds the polls one re-aim looks at.
+const maxReaim = 1000
+
+// reaimPolls brings forward the polls of account a's running jobs that
+// were scheduled for later than the estimate est now says: the first job
+// of an account to end gives the estimate (the others were polled on the
+// geometric schedule of an unknown duration, up to 25% late), and an
+// estimate that fell by more than a poll interval makes the scheduled
+// polls late. Best effort: a poll it misses keeps its time.
+func (w *Worker) reaimPolls(ctx context.Context, a *Account, est time.Duration) {
+	now := w.now()
+	ids, err := w.store.PollsDueAfter(ctx, now.Add(w.opts.PollInterval), maxReaim)
+	if err != nil {
+		w.log.Warn("re-aim polls", "account", a.Name, "err", err)
+		return
+	}
+	var dists []string
+	for _, id := range ids {
+		if d, ok := strings.CutPrefix(id, pollTaskID("")); ok {
+			dists = append(dists, d)
+		}
+	}
+	if len(dists) == 0 {
+		return
+	}
+	recs, err := w.store.GetMany(ctx, dists)
+	if err != nil {
+		w.log.Warn("re-aim polls", "account", a.Name, "err", err)
+		return
+	}
+	at := map[string]time.Time{}
+	for _, r := range recs {
+		if r.UID != a.UID || r.SubmittedAt == nil || r.State.Terminal() {
+			continue
+		}
+		at[pollTaskID(r.ID)] = now.Add(pollDelay(now.Sub(*r.SubmittedAt), est, w.opts.PollInterval, w.opts.MaxPollGap))
+	}
+	if err := w.store.AdvancePolls(ctx, at); err != nil {
+		w.log.Warn("re-aim polls", "account", a.Name, "err", err)
+		return
+	}
+	w.kickPolls()
 }
 
 // repinEvery is how often (in runs of a poll task) a poll pins its slot again.

@@ -99,3 +99,30 @@ func (s *Redis) PollSchedule(ctx context.Context) (n int64, first time.Time, err
 	}
 	return card.Val(), first, nil
 }
+
+// PollsDueAfter returns up to n polls due after t (earliest first).
+func (s *Redis) PollsDueAfter(ctx context.Context, t time.Time, n int64) ([]string, error) {
+	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: keyPolls, Start: fmt.Sprintf("(%d", t.UnixMilli()), Stop: "+inf", ByScore: true, Count: n,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("polls due after %v: %w", t, err)
+	}
+	return ids, nil
+}
+
+// AdvancePolls moves each poll of at, if still scheduled, to its time
+// there when that is sooner than its due time (never later).
+func (s *Redis) AdvancePolls(ctx context.Context, at map[string]time.Time) error {
+	if len(at) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for id, t := range at {
+		pipe.ZAddArgs(ctx, keyPolls, redis.ZAddArgs{XX: true, LT: true, Members: []redis.Z{{Score: float64(t.UnixMilli()), Member: id}}})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("advance polls: %w", err)
+	}
+	return nil
+}

@@ -121,3 +121,37 @@ func TestPollClaimsDoNotOverlap(t *testing.T) {
 		}
 	}
 }
+
+// AdvancePolls only brings polls forward, and only those still scheduled;
+// PollsDueAfter lists those due after a time.
+func TestAdvancePolls(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := NewRedis(redistest.New(t).Client, time.Hour)
+	t0 := time.UnixMilli(1_800_000_000_000)
+	for i, id := range []string{"poll:a", "poll:b", "poll:c"} {
+		if _, err := s.SchedulePoll(ctx, id, t0.Add(time.Duration(10*(i+1))*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, err := s.PollsDueAfter(ctx, t0.Add(10*time.Second), 10)
+	if err != nil || !slices.Equal(ids, []string{"poll:b", "poll:c"}) {
+		t.Fatalf("due after t0+10s: %v, %v; want [poll:b poll:c]", ids, err)
+	}
+	err = s.AdvancePolls(ctx, map[string]time.Time{
+		"poll:b": t0.Add(5 * time.Second),  // sooner: moves
+		"poll:c": t0.Add(45 * time.Second), // later: stays at 30s
+		"poll:x": t0,                       // not scheduled: not added
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, next, err := s.ClaimPolls(ctx, t0.Add(6*time.Second), time.Minute, 10)
+	if err != nil || !slices.Equal(ids, []string{"poll:b"}) || !next.Equal(t0.Add(10*time.Second)) {
+		t.Fatalf("claimed %v next %v, %v; want [poll:b], t0+10s", ids, next.Sub(t0), err)
+	}
+	ids, _, err = s.ClaimPolls(ctx, t0.Add(31*time.Second), time.Minute, 10)
+	if err != nil || !slices.Equal(ids, []string{"poll:a", "poll:c"}) {
+		t.Fatalf("claimed %v, %v at t0+31s; want [poll:a poll:c]", ids, err)
+	}
+}
