@@ -121,20 +121,23 @@ func (w *Worker) pollJob(ctx context.Context, id string, run int) error {
 
 // jobEnded feeds the account's job durations with how long r's job ran:
 // from its Create's answer to the midpoint between the last Query that
-// found it running and the one, asked at asked, that found it ended
-// (asked itself when no earlier Query here saw it running). The midpoint
-// is the unbiased guess; the time the end was seen would add half a poll
-// interval to every estimate, and the polls, aimed just after the
-// expected end, would come that much late.
+// found it running (its Create's answer when no Query here did) and the
+// one, asked at asked, that found it ended. The midpoint is the unbiased
+// guess: the time the end was seen would add half a poll interval to every
+// estimate (the polls, aimed just after the expected end, would come that
+// much late), and a job found ended at its first Query would confirm an
+// estimate that is too long for ever (the midpoint halves it instead, and
+// the next jobs' probes find the true end from below).
 func (w *Worker) jobEnded(ctx context.Context, a *Account, r *store.Record, asked time.Time) {
 	last, ok := w.polls.lastRunning(r.ID)
 	if r.SubmittedAt == nil || r.State.Terminal() {
 		return
 	}
-	end := asked
-	if ok && last.After(*r.SubmittedAt) && last.Before(asked) {
-		end = last.Add(asked.Sub(last) / 2)
+	lower := *r.SubmittedAt
+	if ok && last.After(lower) && last.Before(asked) {
+		lower = last
 	}
+	end := lower.Add(asked.Sub(lower) / 2)
 	before := w.durations.get(ctx, a.UID, w.store.JobDuration)
 	mean, err := w.store.ObserveJobDuration(ctx, a.UID, end.Sub(*r.SubmittedAt))
 	if err != nil {

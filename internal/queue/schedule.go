@@ -8,20 +8,24 @@ import (
 
 // pollDelay is how long to wait before the next Query of a job that has
 // run for elapsed, when the account's recent jobs took estimate (0 when
-// unknown). The first Query is due just after the expected end (base/8
-// past it); a job found still running is asked again every base/4 for one
-// base, then every base for three more, so a job costs about the same few
-// Queries however long it runs (the Redis bill of a distribution does not
-// grow with its job) and, with durations that repeat, its finish is seen
-// within about base/8, and within base/4 when it runs up to base longer
-// than the estimate. A job past that, or of an account without an
-// estimate, is asked again after a quarter of the time it has run: a
-// finish is seen at most 25% late and after O(log duration) Queries. No
-// wait is longer than maxGap, and none shorter than base except around
-// the expected end.
+// unknown). A job with an estimate is asked once half a base before its
+// expected end (a job that ends sooner than the estimate shows it there,
+// and the estimate learns it: aimed only after the end, polls would never
+// see an estimate that is too long), then just after it (base/8 past); a
+// job found still running is asked again every base/4 for one base, then
+// every base for three more. So a job costs about the same few Queries
+// however long it runs (the Redis bill of a distribution does not grow
+// with its job) and, with durations that repeat, its finish is seen within
+// about base/8, and within base/4 when it runs up to base longer than the
+// estimate. A job past that, or of an account without an estimate, is
+// asked again after a quarter of the time it has run: a finish is seen at
+// most 25% late and after O(log duration) Queries. No wait is longer than
+// maxGap, and none shorter than base except around the expected end.
 func pollDelay(elapsed, estimate, base, maxGap time.Duration) time.Duration {
 	maxGap = max(maxGap, base)
 	switch {
+	case estimate > base && elapsed < estimate-base/2:
+		return min(estimate-base/2-elapsed, maxGap) // the probe before the expected end
 	case estimate > 0 && elapsed < estimate:
 		return min(estimate+base/8-elapsed, maxGap) // just after the expected end
 	case estimate > 0 && elapsed < estimate+base:

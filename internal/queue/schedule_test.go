@@ -13,8 +13,9 @@ func TestPollDelay(t *testing.T) {
 	for _, tc := range []struct {
 		elapsed, estimate, want time.Duration
 	}{
-		{0, 10 * s, 10125 * time.Millisecond},    // first poll just after the expected end
-		{9 * s, 10 * s, 1125 * time.Millisecond}, // (a wait before it ends there too)
+		{0, 10 * s, 9500 * time.Millisecond},                      // a probe half a base before the expected end
+		{9 * s, 10 * s, 500 * time.Millisecond},                   //
+		{9500 * time.Millisecond, 10 * s, 625 * time.Millisecond}, // then just after it
 		{9950 * time.Millisecond, 10 * s, 175 * time.Millisecond},
 		{10125 * time.Millisecond, 10 * s, s / 4}, // found running just after: every base/4
 		{10900 * time.Millisecond, 10 * s, s / 4},
@@ -25,7 +26,7 @@ func TestPollDelay(t *testing.T) {
 		{0, 0, s},                                 // unknown: base, then geometric
 		{3 * s, 0, s},
 		{20 * s, 0, 5 * s},
-		{0, 600 * time.Millisecond, 725 * time.Millisecond}, // short jobs: just after their end
+		{0, 600 * time.Millisecond, 725 * time.Millisecond}, // short jobs: no probe, just after their end
 	} {
 		if got := pollDelay(tc.elapsed, tc.estimate, s, 60*s); got != tc.want {
 			t.Errorf("pollDelay(%v, estimate %v) = %v, want %v", tc.elapsed, tc.estimate, got, tc.want)
@@ -50,12 +51,16 @@ func TestPollCountIndependentOfDuration(t *testing.T) {
 	}
 	for _, dur := range []time.Duration{time.Second, 10 * time.Second, 60 * time.Second, 5 * time.Minute} {
 		n, late := count(dur, dur)
-		if n > 2+int(dur/gap) || late > base/8 {
-			t.Errorf("%v job, estimate right: %d Queries, seen %v late; want ≤ %d and ≤ %v", dur, n, late, 2+int(dur/gap), base/8)
+		if n > 3+int(dur/gap) || late > base/8 {
+			t.Errorf("%v job, estimate right: %d Queries, seen %v late; want ≤ %d and ≤ %v", dur, n, late, 3+int(dur/gap), base/8)
 		}
 		n, late = count(dur, dur-base/2) // estimate half a base short
-		if n > 4+int(dur/gap) || late > base/4 {
-			t.Errorf("%v job, estimate %v short: %d Queries, seen %v late; want ≤ %d and ≤ %v", dur, base/2, n, late, 4+int(dur/gap), base/4)
+		if n > 5+int(dur/gap) || late > base/4 {
+			t.Errorf("%v job, estimate %v short: %d Queries, seen %v late; want ≤ %d and ≤ %v", dur, base/2, n, late, 5+int(dur/gap), base/4)
+		}
+		n, late = count(dur, dur+3*base) // estimate 3 bases long: the probe sees it
+		if dur > 4*base && (late > 3*base || n > 2+int(dur/gap)) {
+			t.Errorf("%v job, estimate %v long: %d Queries, seen %v late; want ≤ %d and ≤ %v", dur, 3*base, n, late, 2+int(dur/gap), 3*base)
 		}
 		n, late = count(dur, 0)
 		if n > 25 || late > dur/4+base {
