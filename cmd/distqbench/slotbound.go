@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -115,10 +118,23 @@ func (e env) slotBoundOnce(ctx context.Context, n, workers, qps, slots int, jobD
 	}
 	var audit struct{ Calls []call }
 	var jobs struct{ Jobs []job }
-	if err := getJSON(simURL+"/_alisim/audit", &audit); err != nil {
+	var rawAudit, rawJobs json.RawMessage
+	if err := getJSON(simURL+"/_alisim/audit", &rawAudit); err != nil {
 		return slotBoundRun{}, err
 	}
-	if err := getJSON(simURL+"/_alisim/jobs", &jobs); err != nil {
+	if err := getJSON(simURL+"/_alisim/jobs", &rawJobs); err != nil {
+		return slotBoundRun{}, err
+	}
+	// Kept beside the processes' logs, to study a run afterwards.
+	for name, raw := range map[string]json.RawMessage{"audit": rawAudit, "jobs": rawJobs} {
+		if err := os.WriteFile(filepath.Join(e.logs, fmt.Sprintf("slot-bound-%s-%s.json", jobDur, name)), raw, 0o644); err != nil {
+			return slotBoundRun{}, err
+		}
+	}
+	if err := json.Unmarshal(rawAudit, &audit); err != nil {
+		return slotBoundRun{}, err
+	}
+	if err := json.Unmarshal(rawJobs, &jobs); err != nil {
 		return slotBoundRun{}, err
 	}
 	var creates, queries []time.Time

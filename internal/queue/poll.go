@@ -121,21 +121,26 @@ func (w *Worker) pollJob(ctx context.Context, id string, run int) error {
 
 // jobEnded feeds the account's job durations with how long r's job ran:
 // from its Create's answer to the midpoint between the last Query that
-// found it running (its Create's answer when no Query here did) and the
-// one, asked at asked, that found it ended. The midpoint is the unbiased
-// guess: the time the end was seen would add half a poll interval to every
-// estimate (the polls, aimed just after the expected end, would come that
-// much late), and a job found ended at its first Query would confirm an
-// estimate that is too long for ever (the midpoint halves it instead, and
-// the next jobs' probes find the true end from below).
+// found it running and the one, asked at asked, that found it ended. The
+// midpoint is the unbiased guess: the time the end was seen would add half
+// a poll interval to every estimate (the polls, aimed just after the
+// expected end, would come that much late), and a job found ended at its
+// first Query would confirm an estimate that is too long for ever.
 func (w *Worker) jobEnded(ctx context.Context, a *Account, r *store.Record, asked time.Time) {
 	last, ok := w.polls.lastRunning(r.ID)
 	if r.SubmittedAt == nil || r.State.Terminal() {
 		return
 	}
-	lower := *r.SubmittedAt
-	if ok && last.After(lower) && last.Before(asked) {
+	// Without a Query here that saw it running, the end lies somewhere
+	// before asked: count it a poll interval (an eighth of the duration for
+	// long jobs) before, so that an estimate that is too long comes down
+	// by steps, where halving it would throw it far too short.
+	lower := asked.Add(-max(w.opts.PollInterval, asked.Sub(*r.SubmittedAt)/8))
+	if ok && last.After(*r.SubmittedAt) && last.Before(asked) {
 		lower = last
+	}
+	if lower.Before(*r.SubmittedAt) {
+		lower = *r.SubmittedAt
 	}
 	end := lower.Add(asked.Sub(lower) / 2)
 	before := w.durations.get(ctx, a.UID, w.store.JobDuration)

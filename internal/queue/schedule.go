@@ -13,14 +13,16 @@ import (
 // and the estimate learns it: aimed only after the end, polls would never
 // see an estimate that is too long), then just after it (base/8 past); a
 // job found still running is asked again every base/4 for one base, then
-// every base for three more. So a job costs about the same few Queries
-// however long it runs (the Redis bill of a distribution does not grow
-// with its job) and, with durations that repeat, its finish is seen within
-// about base/8, and within base/4 when it runs up to base longer than the
-// estimate. A job past that, or of an account without an estimate, is
-// asked again after a quarter of the time it has run: a finish is seen at
-// most 25% late and after O(log duration) Queries. No wait is longer than
-// maxGap, and none shorter than base except around the expected end.
+// every base for three more, then at gaps of half the time it has run past
+// its expected end. So a job costs about the same few Queries however long
+// it runs (the Redis bill of a distribution does not grow with its job)
+// and, with durations that repeat, its finish is seen within about base/8,
+// within base/4 when it runs up to base longer than the estimate, and
+// within half its overrun beyond that. A job of an account without an
+// estimate is asked again after an eighth of the time it has run: a
+// finish is seen at most 12.5% late and after O(log duration) Queries. No
+// wait is longer than maxGap, and none shorter than base except around
+// the expected end.
 func pollDelay(elapsed, estimate, base, maxGap time.Duration) time.Duration {
 	maxGap = max(maxGap, base)
 	switch {
@@ -32,8 +34,10 @@ func pollDelay(elapsed, estimate, base, maxGap time.Duration) time.Duration {
 		return base / 4 // a little late: it likely ends now
 	case estimate > 0 && elapsed < estimate+4*base:
 		return base // around the expected end
+	case estimate > 0:
+		return min(max((elapsed-estimate)/2, base), maxGap) // overrun: geometric from the expected end
 	default:
-		return min(max(elapsed/4, base), maxGap)
+		return min(max(elapsed/8, base), maxGap)
 	}
 }
 
