@@ -308,6 +308,10 @@ func (e env) runScenario(ctx context.Context, sc scenario) (string, error) {
 	if err := getJSON(simURL+"/_alisim/audit", &audit); err != nil {
 		return "", err
 	}
+	// Kept beside the logs: the arrivals behind the figures.
+	if raw, err := json.Marshal(audit); err == nil {
+		_ = os.WriteFile(filepath.Join(e.logs, strings.NewReplacer(" ", "_", "/", "per").Replace(sc.name)+"-audit.json"), raw, 0o644)
+	}
 	if err := getJSON(simURL+"/_alisim/jobs", &jobs); err != nil {
 		return "", err
 	}

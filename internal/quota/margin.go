@@ -71,7 +71,10 @@ type estimate struct {
 //	margin = (max(hi) - min(lo)) × (K+1)/(K-1) + max(late)
 //
 // clamped to [MinMargin, MaxMargin]; with K < 2 it uses InitialMargin
-// (default MaxMargin). Pooling the processes' samples matters twice: the
+// (default 50 ms), and below MinSamples (10) it is at least InitialMargin:
+// the range of two or three samples can be any fraction of the real spread
+// (two of 0–50 ms fall within 2 ms of each other 8% of the time, and a
+// 3 ms range widened ×3 once let two calls 995 ms apart through). Pooling the processes' samples matters twice: the
 // spread is taken across processes, which covers workers whose baseline
 // delays differ (one beside the endpoint, one far away) where per-process
 // spreads would see none; and K counts every process's samples. (K+1)/(K-1)
@@ -139,7 +142,7 @@ func (l *Limiter) Margin(ctx context.Context, uid, action string) (time.Duration
 	}
 	o := l.opts
 	us, err := marginScript.Run(ctx, l.rdb, []string{key(uid, kindMargin, action)},
-		micros(o.MinMargin), micros(o.MaxMargin), micros(o.InitialMargin)).Int64()
+		micros(o.MinMargin), micros(o.MaxMargin), micros(o.InitialMargin), o.MinSamples).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("margin of %s for %s: %w", action, uid, err)
 	}

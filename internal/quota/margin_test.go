@@ -244,3 +244,32 @@ func TestWaitLateness(t *testing.T) {
 		t.Errorf("Margin = %v, %v; want above the 1µs floor", got, err)
 	}
 }
+
+// TestMarginFewSamplesKeepsInitial: two calls whose latencies happen to be
+// close (53 and 50 ms of a 0–50 ms jitter, as measured under the CPU hog)
+// say nothing of the spread; the margin stays at the initial one until
+// MinSamples samples are pooled, then follows the estimate.
+func TestMarginFewSamplesKeepsInitial(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	ctx := context.Background()
+	uid := newUID()
+	a, b := New(newClient(t, db), Options{}), New(newClient(t, db), Options{})
+	a.ObserveLatency(ctx, uid, "Create", 53*ms)
+	b.ObserveLatency(ctx, uid, "Create", 50*ms)
+	got, err := a.Margin(ctx, uid, "Create")
+	if err != nil || got != 50*ms {
+		t.Fatalf("2 samples 3 ms apart: Margin = %v, %v; want the initial 50ms", got, err)
+	}
+	r, err := a.Reserve(ctx, uid, "Create", 2, time.Second)
+	if err != nil || r.Margin != 50*ms {
+		t.Fatalf("2 samples: Reserve's margin = %v, %v; want 50ms", r.Margin, err)
+	}
+	for range 8 {
+		a.ObserveLatency(ctx, uid, "Create", 51*ms)
+	}
+	got, err = a.Margin(ctx, uid, "Create")
+	if err != nil || got >= 50*ms || got < 5*ms {
+		t.Fatalf("10 samples within 3 ms: Margin = %v, %v; want the estimate, under 50ms", got, err)
+	}
+}

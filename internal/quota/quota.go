@@ -70,10 +70,16 @@ type Options struct {
 	// MaxMargin below MinMargin is raised to MinMargin.
 	MaxMargin time.Duration
 	// InitialMargin is the margin used while no process has a live latency
-	// estimate for the (account, action), e.g. on a fresh start. Default
-	// 50ms: enough for a real network's spread, and it lasts only until the
-	// first two calls are measured. Clamped to [MinMargin, MaxMargin].
+	// estimate for the (account, action), e.g. on a fresh start, and the
+	// floor of the margin while the live estimates hold fewer than
+	// MinSamples samples. Default 50ms: enough for a real network's spread,
+	// and it lasts only until MinSamples calls are measured. Clamped to
+	// [MinMargin, MaxMargin].
 	InitialMargin time.Duration
+	// MinSamples is how many samples the live estimates must hold before
+	// the margin may fall below InitialMargin: the spread of two or three
+	// samples can be any fraction of the real one. Default 10.
+	MinSamples int
 	// MarginTTL is how long a process's published estimate counts after its
 	// last refresh, so a process that stopped calling (or died) stops holding
 	// the margin. Default 30s.
@@ -102,6 +108,7 @@ func (o Options) withDefaults() Options {
 	o.MinMargin = cmp.Or(o.MinMargin, 5*time.Millisecond)
 	o.MaxMargin = max(cmp.Or(o.MaxMargin, 200*time.Millisecond), o.MinMargin)
 	o.InitialMargin = min(max(cmp.Or(o.InitialMargin, 50*time.Millisecond), o.MinMargin), o.MaxMargin)
+	o.MinSamples = max(cmp.Or(o.MinSamples, 10), 2)
 	o.MarginTTL = cmp.Or(o.MarginTTL, 30*time.Second)
 	o.LatencyWindow = max(cmp.Or(o.LatencyWindow, 256), 2)
 	o.LatencyMaxAge = cmp.Or(o.LatencyMaxAge, 60*time.Second)

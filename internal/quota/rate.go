@@ -24,6 +24,10 @@ type Reservation struct {
 	// Epoch is the account's pause epoch when the grant was made: a Pause
 	// after it raises the epoch, and the grant is then stale.
 	Epoch int64
+	// Allow is the part of Margin left for the delay between the grant and
+	// the call's send (see ReserveGrant): the margin less the spread of the
+	// delays after the send.
+	Allow time.Duration
 }
 
 // Reserve reserves the next call of action for the account uid under a limit
@@ -63,16 +67,16 @@ func (l *Limiter) Reserve(ctx context.Context, uid, action string, perSecond int
 	o := l.opts
 	res, err := reserveScript.Run(ctx, l.rdb,
 		[]string{key(uid, kindRate, action), key(uid, kindMargin, action), key(uid, kindPause), key(uid, kindEpoch)},
-		perSecond, micros(maxWait), micros(o.MinMargin), micros(o.MaxMargin), micros(o.InitialMargin),
+		perSecond, micros(maxWait), micros(o.MinMargin), micros(o.MaxMargin), micros(o.InitialMargin), o.MinSamples,
 	).Int64Slice()
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve %s for %s: %w", action, uid, err)
 	}
-	if len(res) != 5 {
-		return Reservation{}, fmt.Errorf("reserve %s for %s: script answered %d values, want 5", action, uid, len(res))
+	if len(res) != 6 {
+		return Reservation{}, fmt.Errorf("reserve %s for %s: script answered %d values, want 6", action, uid, len(res))
 	}
 	return Reservation{OK: res[0] == 1, Wait: fromMicros(res[1]), At: time.UnixMicro(res[2]),
-		Margin: fromMicros(res[3]), Epoch: res[4]}, nil
+		Margin: fromMicros(res[3]), Epoch: res[4], Allow: fromMicros(res[5])}, nil
 }
 
 // Wait reserves the next call of action for uid, as Reserve does, and sleeps
@@ -100,6 +104,10 @@ type Grant struct {
 	Local time.Time
 	// Waited is how long the reservation and the sleep took.
 	Waited time.Duration
+	// Late is how much later than planned the sleep ended (the Redis
+	// round trip and the timer's delay): the call leaves at least this
+	// long after its grant.
+	Late time.Duration
 	// Margin and Epoch are those of the Reservation.
 	Margin time.Duration
 	Epoch  int64
@@ -137,8 +145,9 @@ func (l *Limiter) WaitGrant(ctx context.Context, uid, action string, perSecond i
 	waited := now.Sub(start)
 	// start + r.Wait is no earlier than the grant on the local clock (the
 	// server's "now" came after start), so the excess bounds the lateness.
-	l.observeLateness(uid, action, waited-r.Wait)
-	return Grant{At: r.At, Local: now, Waited: waited, Margin: r.Margin, Epoch: r.Epoch}, nil
+	late := max(waited-r.Wait, 0)
+	l.observeLateness(uid, action, late)
+	return Grant{At: r.At, Local: now, Waited: waited, Late: late, Margin: r.Margin, Epoch: r.Epoch}, nil
 }
 
 // CancelGrant gives back a grant whose call was never sent (it went stale
