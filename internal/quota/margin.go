@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"time"
 )
 
@@ -22,6 +23,9 @@ type sample struct {
 // last published of them.
 type series struct {
 	lat, late []sample
+	// send is set once late holds delays before the send (ObserveSend)
+	// rather than Wait's lateness: their quantile is SendQuantile.
+	send bool
 
 	published bool
 	pub       estimate
@@ -196,9 +200,22 @@ func (l *Limiter) estimate(s *series, now time.Time) estimate {
 	}
 	q := l.opts.LatencyQuantile
 	ds := durations(s.lat)
-	e := estimate{lo: ds[0], hi: quantile(ds, q), n: len(ds)}
+	// A sample far above the bulk is most likely this process stalled while
+	// the answer came back (a CPU hog delays the read, not the request),
+	// not a call that arrived late: the high end is taken among the samples
+	// within twice the 0.9-quantile's distance from the minimum. A bounded
+	// spread (0–50 ms jitter) loses nothing to the fence; one stall of a
+	// small sample no longer sets the margin for LatencyMaxAge; stalls as
+	// frequent as a tenth of the calls are the spread, and count.
+	fence := ds[0] + 2*(quantile(ds, 0.9)-ds[0])
+	kept := ds[:sort.Search(len(ds), func(i int) bool { return ds[i] > fence })]
+	e := estimate{lo: ds[0], hi: quantile(kept, q), n: len(ds)}
 	if len(s.late) > 0 {
-		e.late = quantile(durations(s.late), q)
+		if s.send {
+			e.late = max(quantile(durations(s.late), l.opts.SendQuantile), l.opts.MinMargin)
+		} else {
+			e.late = quantile(durations(s.late), q)
+		}
 	}
 	return e
 }

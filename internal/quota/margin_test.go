@@ -26,6 +26,11 @@ func TestEstimate(t *testing.T) {
 		{"constant", []time.Duration{ms, ms, ms, ms}, nil, estimate{lo: ms, hi: ms, n: 4}},
 		{"small sample: the maximum", []time.Duration{30 * ms, 10 * ms, 20 * ms}, nil, estimate{lo: 10 * ms, hi: 30 * ms, n: 3}},
 		{"lateness", []time.Duration{30 * ms, 10 * ms, 20 * ms}, []time.Duration{2 * ms, ms}, estimate{lo: 10 * ms, hi: 30 * ms, late: 2 * ms, n: 3}},
+		// One stall of the process while an answer came back, among 0-50 ms:
+		// fenced off (beyond twice the 0.9-quantile's distance from the
+		// minimum); two in 13 samples are the spread, and count.
+		{"one stall fenced off", append(ramp13(), 111*ms), nil, estimate{lo: 2 * ms, hi: 50 * ms, n: 14}},
+		{"two stalls count", append(ramp13(), 111*ms, 120*ms), nil, estimate{lo: 2 * ms, hi: 120 * ms, n: 15}},
 		// 200 samples 1..200 ms: the 0.99 quantile is the 198th.
 		{"large sample: the quantile", ramp(200), nil, estimate{lo: ms, hi: 198 * ms, n: 200}},
 	}
@@ -44,6 +49,15 @@ func TestEstimate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ramp13 returns 13 samples spread over 2–50 ms.
+func ramp13() []time.Duration {
+	var ds []time.Duration
+	for i := range 13 {
+		ds = append(ds, 2*ms+time.Duration(i)*4*ms)
+	}
+	return ds
 }
 
 // ramp returns 1 ms, 2 ms, ... n ms.

@@ -93,6 +93,12 @@ type Options struct {
 	// LatencyQuantile is the quantile taken as the high end of the delays,
 	// in (0, 1]. Default 0.99.
 	LatencyQuantile float64
+	// SendQuantile is the quantile of the delays between grants and sends
+	// (ObserveSend) taken as the late term of the margin, in (0, 1], with
+	// MinMargin as its floor: the send allowance. Calls later than it move
+	// their grants (MoveGrant), which costs the rate their delay once,
+	// where the allowance costs it in every window. Default 0.5.
+	SendQuantile float64
 	// ExternalTTL is how long a SetExternal count stays without being set
 	// again. Default 1h; a reconciler refreshes it much more often.
 	ExternalTTL time.Duration
@@ -115,6 +121,9 @@ func (o Options) withDefaults() Options {
 	if !(o.LatencyQuantile > 0 && o.LatencyQuantile <= 1) {
 		o.LatencyQuantile = 0.99
 	}
+	if !(o.SendQuantile > 0 && o.SendQuantile <= 1) {
+		o.SendQuantile = 0.5
+	}
 	o.ExternalTTL = cmp.Or(o.ExternalTTL, time.Hour)
 	o.WaiterTTL = cmp.Or(o.WaiterTTL, 24*time.Hour)
 	if o.ID == "" {
@@ -135,12 +144,17 @@ type Limiter struct {
 
 	mu     sync.Mutex
 	series map[seriesKey]*series // latency samples of this process
+	// clocks bound, per account, the offset of its Redis server's clock
+	// (see offset); base is the origin of the local monotonic clock.
+	clocks map[string][]clockSample
+	base   time.Time
 }
 
 // New returns a Limiter on rdb. rdb may be a Cluster client: every script
 // touches keys of one account only, which share a hash slot.
 func New(rdb redis.UniversalClient, opts Options) *Limiter {
-	return &Limiter{rdb: rdb, opts: opts.withDefaults(), series: map[seriesKey]*series{}}
+	return &Limiter{rdb: rdb, opts: opts.withDefaults(), series: map[seriesKey]*series{},
+		clocks: map[string][]clockSample{}, base: time.Now()}
 }
 
 //go:embed marginlib.lua
@@ -153,6 +167,9 @@ var (
 	//go:embed reserve.lua
 	reserveLua    string
 	reserveScript = script(reserveLua)
+	//go:embed move.lua
+	moveLua    string
+	moveScript = script(moveLua)
 	//go:embed margin.lua
 	marginLua    string
 	marginScript = script(marginLua)
