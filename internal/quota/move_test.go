@@ -143,3 +143,46 @@ func TestOffsetKeepsTheFastestBound(t *testing.T) {
 		t.Fatalf("after the window: bracket %d µs, want the new round trip's 10000", hi-lo)
 	}
 }
+
+// For calls reported with ObserveSend, the margin is the spread after the
+// send plus the send allowance (the median delay from grant to send, at
+// least 2 ms), and Reserve hands the allowance out: the stalls of a few
+// calls do not widen every window.
+func TestSendAllowance(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	ctx := context.Background()
+	l := New(newClient(t, db), Options{})
+	uid := newUID()
+	for i := range 40 {
+		s := 500 * time.Microsecond
+		if i%10 == 0 {
+			s = 40 * ms // a stalled wake-up now and then
+		}
+		l.ObserveSend(uid, "Create", s)
+		l.ObserveLatency(ctx, uid, "Create", time.Duration(10+i)*ms) // spread 39 ms
+	}
+	r, err := l.Reserve(ctx, uid, "Create", 2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spread := time.Duration(float64(39*ms) * 41 / 39)
+	if r.Allow != 2*ms || r.Margin < spread+2*ms-ms/10 || r.Margin > spread+2*ms+ms/10 {
+		t.Fatalf("margin %v, allowance %v; want %v + 2ms and 2ms", r.Margin, r.Allow, spread)
+	}
+	// Without ObserveSend (WaitGrant's lateness), the late term is the
+	// LatencyQuantile of the samples: the stalls count.
+	uid2 := newUID()
+	for i := range 40 {
+		late := 500 * time.Microsecond
+		if i%10 == 0 {
+			late = 40 * ms
+		}
+		l.observeLateness(uid2, "Create", late)
+		l.ObserveLatency(ctx, uid2, "Create", time.Duration(10+i)*ms)
+	}
+	r2, err := l.Reserve(ctx, uid2, "Create", 2, time.Second)
+	if err != nil || r2.Margin < spread+40*ms-ms/10 {
+		t.Fatalf("with lateness: margin %v, %v; want %v + 40ms", r2.Margin, err, spread)
+	}
+}
