@@ -78,7 +78,8 @@ type Options struct {
 	InitialMargin time.Duration
 	// MinSamples is how many samples the live estimates must hold before
 	// the margin may fall below InitialMargin: the spread of two or three
-	// samples can be any fraction of the real one. Default 10.
+	// samples can be any fraction of the real one, and that of 10 is below
+	// 0.8 of it one time in four. Default 20.
 	MinSamples int
 	// MarginTTL is how long a process's published estimate counts after its
 	// last refresh, so a process that stopped calling (or died) stops holding
@@ -114,7 +115,7 @@ func (o Options) withDefaults() Options {
 	o.MinMargin = cmp.Or(o.MinMargin, 5*time.Millisecond)
 	o.MaxMargin = max(cmp.Or(o.MaxMargin, 200*time.Millisecond), o.MinMargin)
 	o.InitialMargin = min(max(cmp.Or(o.InitialMargin, 50*time.Millisecond), o.MinMargin), o.MaxMargin)
-	o.MinSamples = max(cmp.Or(o.MinSamples, 10), 2)
+	o.MinSamples = max(cmp.Or(o.MinSamples, 20), 2)
 	o.MarginTTL = cmp.Or(o.MarginTTL, 30*time.Second)
 	o.LatencyWindow = max(cmp.Or(o.LatencyWindow, 256), 2)
 	o.LatencyMaxAge = cmp.Or(o.LatencyMaxAge, 60*time.Second)
