@@ -75,7 +75,8 @@ type estimate struct {
 //	margin = (max(hi) - min(lo)) × (K+1)/(K-1) + max(late)
 //
 // clamped to [MinMargin, MaxMargin]; with K < 2 it uses InitialMargin
-// (default 50 ms), and below MinSamples (20) it is at least InitialMargin:
+// (default 50 ms), and below MinSamples (20) it is at least InitialMargin
+// (from 10 samples on, or a 99% bound on the spread if that is less):
 // the range of two or three samples can be any fraction of the real spread
 // (two of 0–50 ms fall within 2 ms of each other 8% of the time, and a
 // 3 ms range widened ×3 once let two calls 995 ms apart through). Pooling the processes' samples matters twice: the

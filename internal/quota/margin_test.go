@@ -262,7 +262,8 @@ func TestWaitLateness(t *testing.T) {
 // TestMarginFewSamplesKeepsInitial: two calls whose latencies happen to be
 // close (53 and 50 ms of a 0–50 ms jitter, as measured under the CPU hog)
 // say nothing of the spread; the margin stays at the initial one until
-// MinSamples (20) samples are pooled, then follows the estimate.
+// MinSamples/2 samples are pooled, then at least a 99% bound on the spread
+// until MinSamples (see TestMarginFloorBetweenHalfAndMinSamples).
 func TestMarginFewSamplesKeepsInitial(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
@@ -282,15 +283,31 @@ func TestMarginFewSamplesKeepsInitial(t *testing.T) {
 	for range 8 {
 		a.ObserveLatency(ctx, uid, "Create", 51*ms)
 	}
+	// 10 samples within 3 ms: a 99% bound on the spread (×1.96) is under
+	// the initial margin, and is the floor until 20.
 	got, err = a.Margin(ctx, uid, "Create")
-	if err != nil || got != 50*ms {
-		t.Fatalf("10 samples within 3 ms: Margin = %v, %v; want the initial 50ms", got, err)
+	if err != nil || got < 5*ms || got > 7*ms {
+		t.Fatalf("10 samples within 3 ms: Margin = %v, %v; want the 99%% bound, about 6ms", got, err)
 	}
-	for range 10 {
-		a.ObserveLatency(ctx, uid, "Create", 51*ms)
+}
+
+// Between MinSamples/2 and MinSamples samples, a spread measured small is
+// used (a 99% bound on it is under the initial margin), a wide one is not
+// trusted below the initial margin yet.
+func TestMarginFloorBetweenHalfAndMinSamples(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	ctx := context.Background()
+	l := New(newClient(t, db), Options{})
+	calm, wide := newUID(), newUID()
+	for i := range 12 {
+		l.ObserveLatency(ctx, calm, "Create", ms+time.Duration(i)*100*time.Microsecond) // 1.0–2.1 ms
+		l.ObserveLatency(ctx, wide, "Create", time.Duration(i)*3*ms)                    // 0–33 ms: ~39 ms widened
 	}
-	got, err = a.Margin(ctx, uid, "Create")
-	if err != nil || got >= 50*ms || got < 5*ms {
-		t.Fatalf("20 samples within 3 ms: Margin = %v, %v; want the estimate, under 50ms", got, err)
+	if got, err := l.Margin(ctx, calm, "Create"); err != nil || got != 5*ms {
+		t.Errorf("12 calm samples: Margin = %v, %v; want the 5ms floor", got, err)
+	}
+	if got, err := l.Margin(ctx, wide, "Create"); err != nil || got != 50*ms {
+		t.Errorf("12 samples over 33 ms: Margin = %v, %v; want the initial 50ms", got, err)
 	}
 }

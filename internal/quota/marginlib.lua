@@ -4,7 +4,8 @@
 --              (lo, hi, late, expiry in µs; n samples)
 --   now     -> Redis server time, µs        min, max -> clamp bounds of the margin, µs
 --   initial -> margin while the live entries hold fewer than 2 samples, and its
---              floor while they hold fewer than kmin, µs
+--              floor while they hold fewer than kmin (from kmin/2 on, unless a
+--              99% bound on the spread is less), µs
 --   prune   -> true to HDEL expired entries (only from scripts that may write)
 -- Returns the margin in µs, over live entries with K = sum(n):
 --   (max(hi) - min(lo)) * (K+1)/(K-1) + max(late), clamped to [min, max],
@@ -35,7 +36,18 @@ local function shared_margin(key, now, min, max, initial, prune, kmin)
     spread = math.ceil((hi - lo) * (k + 1) / (k - 1))
     m = spread + late
   end
-  if k < kmin and m < initial then m = initial end
+  if k < kmin and m < initial then
+    -- Below kmin samples the margin is at least initial; from kmin/2 samples
+    -- on, at least the spread widened to a 99% bound for a uniform spread
+    -- (x(K+1)/(K-1)(1+6/K): x1.96 at 10, x1.44 at 20) if that is less, so
+    -- that a spread measured small (loopback) is used after 10 calls.
+    local floor = initial
+    if k >= kmin / 2 then
+      local bound = math.ceil((hi - lo) * (k + 1) / (k - 1) * (1 + 6 / k)) + late
+      if bound < floor then floor = bound end
+    end
+    if m < floor then m = floor end
+  end
   if m < min then m = min end
   if m > max then m = max end
   -- Without a spread, half the margin goes to the send.

@@ -79,7 +79,9 @@ type Options struct {
 	// MinSamples is how many samples the live estimates must hold before
 	// the margin may fall below InitialMargin: the spread of two or three
 	// samples can be any fraction of the real one, and that of 10 is below
-	// 0.8 of it one time in four. Default 20.
+	// 0.8 of it one time in four. From MinSamples/2 samples on, the floor is
+	// a 99% bound on the spread instead when that is less (a loopback's
+	// 1 ms spread is not held at 50 ms for 20 calls). Default 20.
 	MinSamples int
 	// MarginTTL is how long a process's published estimate counts after its
 	// last refresh, so a process that stopped calling (or died) stops holding
