@@ -55,6 +55,8 @@ func scenarios(set string) []scenario {
 		return []scenario{base[1], base[5], base[7]}
 	case "distq":
 		return base[:7]
+	case "scaled":
+		return base[4:7]
 	}
 	return base
 }
@@ -88,7 +90,7 @@ type env struct {
 }
 
 func run(ctx context.Context) error {
-	set := flag.String("scenarios", "all", "all, distq (without the naive contrast) or quick")
+	set := flag.String("scenarios", "all", "all, distq (without the naive contrast), quick or scaled (the 50/s rows)")
 	bin := flag.String("bin", "bin", "folder of the built binaries (make build)")
 	addr := flag.String("redis", envOr("TEST_REDIS_ADDR", "127.0.0.1:6379"), "Redis address")
 	db := flag.Int("db", 15, "Redis DB number the bench may empty (FLUSHDB) and use; the tests lease 1–14")
