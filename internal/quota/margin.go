@@ -67,8 +67,7 @@ type estimate struct {
 //
 //	lo = min(d), hi = q(d), late = q(lateness), n = number of samples
 //
-// where q is the LatencyQuantile (1: the maximum, among the samples within the
-// fence described at estimate) and
+// where q is the LatencyQuantile (0.99; the maximum below 100 samples) and
 // lateness is how much later than planned Wait returned (Redis round trip,
 // timer delay), which d does not see. Every Reserve then computes, inside its
 // script, over the live entries of all processes, with K = Σn:

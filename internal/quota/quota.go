@@ -94,11 +94,7 @@ type Options struct {
 	// the network calms down. Default 60s.
 	LatencyMaxAge time.Duration
 	// LatencyQuantile is the quantile taken as the high end of the delays,
-	// in (0, 1], among the samples within the estimate's fence (see
-	// ObserveLatency). Default 1: the maximum; the fence, not the quantile,
-	// leaves a lone stall out, and the top 1% of a burst's delays is real
-	// (at 50 Creates/s the 0.99-quantile left 1–3 ms of slack, and once
-	// none).
+	// in (0, 1]. Default 0.99.
 	LatencyQuantile float64
 	// SendQuantile is the quantile of the delays between grants and sends
 	// (ObserveSend) taken as the late term of the margin, in (0, 1], at
@@ -126,7 +122,7 @@ func (o Options) withDefaults() Options {
 	o.LatencyWindow = max(cmp.Or(o.LatencyWindow, 256), 2)
 	o.LatencyMaxAge = cmp.Or(o.LatencyMaxAge, 60*time.Second)
 	if !(o.LatencyQuantile > 0 && o.LatencyQuantile <= 1) {
-		o.LatencyQuantile = 1
+		o.LatencyQuantile = 0.99
 	}
 	if !(o.SendQuantile > 0 && o.SendQuantile <= 1) {
 		o.SendQuantile = 0.5
