@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
@@ -59,9 +60,15 @@ func (e env) runHog(ctx context.Context, runs int) error {
 		jobDur: 2 * time.Second, latency: "0-50ms", hog: true}
 	fmt.Println("| scenario | Create rate used | max Creates in any 1 s | throttled | peak jobs ÷ limit | duplicate Creates | drain ÷ bound |")
 	fmt.Println("|---|---|---|---|---|---|---|")
-	for range runs {
+	logs := e.logs
+	for i := range runs {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		// Each run keeps its own logs and audit.
+		e.logs = filepath.Join(logs, fmt.Sprintf("run-%d", i+1))
+		if err := os.MkdirAll(e.logs, 0o755); err != nil {
+			return err
 		}
 		res, err := e.runScenario(ctx, sc)
 		if err != nil {

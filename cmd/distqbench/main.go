@@ -55,6 +55,8 @@ func scenarios(set string) []scenario {
 		return []scenario{base[1], base[5], base[7]}
 	case "distq":
 		return base[:7]
+	case "scaled":
+		return base[4:7]
 	}
 	return base
 }
@@ -89,7 +91,7 @@ type env struct {
 }
 
 func run(ctx context.Context) error {
-	set := flag.String("scenarios", "all", "all, distq (without the naive contrast) or quick")
+	set := flag.String("scenarios", "all", "all, distq (without the naive contrast), quick or scaled (the 50/s rows)")
 	bin := flag.String("bin", "bin", "folder of the built binaries (make build)")
 	addr := flag.String("redis", envOr("TEST_REDIS_ADDR", "127.0.0.1:6379"), "Redis address")
 	db := flag.Int("db", 15, "Redis DB number the bench may empty (FLUSHDB) and use; the tests lease 1–14")
@@ -319,6 +321,10 @@ func (e env) runScenario(ctx context.Context, sc scenario) (string, error) {
 	var jobs struct{ Jobs []job }
 	if err := getJSON(simURL+"/_alisim/audit", &audit); err != nil {
 		return "", err
+	}
+	// Kept beside the logs: the arrivals behind the figures.
+	if raw, err := json.Marshal(audit); err == nil {
+		_ = os.WriteFile(filepath.Join(e.logs, strings.NewReplacer(" ", "_", "/", "per").Replace(sc.name)+"-audit.json"), raw, 0o644)
 	}
 	if err := getJSON(simURL+"/_alisim/jobs", &jobs); err != nil {
 		return "", err

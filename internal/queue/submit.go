@@ -23,6 +23,17 @@ const maxThrottleLoops = 5
 // errStaleGrant holds a Create back whose grant went stale.
 var errStaleGrant = errors.New("rate grant stale before the create went out")
 
+// createLead is how long before its grant a Create is prepared (marker,
+// replicas, pin): that work then overlaps the wait instead of delaying the
+// send, up to this long. The pin reads the pause epoch; a pause that starts
+// between the pin and the grant (at most this long) holds back the grants
+// after it, not this one, unless its call is overdue.
+const createLead = 150 * time.Millisecond
+
+// maxGrantMoves bounds how often one grant moves (quota.MoveGrant) because
+// its Create was still overdue after the last move.
+const maxGrantMoves = 3
+
 // maxStaleGrants bounds how often one run takes a new grant because the
 // last one went stale before its Create could go out.
 const maxStaleGrants = 3
@@ -155,7 +166,14 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 		if r.WaitReason == distribution.WaitJobSlots {
 			w.metrics.QuotaWait.WithLabelValues(a.Name, "slot").Observe(time.Since(r.UpdatedAt).Seconds())
 		}
-		g, err := w.grantOf(ctx, a, alibaba.ActionCreate, w.maxCreateWait(r))
+		// The grant is reserved first and the Create prepared (marker,
+		// replicas, pin) while it comes, so that only the SDK's signing is
+		// left between the grant and the send: the margin then covers
+		// little more than the spread after the send (Q1, Q6; see
+		// quota.ReserveGrant).
+		reserved := time.Now()
+		qps := w.createQPS(ctx, a)
+		g, err := w.limiter.ReserveGrant(ctx, a.UID, alibaba.ActionCreate, qps, w.maxCreateWait(r))
 		if err != nil {
 			w.releaseSlotToken(ctx, a, id, token)
 			var tl *quota.TooLongError
@@ -167,6 +185,11 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 				return &WaitError{Delay: delay, Reason: distribution.WaitRateLimit}
 			}
 			return err
+		}
+		if err := g.Sleep(ctx, createLead); err != nil {
+			// The grant stays reserved and unused: it costs capacity, not safety.
+			w.releaseSlotToken(ctx, a, id, token)
+			return fmt.Errorf("wait for create grant: %w", err)
 		}
 		// Mark the Create as sent before sending it: a crash from here on
 		// leaves a marker that makes the next run look before creating (Q5).
@@ -181,9 +204,6 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 			w.releaseSlotToken(ctx, a, id, token)
 			return err
 		}
-		// The Create is going out: the next admitted item takes the next
-		// grant, in fair order.
-		w.createGoingOut(t)
 		// notSent undoes the marker of a Create that did not go out.
 		notSent := func(reason distribution.WaitReason) error {
 			err := w.requeue(ctx, id, reason, nil)
@@ -208,9 +228,14 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 			}
 			return err
 		}
+		if err := g.Sleep(ctx, 0); err != nil {
+			return errors.Join(err, notSent(distribution.WaitBackoff))
+		}
+		w.metrics.QuotaWait.WithLabelValues(a.Name, "rate").Observe(time.Since(reserved).Seconds())
 		// The handler must still own the task (asynq cancels its context
-		// when the lease is lost), and the grant must be fresh: a stall or
-		// a pause since the grant would bunch this call with others (Q1, Q4).
+		// when the lease is lost), and the grant must not be overdue: a
+		// stall since the grant, or a pause, would bunch this call with
+		// others (Q1, Q4).
 		if err := ctx.Err(); err != nil {
 			return errors.Join(err, notSent(distribution.WaitBackoff))
 		}
@@ -232,25 +257,63 @@ func (w *Worker) submit(ctx context.Context, a *Account, r *store.Record, token 
 			w.releaseSlotToken(ctx, a, id, token)
 			return false, &WaitError{Delay: 100 * time.Millisecond, Reason: distribution.WaitRateLimit}
 		}
-		if g.Stale(epoch) {
+		// onTime reports whether the Create may leave now: no later than its
+		// grant's allowance after the grant (the margin leaves room for no
+		// more), moving an overdue grant to now while no later grant counts
+		// on it, so that a stall costs the rate its length, not the call's
+		// place. The first delay seen is what the allowance learns from.
+		observed := false
+		onTime := func() (bool, error) {
+			for moves := 0; ; moves++ {
+				over, late := g.Overdue(epoch)
+				if !observed {
+					observed = true
+					w.limiter.ObserveSend(a.UID, alibaba.ActionCreate, late)
+				}
+				if !over {
+					return true, nil
+				}
+				if epoch != g.Epoch || moves == maxGrantMoves {
+					return false, nil
+				}
+				moved, ok, err := w.limiter.MoveGrant(ctx, a.UID, alibaba.ActionCreate, qps, g)
+				if err != nil || !ok {
+					return false, err
+				}
+				w.metrics.Reconciled.WithLabelValues(a.Name, "moved_grant").Inc()
+				g = moved
+				if err := g.Sleep(ctx, 0); err != nil {
+					return false, err
+				}
+			}
+		}
+		if ok, err := onTime(); err != nil {
+			return errors.Join(err, notSent(distribution.WaitBackoff))
+		} else if !ok {
 			if retry, err := stale(); !retry {
 				return err
 			}
 			continue
 		}
+		// The Create is going out: the next admitted item takes the next
+		// grant, in fair order. Not before: a grant reserved after this one
+		// keeps it movable (no grant counts on it yet).
+		w.createGoingOut(t)
 		// The last check runs right before the request is written, after the
 		// SDK built and signed it.
 		sendCtx := alibaba.WithSendCheck(ctx, func() error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if g.Stale(epoch) {
-				return errStaleGrant
+			if ok, err := onTime(); err != nil || !ok {
+				return cmp.Or(err, errStaleGrant)
 			}
 			return nil
 		})
 		var jobID, requestID string
-		err = w.doSince(ctx, a, alibaba.ActionCreate, g.Local, func() error {
+		// The latency the margin's spread is taken from runs from here: the
+		// delay before the send is reported by onTime (ObserveSend).
+		err = w.do(ctx, a, alibaba.ActionCreate, func() error {
 			var err error
 			jobID, requestID, err = a.Client.CreateContext(sendCtx, alibaba.CreateRequest{
 				ProductKey: r.ProductKey, SourceInstanceID: r.SourceInstanceID, TargetInstanceID: r.TargetInstanceID,

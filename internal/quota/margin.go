@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"time"
 )
 
@@ -22,6 +23,9 @@ type sample struct {
 // last published of them.
 type series struct {
 	lat, late []sample
+	// send is set once late holds delays before the send (ObserveSend)
+	// rather than Wait's lateness: their quantile is SendQuantile.
+	send bool
 
 	published bool
 	pub       estimate
@@ -71,7 +75,11 @@ type estimate struct {
 //	margin = (max(hi) - min(lo)) × (K+1)/(K-1) + max(late)
 //
 // clamped to [MinMargin, MaxMargin]; with K < 2 it uses InitialMargin
-// (default MaxMargin). Pooling the processes' samples matters twice: the
+// (default 50 ms), and below MinSamples (20) it is at least InitialMargin
+// (from 10 samples on, or a 99% bound on the spread if that is less):
+// the range of two or three samples can be any fraction of the real spread
+// (two of 0–50 ms fall within 2 ms of each other 8% of the time, and a
+// 3 ms range widened ×3 once let two calls 995 ms apart through). Pooling the processes' samples matters twice: the
 // spread is taken across processes, which covers workers whose baseline
 // delays differ (one beside the endpoint, one far away) where per-process
 // spreads would see none; and K counts every process's samples. (K+1)/(K-1)
@@ -139,7 +147,7 @@ func (l *Limiter) Margin(ctx context.Context, uid, action string) (time.Duration
 	}
 	o := l.opts
 	us, err := marginScript.Run(ctx, l.rdb, []string{key(uid, kindMargin, action)},
-		micros(o.MinMargin), micros(o.MaxMargin), micros(o.InitialMargin)).Int64()
+		micros(o.MinMargin), micros(o.MaxMargin), micros(o.InitialMargin), o.MinSamples).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("margin of %s for %s: %w", action, uid, err)
 	}
@@ -184,6 +192,11 @@ func (l *Limiter) prune(xs []sample, now time.Time) []sample {
 	return slices.Delete(xs, 0, cut)
 }
 
+// minSendAllowance is the least allowance between a grant and its send
+// (ObserveSend): a call signed and sent within it on a busy machine (the
+// median is under 1 ms with a CPU hog) never moves its grant.
+const minSendAllowance = 2 * time.Millisecond
+
 // estimate summarises the live samples of s. l.mu is held.
 func (l *Limiter) estimate(s *series, now time.Time) estimate {
 	s.lat = l.prune(s.lat, now)
@@ -193,9 +206,22 @@ func (l *Limiter) estimate(s *series, now time.Time) estimate {
 	}
 	q := l.opts.LatencyQuantile
 	ds := durations(s.lat)
-	e := estimate{lo: ds[0], hi: quantile(ds, q), n: len(ds)}
+	// A sample far above the bulk is most likely this process stalled while
+	// the answer came back (a CPU hog delays the read, not the request),
+	// not a call that arrived late: the high end is taken among the samples
+	// within twice the 0.9-quantile's distance from the minimum. A bounded
+	// spread (0–50 ms jitter) loses nothing to the fence; one stall of a
+	// small sample no longer sets the margin for LatencyMaxAge; stalls as
+	// frequent as a tenth of the calls are the spread, and count.
+	fence := ds[0] + 2*(quantile(ds, 0.9)-ds[0])
+	kept := ds[:sort.Search(len(ds), func(i int) bool { return ds[i] > fence })]
+	e := estimate{lo: ds[0], hi: quantile(kept, q), n: len(ds)}
 	if len(s.late) > 0 {
-		e.late = quantile(durations(s.late), q)
+		if s.send {
+			e.late = max(quantile(durations(s.late), l.opts.SendQuantile), min(minSendAllowance, l.opts.MinMargin))
+		} else {
+			e.late = quantile(durations(s.late), q)
+		}
 	}
 	return e
 }

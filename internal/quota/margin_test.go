@@ -26,6 +26,11 @@ func TestEstimate(t *testing.T) {
 		{"constant", []time.Duration{ms, ms, ms, ms}, nil, estimate{lo: ms, hi: ms, n: 4}},
 		{"small sample: the maximum", []time.Duration{30 * ms, 10 * ms, 20 * ms}, nil, estimate{lo: 10 * ms, hi: 30 * ms, n: 3}},
 		{"lateness", []time.Duration{30 * ms, 10 * ms, 20 * ms}, []time.Duration{2 * ms, ms}, estimate{lo: 10 * ms, hi: 30 * ms, late: 2 * ms, n: 3}},
+		// One stall of the process while an answer came back, among 0-50 ms:
+		// fenced off (beyond twice the 0.9-quantile's distance from the
+		// minimum); two in 13 samples are the spread, and count.
+		{"one stall fenced off", append(ramp13(), 111*ms), nil, estimate{lo: 2 * ms, hi: 50 * ms, n: 14}},
+		{"two stalls count", append(ramp13(), 111*ms, 120*ms), nil, estimate{lo: 2 * ms, hi: 120 * ms, n: 15}},
 		// 200 samples 1..200 ms: the 0.99 quantile is the 198th.
 		{"large sample: the quantile", ramp(200), nil, estimate{lo: ms, hi: 198 * ms, n: 200}},
 	}
@@ -44,6 +49,15 @@ func TestEstimate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ramp13 returns 13 samples spread over 2–50 ms.
+func ramp13() []time.Duration {
+	var ds []time.Duration
+	for i := range 13 {
+		ds = append(ds, 2*ms+time.Duration(i)*4*ms)
+	}
+	return ds
 }
 
 // ramp returns 1 ms, 2 ms, ... n ms.
@@ -242,5 +256,58 @@ func TestWaitLateness(t *testing.T) {
 	// Latencies alone give a zero spread; the Redis round trips of Wait do not.
 	if got, err := l.Margin(ctx, uid, "Create"); err != nil || got <= time.Microsecond {
 		t.Errorf("Margin = %v, %v; want above the 1µs floor", got, err)
+	}
+}
+
+// TestMarginFewSamplesKeepsInitial: two calls whose latencies happen to be
+// close (53 and 50 ms of a 0–50 ms jitter, as measured under the CPU hog)
+// say nothing of the spread; the margin stays at the initial one until
+// MinSamples/2 samples are pooled, then at least a 99% bound on the spread
+// until MinSamples (see TestMarginFloorBetweenHalfAndMinSamples).
+func TestMarginFewSamplesKeepsInitial(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	ctx := context.Background()
+	uid := newUID()
+	a, b := New(newClient(t, db), Options{}), New(newClient(t, db), Options{})
+	a.ObserveLatency(ctx, uid, "Create", 53*ms)
+	b.ObserveLatency(ctx, uid, "Create", 50*ms)
+	got, err := a.Margin(ctx, uid, "Create")
+	if err != nil || got != 50*ms {
+		t.Fatalf("2 samples 3 ms apart: Margin = %v, %v; want the initial 50ms", got, err)
+	}
+	r, err := a.Reserve(ctx, uid, "Create", 2, time.Second)
+	if err != nil || r.Margin != 50*ms {
+		t.Fatalf("2 samples: Reserve's margin = %v, %v; want 50ms", r.Margin, err)
+	}
+	for range 8 {
+		a.ObserveLatency(ctx, uid, "Create", 51*ms)
+	}
+	// 10 samples within 3 ms: a 99% bound on the spread (×1.96) is under
+	// the initial margin, and is the floor until 20.
+	got, err = a.Margin(ctx, uid, "Create")
+	if err != nil || got < 5*ms || got > 7*ms {
+		t.Fatalf("10 samples within 3 ms: Margin = %v, %v; want the 99%% bound, about 6ms", got, err)
+	}
+}
+
+// Between MinSamples/2 and MinSamples samples, a spread measured small is
+// used (a 99% bound on it is under the initial margin), a wide one is not
+// trusted below the initial margin yet.
+func TestMarginFloorBetweenHalfAndMinSamples(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	ctx := context.Background()
+	l := New(newClient(t, db), Options{})
+	calm, wide := newUID(), newUID()
+	for i := range 12 {
+		l.ObserveLatency(ctx, calm, "Create", ms+time.Duration(i)*100*time.Microsecond) // 1.0–2.1 ms
+		l.ObserveLatency(ctx, wide, "Create", time.Duration(i)*3*ms)                    // 0–33 ms: ~39 ms widened
+	}
+	if got, err := l.Margin(ctx, calm, "Create"); err != nil || got != 5*ms {
+		t.Errorf("12 calm samples: Margin = %v, %v; want the 5ms floor", got, err)
+	}
+	if got, err := l.Margin(ctx, wide, "Create"); err != nil || got != 50*ms {
+		t.Errorf("12 samples over 33 ms: Margin = %v, %v; want the initial 50ms", got, err)
 	}
 }

@@ -1,15 +1,22 @@
 -- Library prepended (in Go) to every script of the package; touches no key of its own.
--- shared_margin(key, now, min, max, initial, prune)
+-- shared_margin(key, now, min, max, initial, prune, kmin)
 --   key     -> distq:{uid}:margin:<action>, HASH process id -> "lo hi late n expiry"
 --              (lo, hi, late, expiry in µs; n samples)
 --   now     -> Redis server time, µs        min, max -> clamp bounds of the margin, µs
---   initial -> margin while the live entries hold fewer than 2 samples, µs
+--   initial -> margin while the live entries hold fewer than 2 samples, and its
+--              floor while they hold fewer than kmin (from kmin/2 on, unless a
+--              99% bound on the spread is less), µs
 --   prune   -> true to HDEL expired entries (only from scripts that may write)
 -- Returns the margin in µs, over live entries with K = sum(n):
---   (max(hi) - min(lo)) * (K+1)/(K-1) + max(late), clamped to [min, max].
+--   (max(hi) - min(lo)) * (K+1)/(K-1) + max(late), clamped to [min, max],
+-- and the part of it left for the delay between a grant and its call's send
+-- (the margin less the widened spread; at least 1 ms, at most the margin).
 -- The spread is taken across processes, which covers processes whose baseline
--- delays differ; (K+1)/(K-1) widens the range of a small pooled sample.
-local function shared_margin(key, now, min, max, initial, prune)
+-- delays differ; (K+1)/(K-1) widens the range of a small pooled sample, but
+-- two or three samples can still fall close together by chance (two of 0-50 ms
+-- are within 2 ms of each other 8% of the time): below kmin samples the
+-- margin is never under initial.
+local function shared_margin(key, now, min, max, initial, prune, kmin)
   local fields = redis.call('HGETALL', key)
   local lo, hi, late, k = nil, nil, 0, 0
   for i = 1, #fields, 2 do
@@ -24,11 +31,32 @@ local function shared_margin(key, now, min, max, initial, prune)
       redis.call('HDEL', key, fields[i])
     end
   end
-  local m = initial
-  if k >= 2 then m = math.ceil((hi - lo) * (k + 1) / (k - 1)) + late end
+  local m, spread = initial, nil
+  if k >= 2 then
+    spread = math.ceil((hi - lo) * (k + 1) / (k - 1))
+    m = spread + late
+  end
+  if k < kmin and m < initial then
+    -- Below kmin samples the margin is at least initial; from kmin/2 samples
+    -- on, at least the spread widened to a 99% bound for a uniform spread
+    -- (x(K+1)/(K-1)(1+6/K): x1.96 at 10, x1.44 at 20) if that is less, so
+    -- that a spread measured small (loopback) is used after 10 calls.
+    local floor = initial
+    if k >= kmin / 2 then
+      local bound = math.ceil((hi - lo) * (k + 1) / (k - 1) * (1 + 6 / k)) + late
+      if bound < floor then floor = bound end
+    end
+    if m < floor then m = floor end
+  end
   if m < min then m = min end
   if m > max then m = max end
-  return m
+  -- Without a spread, half the margin goes to the send.
+  -- Only a margin clamped at max leaves less than 1 ms: the spread alone
+  -- exceeds it, and no allowance is safe then.
+  local allow = m - (spread or math.floor(m / 2))
+  if allow < 1000 then allow = 1000 end
+  if allow > m then allow = m end
+  return m, allow
 end
 
 local function now_us()

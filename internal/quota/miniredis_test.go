@@ -68,3 +68,35 @@ func TestScriptsReadMiniredisScores(t *testing.T) {
 		t.Fatalf("admitted %v, want 4 alternating between the teams", got)
 	}
 }
+
+// The Create path's scripts (reserve with the send allowance, move) run on
+// miniredis too: the dev stack sends its Creates through them.
+func TestGrantScriptsOnMiniredis(t *testing.T) {
+	t.Parallel()
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	l := New(rdb, Options{InitialMargin: 10 * time.Millisecond})
+	ctx := context.Background()
+	const uid = "1234567890123456"
+	g1, err := l.ReserveGrant(ctx, uid, "Create", 2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := l.ReserveGrant(ctx, uid, "Create", 2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g2.Sleep(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	m2, ok, err := l.MoveGrant(ctx, uid, "Create", 2, g2)
+	if err != nil || !ok || !m2.At.After(g2.At) {
+		t.Fatalf("move on miniredis: %+v, %v, %v", m2, ok, err)
+	}
+	g3, err := l.ReserveGrant(ctx, uid, "Create", 2, 5*time.Second)
+	if err != nil || g3.At.Sub(g1.At) != time.Second+10*time.Millisecond {
+		t.Fatalf("third grant %v after the first, %v; want 1.01s", g3.At.Sub(g1.At), err)
+	}
+}

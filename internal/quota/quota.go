@@ -70,10 +70,19 @@ type Options struct {
 	// MaxMargin below MinMargin is raised to MinMargin.
 	MaxMargin time.Duration
 	// InitialMargin is the margin used while no process has a live latency
-	// estimate for the (account, action), e.g. on a fresh start. Default
-	// 50ms: enough for a real network's spread, and it lasts only until the
-	// first two calls are measured. Clamped to [MinMargin, MaxMargin].
+	// estimate for the (account, action), e.g. on a fresh start, and the
+	// floor of the margin while the live estimates hold fewer than
+	// MinSamples samples. Default 50ms: enough for a real network's spread,
+	// and it lasts only until MinSamples calls are measured. Clamped to
+	// [MinMargin, MaxMargin].
 	InitialMargin time.Duration
+	// MinSamples is how many samples the live estimates must hold before
+	// the margin may fall below InitialMargin: the spread of two or three
+	// samples can be any fraction of the real one, and that of 10 is below
+	// 0.8 of it one time in four. From MinSamples/2 samples on, the floor is
+	// a 99% bound on the spread instead when that is less (a loopback's
+	// 1 ms spread is not held at 50 ms for 20 calls). Default 20.
+	MinSamples int
 	// MarginTTL is how long a process's published estimate counts after its
 	// last refresh, so a process that stopped calling (or died) stops holding
 	// the margin. Default 30s.
@@ -87,6 +96,12 @@ type Options struct {
 	// LatencyQuantile is the quantile taken as the high end of the delays,
 	// in (0, 1]. Default 0.99.
 	LatencyQuantile float64
+	// SendQuantile is the quantile of the delays between grants and sends
+	// (ObserveSend) taken as the late term of the margin, in (0, 1], at
+	// least 2 ms (or MinMargin if less): the send allowance. Calls later
+	// than it move their grants (MoveGrant), which costs the rate their
+	// delay once, where the allowance costs it in every window. Default 0.5.
+	SendQuantile float64
 	// ExternalTTL is how long a SetExternal count stays without being set
 	// again. Default 1h; a reconciler refreshes it much more often.
 	ExternalTTL time.Duration
@@ -102,11 +117,15 @@ func (o Options) withDefaults() Options {
 	o.MinMargin = cmp.Or(o.MinMargin, 5*time.Millisecond)
 	o.MaxMargin = max(cmp.Or(o.MaxMargin, 200*time.Millisecond), o.MinMargin)
 	o.InitialMargin = min(max(cmp.Or(o.InitialMargin, 50*time.Millisecond), o.MinMargin), o.MaxMargin)
+	o.MinSamples = max(cmp.Or(o.MinSamples, 20), 2)
 	o.MarginTTL = cmp.Or(o.MarginTTL, 30*time.Second)
 	o.LatencyWindow = max(cmp.Or(o.LatencyWindow, 256), 2)
 	o.LatencyMaxAge = cmp.Or(o.LatencyMaxAge, 60*time.Second)
 	if !(o.LatencyQuantile > 0 && o.LatencyQuantile <= 1) {
 		o.LatencyQuantile = 0.99
+	}
+	if !(o.SendQuantile > 0 && o.SendQuantile <= 1) {
+		o.SendQuantile = 0.5
 	}
 	o.ExternalTTL = cmp.Or(o.ExternalTTL, time.Hour)
 	o.WaiterTTL = cmp.Or(o.WaiterTTL, 24*time.Hour)
@@ -128,12 +147,17 @@ type Limiter struct {
 
 	mu     sync.Mutex
 	series map[seriesKey]*series // latency samples of this process
+	// clocks bound, per account, the offset of its Redis server's clock
+	// (see offset); base is the origin of the local monotonic clock.
+	clocks map[string][]clockSample
+	base   time.Time
 }
 
 // New returns a Limiter on rdb. rdb may be a Cluster client: every script
 // touches keys of one account only, which share a hash slot.
 func New(rdb redis.UniversalClient, opts Options) *Limiter {
-	return &Limiter{rdb: rdb, opts: opts.withDefaults(), series: map[seriesKey]*series{}}
+	return &Limiter{rdb: rdb, opts: opts.withDefaults(), series: map[seriesKey]*series{},
+		clocks: map[string][]clockSample{}, base: time.Now()}
 }
 
 //go:embed marginlib.lua
@@ -146,6 +170,9 @@ var (
 	//go:embed reserve.lua
 	reserveLua    string
 	reserveScript = script(reserveLua)
+	//go:embed move.lua
+	moveLua    string
+	moveScript = script(moveLua)
 	//go:embed margin.lua
 	marginLua    string
 	marginScript = script(marginLua)

@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -24,6 +25,10 @@ type Reservation struct {
 	// Epoch is the account's pause epoch when the grant was made: a Pause
 	// after it raises the epoch, and the grant is then stale.
 	Epoch int64
+	// Allow is the part of Margin left for the delay between the grant and
+	// the call's send (see ReserveGrant): the margin less the spread of the
+	// delays after the send.
+	Allow time.Duration
 }
 
 // Reserve reserves the next call of action for the account uid under a limit
@@ -63,16 +68,16 @@ func (l *Limiter) Reserve(ctx context.Context, uid, action string, perSecond int
 	o := l.opts
 	res, err := reserveScript.Run(ctx, l.rdb,
 		[]string{key(uid, kindRate, action), key(uid, kindMargin, action), key(uid, kindPause), key(uid, kindEpoch)},
-		perSecond, micros(maxWait), micros(o.MinMargin), micros(o.MaxMargin), micros(o.InitialMargin),
+		perSecond, micros(maxWait), micros(o.MinMargin), micros(o.MaxMargin), micros(o.InitialMargin), o.MinSamples,
 	).Int64Slice()
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve %s for %s: %w", action, uid, err)
 	}
-	if len(res) != 5 {
-		return Reservation{}, fmt.Errorf("reserve %s for %s: script answered %d values, want 5", action, uid, len(res))
+	if len(res) != 6 {
+		return Reservation{}, fmt.Errorf("reserve %s for %s: script answered %d values, want 6", action, uid, len(res))
 	}
 	return Reservation{OK: res[0] == 1, Wait: fromMicros(res[1]), At: time.UnixMicro(res[2]),
-		Margin: fromMicros(res[3]), Epoch: res[4]}, nil
+		Margin: fromMicros(res[3]), Epoch: res[4], Allow: fromMicros(res[5])}, nil
 }
 
 // Wait reserves the next call of action for uid, as Reserve does, and sleeps
@@ -92,17 +97,29 @@ func (l *Limiter) Wait(ctx context.Context, uid, action string, perSecond int, m
 	return g.Waited, err
 }
 
-// Grant is a rate grant that Wait slept until.
+// Grant is a rate grant: one that WaitGrant slept until, or one that
+// ReserveGrant reserved for the caller to sleep until (Grant.Sleep).
 type Grant struct {
 	// At is the grant instant on the Redis clock (see Reservation.At).
 	At time.Time
-	// Local is when the sleep ended, on the local monotonic clock.
+	// Due is the grant instant on the local monotonic clock, taken no later
+	// than the grant: from the offset between the server's clock and this
+	// process's that the recent round trips bound (for WaitGrant, the
+	// start of the reservation plus its wait).
+	Due time.Time
+	// Local is when the sleep ended, on the local monotonic clock (zero
+	// for a grant of ReserveGrant).
 	Local time.Time
+	// wake is the grant instant on the local clock taken no earlier than
+	// the grant (the other end of the offset's bounds). Grant.Sleep sleeps
+	// until it, so a call never leaves before its grant.
+	wake time.Time
 	// Waited is how long the reservation and the sleep took.
 	Waited time.Duration
-	// Margin and Epoch are those of the Reservation.
+	// Margin, Epoch and Allow are those of the Reservation.
 	Margin time.Duration
 	Epoch  int64
+	Allow  time.Duration
 }
 
 // Stale reports whether the grant may no longer be used for a call going
@@ -124,6 +141,7 @@ func (l *Limiter) WaitGrant(ctx context.Context, uid, action string, perSecond i
 	if !r.OK {
 		return Grant{Waited: time.Since(start)}, &TooLongError{Wait: r.Wait}
 	}
+	l.offsetOf(uid, start, time.Now(), r)
 	if r.Wait > 0 {
 		t := time.NewTimer(r.Wait)
 		select {
@@ -138,7 +156,140 @@ func (l *Limiter) WaitGrant(ctx context.Context, uid, action string, perSecond i
 	// start + r.Wait is no earlier than the grant on the local clock (the
 	// server's "now" came after start), so the excess bounds the lateness.
 	l.observeLateness(uid, action, waited-r.Wait)
-	return Grant{At: r.At, Local: now, Waited: waited, Margin: r.Margin, Epoch: r.Epoch}, nil
+	return Grant{At: r.At, Due: start.Add(r.Wait), wake: now, Local: now, Waited: waited,
+		Margin: r.Margin, Epoch: r.Epoch, Allow: r.Allow}, nil
+}
+
+// ReserveGrant reserves the next call of action for uid, as Reserve does,
+// without sleeping, for a caller that prepares its call before the grant
+// comes: it sleeps with Grant.Sleep, checks Grant.Overdue right before the
+// request leaves, and reports that delay with ObserveSend and the rest of
+// the call with ObserveLatency (from the call's start).
+//
+// This is how a call keeps the margin small: the spread the margin covers
+// is then that of the delays after the send (the network, the endpoint)
+// plus Allow, the longest a call may leave after its grant. Any two calls
+// reserved N apart reach the endpoint at most Allow + that spread = Margin
+// out of step, whatever stalled the caller before the send, since a call
+// that would leave later than Allow after its grant is given back
+// (CancelGrant) and reserved again instead.
+//
+// A grant further than maxWait away returns a *TooLongError (nothing
+// reserved). Safe for concurrent use.
+func (l *Limiter) ReserveGrant(ctx context.Context, uid, action string, perSecond int, maxWait time.Duration) (Grant, error) {
+	start := time.Now()
+	r, err := l.Reserve(ctx, uid, action, perSecond, maxWait)
+	if err != nil {
+		return Grant{Waited: time.Since(start)}, err
+	}
+	if !r.OK {
+		return Grant{Waited: time.Since(start)}, &TooLongError{Wait: r.Wait}
+	}
+	end := time.Now()
+	lo, hi := l.offsetOf(uid, start, end, r)
+	due, wake := l.localOf(r.At.UnixMicro(), lo, hi)
+	return Grant{At: r.At, Due: due, wake: wake, Waited: end.Sub(start),
+		Margin: r.Margin, Epoch: r.Epoch, Allow: r.Allow}, nil
+}
+
+// offsetOf feeds the round trip of Reserve r to the clock offset (see
+// offset) and returns the account's bounds.
+func (l *Limiter) offsetOf(uid string, start, end time.Time, r Reservation) (lo, hi int64) {
+	return l.offset(uid, start, end, r.At.UnixMicro()-micros(r.Wait))
+}
+
+// Sleep sleeps until lead before the grant (not at all when that has
+// passed), or until ctx ends (its error is returned; the grant stays
+// reserved and unused). With lead 0 it returns no earlier than the grant.
+func (g Grant) Sleep(ctx context.Context, lead time.Duration) error {
+	d := time.Until(cmp.Or(g.wake, g.Due).Add(-lead))
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Overdue reports whether a call of this grant leaving now would leave
+// later than its Allow after the grant, or after a Pause (epoch is the
+// current pause epoch), and how long after the grant that is. An overdue
+// grant must not be used: give it back with CancelGrant and reserve again.
+func (g Grant) Overdue(epoch int64) (bool, time.Duration) {
+	late := time.Since(g.Due)
+	return late > g.Allow || epoch != g.Epoch, late
+}
+
+// MoveGrant moves a grant of ReserveGrant whose call is overdue (see
+// Overdue) and has not left to now, on the Redis clock, and returns it with
+// the current margin and allowance: the call may then leave at once. A
+// grant moves only while it is among the perSecond newest (no later grant
+// was reserved counting on it), no pause came since it was made, and it
+// was not given back; otherwise moved is false and nothing changed (give
+// it back with CancelGrant and reserve again). Safe for concurrent use.
+//
+// A stall before the send then costs the rate only its own length, not the
+// call's place: a grant given back is reserved again behind every grant
+// taken meanwhile.
+func (l *Limiter) MoveGrant(ctx context.Context, uid, action string, perSecond int, g Grant) (Grant, bool, error) {
+	if err := checkUID(uid); err != nil {
+		return g, false, fmt.Errorf("move grant: %w", err)
+	}
+	if err := checkAction(action); err != nil {
+		return g, false, fmt.Errorf("move grant: %w", err)
+	}
+	if perSecond < 1 {
+		return g, false, fmt.Errorf("move grant of %s: %d per second: %w", action, perSecond, ErrInvalid)
+	}
+	if g.At.IsZero() {
+		return g, false, nil
+	}
+	o := l.opts
+	start := time.Now()
+	res, err := moveScript.Run(ctx, l.rdb,
+		[]string{key(uid, kindRate, action), key(uid, kindMargin, action), key(uid, kindPause), key(uid, kindEpoch)},
+		perSecond, g.At.UnixMicro(), g.Epoch, micros(o.MinMargin), micros(o.MaxMargin), micros(o.InitialMargin), o.MinSamples,
+	).Int64Slice()
+	if err != nil {
+		return g, false, fmt.Errorf("move grant of %s for %s: %w", action, uid, err)
+	}
+	if len(res) != 6 {
+		return g, false, fmt.Errorf("move grant of %s for %s: script answered %d values, want 6", action, uid, len(res))
+	}
+	if res[0] != 1 {
+		return g, false, nil
+	}
+	end := time.Now()
+	// The grant is the server's now (plus the wait of a grant not due yet):
+	// Sleep waits until it has passed on the local clock.
+	lo, hi := l.offset(uid, start, end, res[1]-res[5])
+	due, wake := l.localOf(res[1], lo, hi)
+	return Grant{At: time.UnixMicro(res[1]), Due: due, wake: wake, Waited: g.Waited + end.Sub(start),
+		Margin: fromMicros(res[2]), Epoch: res[3], Allow: fromMicros(res[4])}, true, nil
+}
+
+// ObserveSend reports how long after its grant (Grant.Overdue's duration) a
+// call of ReserveGrant was ready to leave, before any MoveGrant. These
+// delays are the late term of the margin (see ObserveLatency) in place of
+// WaitGrant's lateness, at the SendQuantile (0.5) and at least 2 ms:
+// the allowance covers the usual delay, and calls stalled longer move their
+// grants (MoveGrant) instead of widening every window. Safe for concurrent
+// use.
+func (l *Limiter) ObserveSend(uid, action string, d time.Duration) {
+	if checkUID(uid) != nil || checkAction(action) != nil {
+		return
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.seriesOf(uid, action)
+	s.send = true
+	s.late = l.push(s.late, sample{now, max(d, 0)}, now)
 }
 
 // CancelGrant gives back a grant whose call was never sent (it went stale
