@@ -192,11 +192,6 @@ func (l *Limiter) prune(xs []sample, now time.Time) []sample {
 	return slices.Delete(xs, 0, cut)
 }
 
-// minSendAllowance is the least allowance between a grant and its send
-// (ObserveSend): a call signed and sent within it on a busy machine (the
-// median is under 1 ms with a CPU hog) never moves its grant.
-const minSendAllowance = 2 * time.Millisecond
-
 // estimate summarises the live samples of s. l.mu is held.
 func (l *Limiter) estimate(s *series, now time.Time) estimate {
 	s.lat = l.prune(s.lat, now)
@@ -218,7 +213,7 @@ func (l *Limiter) estimate(s *series, now time.Time) estimate {
 	e := estimate{lo: ds[0], hi: quantile(kept, q), n: len(ds)}
 	if len(s.late) > 0 {
 		if s.send {
-			e.late = max(quantile(durations(s.late), l.opts.SendQuantile), min(minSendAllowance, l.opts.MinMargin))
+			e.late = max(quantile(durations(s.late), l.opts.SendQuantile), l.opts.MinMargin)
 		} else {
 			e.late = quantile(durations(s.late), q)
 		}

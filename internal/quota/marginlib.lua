@@ -10,7 +10,7 @@
 -- Returns the margin in µs, over live entries with K = sum(n):
 --   (max(hi) - min(lo)) * (K+1)/(K-1) + max(late), clamped to [min, max],
 -- and the part of it left for the delay between a grant and its call's send
--- (the margin less the widened spread; at least 1 ms, at most the margin).
+-- (the margin less the widened spread; at least min, at most the margin).
 -- The spread is taken across processes, which covers processes whose baseline
 -- delays differ; (K+1)/(K-1) widens the range of a small pooled sample, but
 -- two or three samples can still fall close together by chance (two of 0-50 ms
@@ -51,10 +51,8 @@ local function shared_margin(key, now, min, max, initial, prune, kmin)
   if m < min then m = min end
   if m > max then m = max end
   -- Without a spread, half the margin goes to the send.
-  -- Only a margin clamped at max leaves less than 1 ms: the spread alone
-  -- exceeds it, and no allowance is safe then.
   local allow = m - (spread or math.floor(m / 2))
-  if allow < 1000 then allow = 1000 end
+  if allow < min then allow = min end
   if allow > m then allow = m end
   return m, allow
 end

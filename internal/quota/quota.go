@@ -97,10 +97,10 @@ type Options struct {
 	// in (0, 1]. Default 0.99.
 	LatencyQuantile float64
 	// SendQuantile is the quantile of the delays between grants and sends
-	// (ObserveSend) taken as the late term of the margin, in (0, 1], at
-	// least 2 ms (or MinMargin if less): the send allowance. Calls later
-	// than it move their grants (MoveGrant), which costs the rate their
-	// delay once, where the allowance costs it in every window. Default 0.5.
+	// (ObserveSend) taken as the late term of the margin, in (0, 1], with
+	// MinMargin as its floor: the send allowance. Calls later than it move
+	// their grants (MoveGrant), which costs the rate their delay once,
+	// where the allowance costs it in every window. Default 0.5.
 	SendQuantile float64
 	// ExternalTTL is how long a SetExternal count stays without being set
 	// again. Default 1h; a reconciler refreshes it much more often.

@@ -276,7 +276,7 @@ func (l *Limiter) MoveGrant(ctx context.Context, uid, action string, perSecond i
 // ObserveSend reports how long after its grant (Grant.Overdue's duration) a
 // call of ReserveGrant was ready to leave, before any MoveGrant. These
 // delays are the late term of the margin (see ObserveLatency) in place of
-// WaitGrant's lateness, at the SendQuantile (0.5) and at least 2 ms:
+// WaitGrant's lateness, at the SendQuantile (0.5) and at least MinMargin:
 // the allowance covers the usual delay, and calls stalled longer move their
 // grants (MoveGrant) instead of widening every window. Safe for concurrent
 // use.
