@@ -43,9 +43,9 @@ func pollDelay(elapsed, estimate, base, maxGap time.Duration) time.Duration {
 
 // durations caches the accounts' recent job durations (store.JobDuration)
 // for a few seconds, so a poll costs no read of it. An unknown duration is
-// read again after a second (the first jobs' ends make it known, and the
-// jobs still running then aim at it); this worker's own observations
-// update it at once.
+// read again at every poll (the first job's end, in any worker, makes it
+// known, and the jobs still running aim at it from their next poll on);
+// this worker's own observations update it at once.
 type durations struct {
 	mu   sync.Mutex
 	byID map[string]cachedDuration
@@ -56,20 +56,13 @@ type cachedDuration struct {
 	at time.Time
 }
 
-const (
-	durationCacheTTL = 10 * time.Second
-	unknownCacheTTL  = time.Second
-)
+const durationCacheTTL = 10 * time.Second
 
 func (c *durations) get(ctx context.Context, uid string, read func(context.Context, string) (time.Duration, error)) time.Duration {
 	c.mu.Lock()
 	v, ok := c.byID[uid]
 	c.mu.Unlock()
-	ttl := durationCacheTTL
-	if v.d == 0 {
-		ttl = unknownCacheTTL
-	}
-	if ok && time.Since(v.at) < ttl {
+	if ok && v.d > 0 && time.Since(v.at) < durationCacheTTL {
 		return v.d
 	}
 	d, err := read(ctx, uid)
