@@ -13,8 +13,8 @@ import (
 // The poll schedule. A running remote job is polled from a sorted set in
 // Redis (store.SchedulePoll): member the poll's id, score when its next
 // Query is due. Every worker runs one loop (RunPolls) that claims the polls
-// due, leasing each (a worker that dies mid-poll leaves it due again after
-// the lease), runs them in goroutines, and writes each one's next due time
+// due, leasing each for 15 s, renewed while its run lasts (a worker that
+// dies mid-poll leaves it due again after the lease), runs them in goroutines, and writes each one's next due time
 // back, or removes it when its job ended. A poll costs a claim (shared by
 // the polls due together), its record read, the Query's grant and one
 // write of the next due time: no queue round trip per Query, so what a
@@ -94,10 +94,14 @@ func (w *Worker) kickPolls() {
 	}
 }
 
-// pollLease is how long a claimed poll is this worker's: longer than any
-// one run (a grant wait, the Query, a Delete with its retries, a device
-// job's result file), so a slow run is not run twice.
-func (w *Worker) pollLease() time.Duration {
+// pollLease is how long a claimed poll is this worker's unless its run
+// renews it (every pollLease/3 while it lasts: a grant wait, the Query, a
+// Delete with its retries, a device job's result file): a worker killed
+// mid-poll delays that job's next Query by at most this.
+const pollLease = 15 * time.Second
+
+// pollRunLimit bounds one run of a poll.
+func (w *Worker) pollRunLimit() time.Duration {
 	return max(time.Minute, 4*w.opts.CallTimeout+w.opts.MaxRateWait)
 }
 
@@ -120,7 +124,7 @@ func (w *Worker) RunPolls(ctx context.Context) {
 		now := w.now()
 		wake := now.Add(w.opts.PollIdleCheck)
 		if free := cap(sem) - len(sem); free > 0 {
-			ids, next, err := w.store.ClaimPolls(ctx, now, w.pollLease(), free)
+			ids, next, err := w.store.ClaimPolls(ctx, now, pollLease, free)
 			switch {
 			case err != nil:
 				if ctx.Err() != nil {
@@ -139,7 +143,7 @@ func (w *Worker) RunPolls(ctx context.Context) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					pctx, cancel := context.WithTimeout(runCtx, w.pollLease())
+					pctx, cancel := context.WithTimeout(runCtx, w.pollRunLimit())
 					w.runPoll(pctx, id)
 					cancel()
 					<-sem
@@ -161,7 +165,7 @@ func (w *Worker) runPoll(ctx context.Context, id string) {
 	run := w.polls.runs[id]
 	w.polls.runs[id] = run + 1
 	w.polls.mu.Unlock()
-	err := w.pollOnce(ctx, id, run)
+	err := w.pollOnceRenewing(ctx, id, run)
 	var we *WaitError
 	var next time.Duration
 	switch {
@@ -193,6 +197,32 @@ func (w *Worker) runPoll(ctx context.Context, id string) {
 		return
 	}
 	w.pollDueAt(at)
+}
+
+// pollOnceRenewing runs pollOnce, renewing the poll's claim while the run
+// lasts.
+func (w *Worker) pollOnceRenewing(ctx context.Context, id string, run int) error {
+	done := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(pollLease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := w.store.ReschedulePoll(ctx, id, w.now().Add(pollLease)); err != nil {
+					w.log.Warn("renew poll claim", "poll", id, "err", err)
+				}
+			}
+		}
+	}()
+	err := w.pollOnce(ctx, id, run)
+	close(done)
+	<-renewed
+	return err
 }
 
 // pollOnce dispatches poll id to its kind's poll; a panic is a failure.
