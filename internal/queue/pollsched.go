@@ -94,12 +94,6 @@ func (w *Worker) kickPolls() {
 	}
 }
 
-// pollLease is how long a claimed poll is this worker's unless its run
-// renews it (every pollLease/3 while it lasts: a grant wait, the Query, a
-// Delete with its retries, a device job's result file): a worker killed
-// mid-poll delays that job's next Query by at most this.
-const pollLease = 15 * time.Second
-
 // pollRunLimit bounds one run of a poll.
 func (w *Worker) pollRunLimit() time.Duration {
 	return max(time.Minute, 4*w.opts.CallTimeout+w.opts.MaxRateWait)
@@ -124,7 +118,7 @@ func (w *Worker) RunPolls(ctx context.Context) {
 		now := w.now()
 		wake := now.Add(w.opts.PollIdleCheck)
 		if free := cap(sem) - len(sem); free > 0 {
-			ids, next, err := w.store.ClaimPolls(ctx, now, pollLease, free)
+			ids, next, err := w.store.ClaimPolls(ctx, now, w.opts.PollLease, free)
 			switch {
 			case err != nil:
 				if ctx.Err() != nil {
@@ -206,14 +200,14 @@ func (w *Worker) pollOnceRenewing(ctx context.Context, id string, run int) error
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		t := time.NewTicker(pollLease / 3)
+		t := time.NewTicker(w.opts.PollLease / 3)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
-				if err := w.store.ReschedulePoll(ctx, id, w.now().Add(pollLease)); err != nil {
+				if err := w.store.ReschedulePoll(ctx, id, w.now().Add(w.opts.PollLease)); err != nil {
 					w.log.Warn("renew poll claim", "poll", id, "err", err)
 				}
 			}
@@ -232,6 +226,9 @@ func (w *Worker) pollOnce(ctx context.Context, id string, run int) (err error) {
 			err = fmt.Errorf("poll %s panicked: %v", id, p)
 		}
 	}()
+	if w.pollFunc != nil {
+		return w.pollFunc(ctx, id, run)
+	}
 	if dist, ok := strings.CutPrefix(id, pollTaskID("")); ok {
 		return w.pollJob(ctx, dist, run)
 	}

@@ -88,6 +88,12 @@ type Options struct {
 	// for a slot handoff instead of going back to the queue (default 2);
 	// each holds one of the worker's asynq concurrency meanwhile.
 	InlineSlotWaits int
+	// PollLease is how long a claimed poll is a worker's unless its run
+	// renews it (every PollLease/3 while it lasts: a grant wait, the
+	// Query, a Delete with its retries, a device job's result file): a
+	// worker killed mid-poll delays that job's next Query by at most this
+	// (default 15s).
+	PollLease time.Duration
 	// PollConcurrency bounds the polls one worker runs at once (default 16).
 	PollConcurrency int
 	// PollIdleCheck is the longest the poll loop sleeps without looking at
@@ -121,6 +127,7 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.PausedRecheck, 5*time.Second)
 	orDefault(&o.ReplicaWait, time.Second)
 	orDefault(&o.PollConcurrency, 16)
+	orDefault(&o.PollLease, 15*time.Second)
 	orDefault(&o.InlineSlotWaits, 2)
 	orDefault(&o.PollIdleCheck, 5*time.Second)
 	return o
@@ -148,10 +155,11 @@ type Worker struct {
 	kick      chan struct{}
 	passes    atomic.Int64
 
-	durations durations // the accounts' recent job durations, cached
-	wakes     wakes     // in-process wakes of waiting tasks
-	polls     pollLoop  // the poll schedule's loop
-	slotWaits slotWaits // handlers waiting in place for a slot
+	durations durations                                           // the accounts' recent job durations, cached
+	wakes     wakes                                               // in-process wakes of waiting tasks
+	polls     pollLoop                                            // the poll schedule's loop
+	slotWaits slotWaits                                           // handlers waiting in place for a slot
+	pollFunc  func(ctx context.Context, id string, run int) error // tests: replaces the polls' work
 	gaugeMu   sync.Mutex
 
 	controls Controls // nil: the configuration's settings
