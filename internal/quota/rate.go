@@ -133,15 +133,10 @@ func (g Grant) Stale(epoch int64) bool {
 
 // WaitGrant is Wait, returning the Grant. Safe for concurrent use.
 func (l *Limiter) WaitGrant(ctx context.Context, uid, action string, perSecond int, maxWait time.Duration) (Grant, error) {
-	start := time.Now()
-	r, err := l.Reserve(ctx, uid, action, perSecond, maxWait)
+	r, start, _, err := l.reserveTimed(ctx, uid, action, perSecond, maxWait)
 	if err != nil {
 		return Grant{Waited: time.Since(start)}, err
 	}
-	if !r.OK {
-		return Grant{Waited: time.Since(start)}, &TooLongError{Wait: r.Wait}
-	}
-	l.offsetOf(uid, start, time.Now(), r)
 	if r.Wait > 0 {
 		t := time.NewTimer(r.Wait)
 		select {
@@ -177,25 +172,38 @@ func (l *Limiter) WaitGrant(ctx context.Context, uid, action string, perSecond i
 // A grant further than maxWait away returns a *TooLongError (nothing
 // reserved). Safe for concurrent use.
 func (l *Limiter) ReserveGrant(ctx context.Context, uid, action string, perSecond int, maxWait time.Duration) (Grant, error) {
-	start := time.Now()
-	r, err := l.Reserve(ctx, uid, action, perSecond, maxWait)
+	r, start, b, err := l.reserveTimed(ctx, uid, action, perSecond, maxWait)
 	if err != nil {
 		return Grant{Waited: time.Since(start)}, err
 	}
-	if !r.OK {
-		return Grant{Waited: time.Since(start)}, &TooLongError{Wait: r.Wait}
-	}
-	end := time.Now()
-	lo, hi := l.offsetOf(uid, start, end, r)
-	due, wake := l.localOf(r.At.UnixMicro(), lo, hi)
+	end := b.end
+	due, wake := l.localOf(r.At.UnixMicro(), b.lo, b.hi)
 	return Grant{At: r.At, Due: due, wake: wake, Waited: end.Sub(start),
 		Margin: r.Margin, Epoch: r.Epoch, Allow: r.Allow}, nil
 }
 
-// offsetOf feeds the round trip of Reserve r to the clock offset (see
-// offset) and returns the account's bounds.
-func (l *Limiter) offsetOf(uid string, start, end time.Time, r Reservation) (lo, hi int64) {
-	return l.offset(uid, start, end, r.At.UnixMicro()-micros(r.Wait))
+// roundTrip is what reserveTimed learned of a Reserve's round trip: when
+// it ended on the local clock, and the account's clock offset bounds.
+type roundTrip struct {
+	end    time.Time
+	lo, hi int64
+}
+
+// reserveTimed is Reserve for WaitGrant and ReserveGrant: it times the
+// round trip from start (the local clock) and feeds it to the clock
+// offset (see offset); a grant beyond maxWait is a *TooLongError.
+func (l *Limiter) reserveTimed(ctx context.Context, uid, action string, perSecond int, maxWait time.Duration) (r Reservation, start time.Time, b roundTrip, err error) {
+	start = time.Now()
+	r, err = l.Reserve(ctx, uid, action, perSecond, maxWait)
+	if err != nil {
+		return r, start, b, err
+	}
+	if !r.OK {
+		return r, start, b, &TooLongError{Wait: r.Wait}
+	}
+	b.end = time.Now()
+	b.lo, b.hi = l.offset(uid, start, b.end, r.At.UnixMicro()-micros(r.Wait))
+	return r, start, b, nil
 }
 
 // Sleep sleeps until lead before the grant (not at all when that has
