@@ -116,7 +116,7 @@ func (w *Worker) pollJob(ctx context.Context, id string, run int) error {
 			return err
 		}
 	}
-	return &WaitError{Delay: w.nextPoll(ctx, a, r.SubmittedAt)}
+	return &WaitError{Delay: w.nextPoll(ctx, a, r.SubmittedAt), ranAt: asked}
 }
 
 // jobEnded feeds the account's job durations with how long r's job ran:
@@ -130,6 +130,15 @@ func (w *Worker) jobEnded(ctx context.Context, a *Account, r *store.Record, aske
 	last, ok := w.polls.lastRunning(r.ID)
 	if r.SubmittedAt == nil || r.State.Terminal() {
 		return
+	}
+	if !ok {
+		// The Query before ran in another worker: it kept its time in the
+		// schedule. Without it the end would be guessed a poll interval
+		// before asked, which biased every multi-worker estimate short.
+		var err error
+		if last, ok, err = w.store.PollRanAt(ctx, pollTaskID(r.ID)); err != nil {
+			w.log.Warn("read when a job was last seen running", "distribution_id", r.ID, "err", err)
+		}
 	}
 	// Without a Query here that saw it running, the end lies somewhere
 	// before asked: count it a poll interval (an eighth of the duration for

@@ -199,6 +199,10 @@ func (w *Worker) Register(mux *asynq.ServeMux) {
 type WaitError struct {
 	Delay  time.Duration
 	Reason distribution.WaitReason
+
+	// ranAt, for a poll, is when its Query found the job running (the
+	// poll schedule keeps it for the worker that sees the end).
+	ranAt time.Time
 }
 
 func (e *WaitError) Error() string { return fmt.Sprintf("waiting (%s) for %v", e.Reason, e.Delay) }

@@ -21,13 +21,24 @@ const keyPolls = prefix + "polls"
 // the claimed members and the earliest score left (the next due time, or a
 // lease's end), or false when the schedule is empty.
 var claimPolls = redis.NewScript(`
-local due = redis.call("ZRANGE", KEYS[1], "-inf", ARGV[1], "BYSCORE", "LIMIT", 0, tonumber(ARGV[3]))
-for _, m in ipairs(due) do
-	redis.call("ZADD", KEYS[1], "XX", ARGV[2], m)
+local n = tonumber(ARGV[3])
+local head = redis.call("ZRANGE", KEYS[1], 0, n, "WITHSCORES")
+local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+local due, next = {}, false
+for i = 1, #head, 2 do
+	local score = tonumber(head[i + 1])
+	if score <= now and #due < n then
+		due[#due + 1] = head[i]
+	elseif not next or score < next then
+		next = score
+	end
 end
-local first = redis.call("ZRANGE", KEYS[1], 0, 0, "WITHSCORES")
-if #first == 0 then return {due, false} end
-return {due, tostring(first[2])}
+for _, m in ipairs(due) do
+	redis.call("ZADD", KEYS[1], "XX", lease, m)
+end
+if #due > 0 and (not next or lease < next) then next = lease end
+if not next then return {due, false} end
+return {due, tostring(next)}
 `)
 
 // SchedulePoll schedules the poll id at at, unless it is scheduled already
@@ -39,6 +50,40 @@ func (s *Redis) SchedulePoll(ctx context.Context, id string, at time.Time) (bool
 		return false, fmt.Errorf("schedule poll %s: %w", id, err)
 	}
 	return n == 1, nil
+}
+
+// keyPollRan is when a Query last found poll id's job running (Unix ms):
+// the lower bound of its end, for the job duration estimate of whichever
+// worker sees the end (the polls of one job move between workers). It
+// expires on its own (pollRanTTL), so an ended poll leaves nothing behind.
+func keyPollRan(id string) string { return prefix + "pollran:" + id }
+
+// pollRanTTL outlives any gap between two polls of a job.
+const pollRanTTL = 2 * time.Hour
+
+// RescheduleRunningPoll is ReschedulePoll for a poll whose Query, asked at
+// ranAt, found its job running: it also keeps ranAt (PollRanAt).
+func (s *Redis) RescheduleRunningPoll(ctx context.Context, id string, at, ranAt time.Time) error {
+	pipe := s.rdb.Pipeline()
+	pipe.ZAddXX(ctx, keyPolls, redis.Z{Score: float64(at.UnixMilli()), Member: id})
+	pipe.Set(ctx, keyPollRan(id), ranAt.UnixMilli(), pollRanTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("reschedule poll %s: %w", id, err)
+	}
+	return nil
+}
+
+// PollRanAt returns when a Query last found poll id's job running, as
+// kept by RescheduleRunningPoll (ok false when not known).
+func (s *Redis) PollRanAt(ctx context.Context, id string) (at time.Time, ok bool, err error) {
+	ms, err := s.rdb.Get(ctx, keyPollRan(id)).Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return time.Time{}, false, nil
+	case err != nil:
+		return time.Time{}, false, fmt.Errorf("poll %s last running: %w", id, err)
+	}
+	return time.UnixMilli(ms), true, nil
 }
 
 // ReschedulePoll moves the poll id, if still scheduled, to at.

@@ -155,3 +155,37 @@ func TestAdvancePolls(t *testing.T) {
 		t.Fatalf("claimed %v, %v at t0+31s; want [poll:a poll:c]", ids, err)
 	}
 }
+
+// When a Query last found a job running is kept with its poll, for the
+// worker that sees the end (the polls of one job move between workers);
+// a claim of fewer polls than are due answers the first left as next.
+func TestPollRanAtAndPartialClaim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := NewRedis(redistest.New(t).Client, time.Hour)
+	t0 := time.UnixMilli(1_800_000_000_000)
+	if _, ok, err := s.PollRanAt(ctx, "poll:a"); err != nil || ok {
+		t.Fatalf("PollRanAt of a poll never run: ok %v, %v; want not known", ok, err)
+	}
+	for i, id := range []string{"poll:a", "poll:b", "poll:c"} {
+		if _, err := s.SchedulePoll(ctx, id, t0.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, next, err := s.ClaimPolls(ctx, t0.Add(5*time.Second), time.Minute, 1)
+	if err != nil || !slices.Equal(ids, []string{"poll:a"}) || !next.Equal(t0.Add(time.Second)) {
+		t.Fatalf("claimed %v next %v (%v), want [poll:a] next t0+1s (poll:b, due, left for the next claim)", ids, next.Sub(t0), err)
+	}
+	ran := t0.Add(5200 * time.Millisecond)
+	if err := s.RescheduleRunningPoll(ctx, "poll:a", t0.Add(6*time.Second), ran); err != nil {
+		t.Fatal(err)
+	}
+	at, ok, err := s.PollRanAt(ctx, "poll:a")
+	if err != nil || !ok || !at.Equal(ran) {
+		t.Fatalf("PollRanAt = %v %v %v, want %v", at, ok, err, ran)
+	}
+	ids, _, err = s.ClaimPolls(ctx, t0.Add(6*time.Second), time.Minute, 10)
+	if err != nil || !slices.Equal(ids, []string{"poll:b", "poll:c", "poll:a"}) {
+		t.Fatalf("claimed %v, %v at t0+6s; want [poll:b poll:c poll:a]", ids, err)
+	}
+}
