@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,6 +27,11 @@ import (
 // pollLoop is a worker's poll loop state.
 type pollLoop struct {
 	kick chan struct{}
+
+	// saturated is set while the loop may have left due polls unclaimed
+	// (it had no free run, or claimed as many as it had): a run that ends
+	// then kicks the loop. Otherwise the loop's own timer is enough.
+	saturated atomic.Bool
 
 	mu      sync.Mutex
 	wakeAt  time.Time            // when the loop looks next
@@ -117,7 +123,9 @@ func (w *Worker) RunPolls(ctx context.Context) {
 		}
 		now := w.now()
 		wake := now.Add(w.opts.PollIdleCheck)
-		if free := cap(sem) - len(sem); free > 0 {
+		free := cap(sem) - len(sem)
+		w.polls.saturated.Store(free == 0)
+		if free > 0 {
 			ids, next, err := w.store.ClaimPolls(ctx, now, w.opts.PollLease, free)
 			switch {
 			case err != nil:
@@ -129,6 +137,7 @@ func (w *Worker) RunPolls(ctx context.Context) {
 			case len(ids) == free:
 				// Perhaps more are due: look again when a run ends (it
 				// kicks the loop).
+				w.polls.saturated.Store(true)
 			case !next.IsZero() && next.Before(wake):
 				wake = next
 			}
@@ -141,7 +150,9 @@ func (w *Worker) RunPolls(ctx context.Context) {
 					w.runPoll(pctx, id)
 					cancel()
 					<-sem
-					w.kickPolls()
+					if w.polls.saturated.Load() {
+						w.kickPolls()
+					}
 				}()
 			}
 		}
@@ -186,7 +197,13 @@ func (w *Worker) runPoll(ctx context.Context, id string) {
 		w.log.Warn("poll failed", "poll", id, "failures", n, "retry_in", next, "err", err)
 	}
 	at := w.now().Add(next)
-	if err := w.store.ReschedulePoll(ctx, id, at); err != nil {
+	reschedule := w.store.ReschedulePoll
+	if we != nil && !we.ranAt.IsZero() {
+		reschedule = func(ctx context.Context, id string, at time.Time) error {
+			return w.store.RescheduleRunningPoll(ctx, id, at, we.ranAt)
+		}
+	}
+	if err := reschedule(ctx, id, at); err != nil {
 		w.log.Warn("reschedule poll", "poll", id, "err", err) // due again after the lease
 		return
 	}
