@@ -26,12 +26,16 @@ import (
 func pollDelay(elapsed, estimate, base, maxGap time.Duration) time.Duration {
 	maxGap = max(maxGap, base)
 	switch {
-	case estimate > base && elapsed < estimate-base/2:
+	case estimate > base && elapsed < estimate-base/2-base/4:
 		return min(estimate-base/2-elapsed, maxGap) // the probe before the expected end
 	case estimate > 0 && elapsed < estimate:
-		return min(estimate+base/8-elapsed, maxGap) // just after the expected end
+		// Just after the expected end (a Query less than base/4 before the
+		// probe's time stands for the probe).
+		return min(estimate+base/8-elapsed, maxGap)
+	case estimate > 0 && elapsed < estimate+base/2:
+		return base / 8 // a little late: it likely ends now
 	case estimate > 0 && elapsed < estimate+base:
-		return base / 4 // a little late: it likely ends now
+		return base / 4
 	case estimate > 0 && elapsed < estimate+4*base:
 		return base // around the expected end
 	case estimate > 0:

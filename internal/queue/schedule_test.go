@@ -15,9 +15,12 @@ func TestPollDelay(t *testing.T) {
 	}{
 		{0, 10 * s, 9500 * time.Millisecond},                      // a probe half a base before the expected end
 		{9 * s, 10 * s, 500 * time.Millisecond},                   //
+		{9300 * time.Millisecond, 10 * s, 825 * time.Millisecond}, // a Query near the probe's time stands for it
 		{9500 * time.Millisecond, 10 * s, 625 * time.Millisecond}, // then just after it
 		{9950 * time.Millisecond, 10 * s, 175 * time.Millisecond},
-		{10125 * time.Millisecond, 10 * s, s / 4}, // found running just after: every base/4
+		{10125 * time.Millisecond, 10 * s, s / 8}, // found running just after: every base/8
+		{10400 * time.Millisecond, 10 * s, s / 8},
+		{10500 * time.Millisecond, 10 * s, s / 4}, // then every base/4
 		{10900 * time.Millisecond, 10 * s, s / 4},
 		{11 * s, 10 * s, s},     // then every base
 		{13 * s, 10 * s, s},     // still dense, a little past it
