@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -17,17 +18,32 @@ import (
 // INFO calls themselves left out (the bench makes them). Commands run by
 // Lua scripts count one each, besides their EVALSHA: what the server does.
 func commandCalls(ctx context.Context, rdb *redis.Client) (int64, error) {
+	n, _, err := commandStats(ctx, rdb)
+	return n, err
+}
+
+// commandStats is commandCalls with the calls of each command.
+func commandStats(ctx context.Context, rdb *redis.Client) (int64, map[string]int64, error) {
 	info, err := rdb.Info(ctx, "commandstats").Result()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return parseCommandCalls(info), nil
+	n, by := parseCommandStats(info)
+	return n, by, nil
 }
 
 // parseCommandCalls sums calls= of the cmdstat_ lines of an INFO
 // commandstats answer, cmdstat_info left out.
 func parseCommandCalls(info string) int64 {
+	n, _ := parseCommandStats(info)
+	return n
+}
+
+// parseCommandStats is parseCommandCalls with the calls of each command
+// (lower case, as Redis names them).
+func parseCommandStats(info string) (int64, map[string]int64) {
 	var n int64
+	by := map[string]int64{}
 	sc := bufio.NewScanner(strings.NewReader(info))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
@@ -39,10 +55,35 @@ func parseCommandCalls(info string) int64 {
 			if v, ok := strings.CutPrefix(f, "calls="); ok {
 				c, _ := strconv.ParseInt(v, 10, 64)
 				n += c
+				by[strings.TrimPrefix(name, "cmdstat_")] += c
 			}
 		}
 	}
-	return n
+	return n, by
+}
+
+// topCommands formats the commands of after-before with the most calls,
+// as calls per unit (a distribution, a second).
+func topCommands(before, after map[string]int64, per float64, k int) string {
+	type kv struct {
+		name string
+		n    int64
+	}
+	var d []kv
+	for name, n := range after {
+		if c := n - before[name]; c > 0 {
+			d = append(d, kv{name, c})
+		}
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i].n > d[j].n || d[i].n == d[j].n && d[i].name < d[j].name })
+	if len(d) > k {
+		d = d[:k]
+	}
+	parts := make([]string, len(d))
+	for i, x := range d {
+		parts[i] = fmt.Sprintf("%s %.1f", x.name, float64(x.n)/per)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // costResult is one cost measurement.
@@ -53,6 +94,8 @@ type costResult struct {
 	idlePerSec float64 // api + worker with nothing to do
 	commands   int64   // during the run, submit to last final state
 	elapsed    time.Duration
+	idleTop    string // the idle pair's commands with the most calls, per second
+	top        string // the run's commands with the most calls, per distribution
 }
 
 func (r costResult) String() string {
@@ -73,10 +116,21 @@ func (r costResult) String() string {
 func (e env) runCost(ctx context.Context, n int, durs []time.Duration, idleFor time.Duration) error {
 	fmt.Println("| job duration | batch | distributions | idle commands/s | commands in the run | run | commands per distribution | per distribution, idle subtracted |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
+	var details []string
+	defer func() {
+		// Where the commands go: after the table, so it stays one table.
+		for _, d := range details {
+			fmt.Println(d)
+		}
+	}()
 	for _, d := range durs {
 		rs, err := e.costOnce(ctx, n, d, idleFor)
-		for _, r := range rs {
+		for i, r := range rs {
 			fmt.Println(r)
+			if i == 0 {
+				details = append(details, fmt.Sprintf("- %v jobs, idle, per second: %s", d, r.idleTop))
+			}
+			details = append(details, fmt.Sprintf("- %v jobs, warm=%v, per distribution (idle included): %s", d, r.warm, r.top))
 		}
 		if err != nil {
 			return fmt.Errorf("cost, %v jobs: %w", d, err)
@@ -114,18 +168,19 @@ func (e env) costOnce(ctx context.Context, n int, jobDur, idleFor time.Duration)
 	if err := sleepCtx(ctx, 3*time.Second); err != nil {
 		return nil, err
 	}
-	before, err := commandCalls(ctx, rdb)
+	before, beforeBy, err := commandStats(ctx, rdb)
 	if err != nil {
 		return nil, err
 	}
 	if err := sleepCtx(ctx, idleFor); err != nil {
 		return nil, err
 	}
-	after, err := commandCalls(ctx, rdb)
+	after, afterBy, err := commandStats(ctx, rdb)
 	if err != nil {
 		return nil, err
 	}
 	res.idlePerSec = float64(after-before) / idleFor.Seconds()
+	res.idleTop = topCommands(beforeBy, afterBy, idleFor.Seconds(), 8)
 	c := apiClient(api)
 	var out []costResult
 	for i, key := range []string{"a1cold%05d", "a1warm%05d"} {
@@ -143,7 +198,7 @@ func (e env) costOnce(ctx context.Context, n int, jobDur, idleFor time.Duration)
 // are final.
 func (e env) costBatch(ctx context.Context, rdb *redis.Client, c *client.Client, simURL, keyFormat string, res costResult) (costResult, error) {
 	n, jobDur := res.n, res.jobDur
-	before, err := commandCalls(ctx, rdb)
+	before, beforeBy, err := commandStats(ctx, rdb)
 	if err != nil {
 		return res, err
 	}
@@ -187,11 +242,12 @@ func (e env) costBatch(ctx context.Context, rdb *redis.Client, c *client.Client,
 		}
 	}
 	res.elapsed = time.Since(start)
-	after, err := commandCalls(ctx, rdb)
+	after, afterBy, err := commandStats(ctx, rdb)
 	if err != nil {
 		return res, err
 	}
 	res.commands = after - before
+	res.top = topCommands(beforeBy, afterBy, float64(n), 12)
 	return res, nil
 }
 

@@ -110,7 +110,8 @@ func run(ctx context.Context) error {
 	cost := flag.Int("cost", 0, "measure Redis commands (INFO commandstats) per distribution for this many distributions with 1 s, 10 s and 60 s jobs, and of an idle api + worker, instead")
 	slotRuns := flag.Int("slotbound", 0, "run the slot-bound scenario (30 products, 6 s jobs, 3 workers) this many times and print it beside the ideal schedule, instead")
 	costDurs := flag.String("cost-durations", "1s,10s,60s", "with -cost: the job durations")
-	slotWarm := flag.Bool("slotbound-warm", false, "with -slotbound: run 3 jobs first, so the account's job duration is known when the measured batch starts")
+	slotWarm := flag.Bool("slotbound-warm", false, "with -slotbound: run -slotbound-warm-jobs jobs first, so the account's job duration and Create latency are known when the measured batch starts, as in a deployment that has run")
+	slotWarmJobs := flag.Int("slotbound-warm-jobs", 20, "with -slotbound-warm: how many jobs run first")
 	slotJob := flag.Duration("slotbound-job", 6*time.Second, "with -slotbound: the remote jobs' duration")
 	distqExtra := flag.String("distq-env", "", "more environment for distq's api and workers, NAME=value[,NAME=value…] (e.g. DISTQ_TASK_CHECK_INTERVAL=1s)")
 	flag.Parse()
@@ -157,7 +158,11 @@ func run(ctx context.Context) error {
 		return e.runChaosRuns(ctx, *chaos, *runs, f)
 	}
 	if *slotRuns > 0 {
-		return e.runSlotBound(ctx, *slotRuns, 30, 3, *slotJob, *slotWarm)
+		warmJobs := 0
+		if *slotWarm {
+			warmJobs = max(*slotWarmJobs, 1)
+		}
+		return e.runSlotBound(ctx, *slotRuns, 30, 3, *slotJob, warmJobs)
 	}
 	if *cost > 0 {
 		var durs []time.Duration

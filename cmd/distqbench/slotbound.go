@@ -43,12 +43,12 @@ func idealSchedule(n, qps, slots int, jobDur time.Duration) (lastCreate, done ti
 // runSlotBound runs the slot-bound scenario (n products, jobs of jobDur,
 // K workers, 2 Creates/s, 10 slots) runs times and prints the measured
 // last Create and end of all beside the ideal schedule's.
-func (e env) runSlotBound(ctx context.Context, runs, n, workers int, jobDur time.Duration, warm bool) error {
+func (e env) runSlotBound(ctx context.Context, runs, n, workers int, jobDur time.Duration, warm int) error {
 	const qps, slots = 2, 10
 	idealLast, idealDone := idealSchedule(n, qps, slots, jobDur)
 	state := "cold: the account's job duration unknown at the start"
-	if warm {
-		state = "warm: 3 jobs ran first, so the account's job duration is known"
+	if warm > 0 {
+		state = fmt.Sprintf("warm: %d jobs ran first, so the account's job duration and Create latency are known", warm)
 	}
 	fmt.Printf("slot-bound: %d products, %v jobs, %d workers, %d Creates/s, %d slots; %s\n", n, jobDur, workers, qps, slots, state)
 	fmt.Printf("ideal (instant detection): last Create %.1fs after the first, all done %.1fs after it\n\n", idealLast.Seconds(), idealDone.Seconds())
@@ -73,7 +73,7 @@ type slotBoundRun struct {
 	queryBurst  int           // most of them in any 1 s
 }
 
-func (e env) slotBoundOnce(ctx context.Context, n, workers, qps, slots int, jobDur time.Duration, warm bool) (slotBoundRun, error) {
+func (e env) slotBoundOnce(ctx context.Context, n, workers, qps, slots int, jobDur time.Duration, warm int) (slotBoundRun, error) {
 	rdb, err := e.emptyDB(ctx)
 	if err != nil {
 		return slotBoundRun{}, err
@@ -97,11 +97,11 @@ func (e env) slotBoundOnce(ctx context.Context, n, workers, qps, slots int, jobD
 		return slotBoundRun{}, err
 	}
 	c := apiClient(api)
-	if warm {
-		// A few jobs first, so that the account's job duration is known
-		// (as in a deployment that has run before); they are left out of
-		// the figures.
-		if _, err := submitAndWait(ctx, c, "a1warm%05d", 3, jobDur); err != nil {
+	if warm > 0 {
+		// Jobs first, so that the account's job duration and its Create
+		// latency samples (the quota's margin) are known, as in a
+		// deployment that has run before; they are left out of the figures.
+		if _, err := submitAndWait(ctx, c, "a1warm%05d", warm, jobDur); err != nil {
 			return slotBoundRun{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
