@@ -40,6 +40,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fun
 	lim := quota.New(rdb, quota.Options{})
 	ctl := control.NewStore(rdb, controlBase(cfg))
 	enq := queue.NewEnqueuer(client, lim, 0)
+	enq.WakeWorkers(rdb)
 	deps := service.Deps{
 		Store:       st,
 		Idempotency: st,

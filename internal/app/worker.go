@@ -76,36 +76,52 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	w := queue.NewWorker(st, quota.New(rdb, opts.Quota), accounts, m, insp, client, log, opts.Queue)
 	w.UseControls(workerControls{ctl})
 
-	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:    cfg.WorkerConcurrency,
-		Queues:         queue.Queues,
-		StrictPriority: true,
-		IsFailure:      queue.IsFailure,
-		RetryDelayFunc: queue.RetryDelay,
-		// What an idle worker costs Redis: one dequeue script per queue per
-		// TaskCheckInterval (only while every queue is empty: a busy worker
-		// dequeues at once), two forward scripts per queue per
-		// DelayedTaskCheckInterval. Waits end through the worker's
-		// in-process wakes (queue.Worker.Waited), so the forwarder is only
-		// the fallback for the waits of a worker that died. The task check
-		// (DISTQ_TASK_CHECK_INTERVAL, 250 ms) is also about how long a new
-		// submission, or a batch item the fair share admits, waits for an
-		// idle worker: docs/QUOTA.md has both sides measured.
-		DelayedTaskCheckInterval: 5 * time.Second,
-		TaskCheckInterval:        taskCheck,
-		ShutdownTimeout:          60 * time.Second,
-		Logger:                   asynqLogger{log},
-		LogLevel:                 asynq.WarnLevel,
-		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
-			w.Waited(ctx, err)
-			if queue.IsFailure(err) {
-				log.Warn("task failed", "type", t.Type(), "payload", string(t.Payload()), "err", err)
-			}
-		}),
-	})
+	newServer := func(taskCheck time.Duration) *asynq.Server {
+		return asynq.NewServerFromRedisClient(rdb, asynq.Config{
+			Concurrency:    cfg.WorkerConcurrency,
+			Queues:         queue.Queues,
+			StrictPriority: true,
+			IsFailure:      queue.IsFailure,
+			RetryDelayFunc: queue.RetryDelay,
+			// What an idle worker costs Redis: one dequeue script per queue per
+			// TaskCheckInterval (only while every queue is empty: a busy worker
+			// dequeues at once), two forward scripts per queue per
+			// DelayedTaskCheckInterval. Waits end through the worker's
+			// in-process wakes (queue.Worker.Waited), so the forwarder is only
+			// the fallback for the waits of a worker that died. The task check
+			// (DISTQ_TASK_CHECK_INTERVAL, 250 ms) is also about how long a new
+			// submission, or a batch item the fair share admits, waits for a
+			// worker with nothing to do: docs/QUOTA.md has both sides
+			// measured. A worker with nothing to do for DISTQ_IDLE_AFTER
+			// goes quiet (quietServer): it checks every
+			// DISTQ_IDLE_TASK_CHECK_INTERVAL until a submission wakes it.
+			DelayedTaskCheckInterval: 5 * time.Second,
+			TaskCheckInterval:        taskCheck,
+			ShutdownTimeout:          60 * time.Second,
+			Logger:                   asynqLogger{log},
+			LogLevel:                 asynq.WarnLevel,
+			ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+				w.Waited(ctx, err)
+				if queue.IsFailure(err) {
+					log.Warn("task failed", "type", t.Type(), "payload", string(t.Payload()), "err", err)
+				}
+			}),
+		})
+	}
 	mux := asynq.NewServeMux()
 	w.Register(mux)
-	if err := srv.Start(mux); err != nil {
+	srv := &quietServer{
+		newServer: newServer,
+		handler:   mux,
+		busyCheck: taskCheck,
+		idleCheck: max(cfg.IdleTaskCheckInterval, taskCheck),
+		idleAfter: cfg.IdleAfter,
+		quiet:     nothingToDo(rdb, st),
+		onMode:    quietGauge(reg),
+		log:       log,
+	}
+	w.UseQuiet(srv.Quiet)
+	if err := srv.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	// Webhooks have an asynq server and a queue of their own: the strict
@@ -134,6 +150,11 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	go func() {
 		defer close(pollsDone)
 		w.RunPolls(rctx)
+	}()
+	quietDone := make(chan struct{})
+	go func() {
+		defer close(quietDone)
+		srv.Run(rctx, rdb)
 	}()
 	handoffsDone := make(chan struct{})
 	go func() {
@@ -168,6 +189,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 		stopReconcile()
 		<-limitsDone
 		<-pollsDone
+		<-quietDone
 		<-handoffsDone
 		srv.Shutdown()
 		whSrv.stop()
@@ -187,6 +209,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 	<-fairDone
 	<-limitsDone
 	<-pollsDone
+	<-quietDone
 	<-handoffsDone
 	srv.Shutdown()
 	w.StopWakes()

@@ -23,38 +23,40 @@ func TestEachBinaryReadsItsOwnSettings(t *testing.T) {
 		fails string // which binary refuses it
 		want  string // the variable its error starts with
 	}{
-		"short token":          {map[string]string{"DISTQ_API_TOKENS": "t:abc"}, api, "DISTQ_API_TOKENS"},
-		"token without team":   {map[string]string{"DISTQ_API_TOKENS": "token-aaaa"}, api, "DISTQ_API_TOKENS"},
-		"no token":             {map[string]string{"DISTQ_API_TOKENS": ""}, api, "DISTQ_API_TOKENS"},
-		"missing token file":   {map[string]string{"DISTQ_API_TOKENS_FILE": "/nonexistent/tokens"}, api, "DISTQ_API_TOKENS_FILE"},
-		"team rps":             {map[string]string{"DISTQ_TEAM_RPS": "0"}, api, "DISTQ_TEAM_RPS"},
-		"short admin token":    {map[string]string{"DISTQ_ADMIN_TOKENS": "ops:abc"}, api, "DISTQ_ADMIN_TOKENS"},
-		"admin token of team":  {map[string]string{"DISTQ_ADMIN_TOKENS": "ops:token-aaaa"}, api, "DISTQ_ADMIN_TOKENS"},
-		"missing admin file":   {map[string]string{"DISTQ_ADMIN_TOKENS_FILE": "/nonexistent/admins"}, api, "DISTQ_ADMIN_TOKENS_FILE"},
-		"team weight":          {map[string]string{"DISTQ_TEAM_WEIGHTS": "team-a=0"}, both, "DISTQ_TEAM_WEIGHTS"},
-		"team weight format":   {map[string]string{"DISTQ_TEAM_WEIGHTS": "team-a:3"}, both, "DISTQ_TEAM_WEIGHTS"},
-		"concurrency":          {map[string]string{"DISTQ_WORKER_CONCURRENCY": "lots"}, worker, "DISTQ_WORKER_CONCURRENCY"},
-		"task check":           {map[string]string{"DISTQ_TASK_CHECK_INTERVAL": "10ms"}, worker, "DISTQ_TASK_CHECK_INTERVAL"},
-		"task check long":      {map[string]string{"DISTQ_TASK_CHECK_INTERVAL": "1m"}, worker, "DISTQ_TASK_CHECK_INTERVAL"},
-		"slot lease":           {map[string]string{"DISTQ_SLOT_LEASE": "-1m"}, worker, "DISTQ_SLOT_LEASE"},
-		"alibaba timeout":      {map[string]string{"DISTQ_ALIBABA_TIMEOUT": "10"}, worker, "DISTQ_ALIBABA_TIMEOUT"},
-		"remote visibility":    {map[string]string{"DISTQ_REMOTE_VISIBILITY": "soon"}, worker, "DISTQ_REMOTE_VISIBILITY"},
-		"delete finished":      {map[string]string{"DISTQ_DELETE_FINISHED": "sometimes"}, worker, "DISTQ_DELETE_FINISHED"},
-		"endpoint":             {map[string]string{"DISTQ_ALIBABA_ENDPOINT": "ftp://x"}, worker, "DISTQ_ALIBABA_ENDPOINT"},
-		"other region":         {map[string]string{"DISTQ_ALIBABA_ENDPOINT": "https://iot.cn-beijing.aliyuncs.com"}, worker, "DISTQ_ALIBABA_ENDPOINT"},
-		"half keys":            {map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": ""}, worker, "ALIBABA_CLOUD_ACCESS_KEY_SECRET"},
-		"redis":                {map[string]string{"DISTQ_REDIS_URL": "http://x"}, both, "DISTQ_REDIS_URL"},
-		"sentinel master":      {map[string]string{"DISTQ_REDIS_SENTINEL_ADDRS": "a:1"}, both, "DISTQ_REDIS_SENTINEL_MASTER"},
-		"retention":            {map[string]string{"DISTQ_RETENTION": "forever"}, both, "DISTQ_RETENTION"},
-		"uid":                  {map[string]string{"DISTQ_ALIBABA_UID": ""}, both, "DISTQ_ALIBABA_UID"},
-		"uid digits":           {map[string]string{"DISTQ_ALIBABA_UID": "12ab"}, both, "DISTQ_ALIBABA_UID"},
-		"create qps":           {map[string]string{"DISTQ_CREATE_QPS": "two"}, both, "DISTQ_CREATE_QPS"},
-		"max jobs":             {map[string]string{"DISTQ_MAX_JOBS": "0"}, both, "DISTQ_MAX_JOBS"},
-		"missing account file": {map[string]string{"DISTQ_ACCOUNTS_FILE": "/nonexistent.yaml"}, both, "DISTQ_ACCOUNTS_FILE"},
-		"webhook secret":       {map[string]string{"DISTQ_WEBHOOK_SECRETS": "t:very-secret-value"}, both, "DISTQ_WEBHOOK_SECRETS"},
-		"webhook secrets file": {map[string]string{"DISTQ_WEBHOOK_SECRETS_FILE": "/nonexistent/secrets"}, both, "DISTQ_WEBHOOK_SECRETS_FILE"},
-		"webhook hosts":        {map[string]string{"DISTQ_WEBHOOK_ALLOWED_HOSTS": "a.*.example"}, both, "DISTQ_WEBHOOK_ALLOWED_HOSTS"},
-		"webhook concurrency":  {map[string]string{"DISTQ_WEBHOOK_CONCURRENCY": "0"}, worker, "DISTQ_WEBHOOK_CONCURRENCY"},
+		"short token":           {map[string]string{"DISTQ_API_TOKENS": "t:abc"}, api, "DISTQ_API_TOKENS"},
+		"token without team":    {map[string]string{"DISTQ_API_TOKENS": "token-aaaa"}, api, "DISTQ_API_TOKENS"},
+		"no token":              {map[string]string{"DISTQ_API_TOKENS": ""}, api, "DISTQ_API_TOKENS"},
+		"missing token file":    {map[string]string{"DISTQ_API_TOKENS_FILE": "/nonexistent/tokens"}, api, "DISTQ_API_TOKENS_FILE"},
+		"team rps":              {map[string]string{"DISTQ_TEAM_RPS": "0"}, api, "DISTQ_TEAM_RPS"},
+		"short admin token":     {map[string]string{"DISTQ_ADMIN_TOKENS": "ops:abc"}, api, "DISTQ_ADMIN_TOKENS"},
+		"admin token of team":   {map[string]string{"DISTQ_ADMIN_TOKENS": "ops:token-aaaa"}, api, "DISTQ_ADMIN_TOKENS"},
+		"missing admin file":    {map[string]string{"DISTQ_ADMIN_TOKENS_FILE": "/nonexistent/admins"}, api, "DISTQ_ADMIN_TOKENS_FILE"},
+		"team weight":           {map[string]string{"DISTQ_TEAM_WEIGHTS": "team-a=0"}, both, "DISTQ_TEAM_WEIGHTS"},
+		"team weight format":    {map[string]string{"DISTQ_TEAM_WEIGHTS": "team-a:3"}, both, "DISTQ_TEAM_WEIGHTS"},
+		"concurrency":           {map[string]string{"DISTQ_WORKER_CONCURRENCY": "lots"}, worker, "DISTQ_WORKER_CONCURRENCY"},
+		"task check":            {map[string]string{"DISTQ_TASK_CHECK_INTERVAL": "10ms"}, worker, "DISTQ_TASK_CHECK_INTERVAL"},
+		"task check long":       {map[string]string{"DISTQ_TASK_CHECK_INTERVAL": "1m"}, worker, "DISTQ_TASK_CHECK_INTERVAL"},
+		"idle after short":      {map[string]string{"DISTQ_IDLE_AFTER": "100ms"}, worker, "DISTQ_IDLE_AFTER"},
+		"idle check below busy": {map[string]string{"DISTQ_IDLE_TASK_CHECK_INTERVAL": "100ms"}, worker, "DISTQ_IDLE_TASK_CHECK_INTERVAL"},
+		"slot lease":            {map[string]string{"DISTQ_SLOT_LEASE": "-1m"}, worker, "DISTQ_SLOT_LEASE"},
+		"alibaba timeout":       {map[string]string{"DISTQ_ALIBABA_TIMEOUT": "10"}, worker, "DISTQ_ALIBABA_TIMEOUT"},
+		"remote visibility":     {map[string]string{"DISTQ_REMOTE_VISIBILITY": "soon"}, worker, "DISTQ_REMOTE_VISIBILITY"},
+		"delete finished":       {map[string]string{"DISTQ_DELETE_FINISHED": "sometimes"}, worker, "DISTQ_DELETE_FINISHED"},
+		"endpoint":              {map[string]string{"DISTQ_ALIBABA_ENDPOINT": "ftp://x"}, worker, "DISTQ_ALIBABA_ENDPOINT"},
+		"other region":          {map[string]string{"DISTQ_ALIBABA_ENDPOINT": "https://iot.cn-beijing.aliyuncs.com"}, worker, "DISTQ_ALIBABA_ENDPOINT"},
+		"half keys":             {map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": ""}, worker, "ALIBABA_CLOUD_ACCESS_KEY_SECRET"},
+		"redis":                 {map[string]string{"DISTQ_REDIS_URL": "http://x"}, both, "DISTQ_REDIS_URL"},
+		"sentinel master":       {map[string]string{"DISTQ_REDIS_SENTINEL_ADDRS": "a:1"}, both, "DISTQ_REDIS_SENTINEL_MASTER"},
+		"retention":             {map[string]string{"DISTQ_RETENTION": "forever"}, both, "DISTQ_RETENTION"},
+		"uid":                   {map[string]string{"DISTQ_ALIBABA_UID": ""}, both, "DISTQ_ALIBABA_UID"},
+		"uid digits":            {map[string]string{"DISTQ_ALIBABA_UID": "12ab"}, both, "DISTQ_ALIBABA_UID"},
+		"create qps":            {map[string]string{"DISTQ_CREATE_QPS": "two"}, both, "DISTQ_CREATE_QPS"},
+		"max jobs":              {map[string]string{"DISTQ_MAX_JOBS": "0"}, both, "DISTQ_MAX_JOBS"},
+		"missing account file":  {map[string]string{"DISTQ_ACCOUNTS_FILE": "/nonexistent.yaml"}, both, "DISTQ_ACCOUNTS_FILE"},
+		"webhook secret":        {map[string]string{"DISTQ_WEBHOOK_SECRETS": "t:very-secret-value"}, both, "DISTQ_WEBHOOK_SECRETS"},
+		"webhook secrets file":  {map[string]string{"DISTQ_WEBHOOK_SECRETS_FILE": "/nonexistent/secrets"}, both, "DISTQ_WEBHOOK_SECRETS_FILE"},
+		"webhook hosts":         {map[string]string{"DISTQ_WEBHOOK_ALLOWED_HOSTS": "a.*.example"}, both, "DISTQ_WEBHOOK_ALLOWED_HOSTS"},
+		"webhook concurrency":   {map[string]string{"DISTQ_WEBHOOK_CONCURRENCY": "0"}, worker, "DISTQ_WEBHOOK_CONCURRENCY"},
 	} {
 		m := base()
 		for k, v := range tc.set {
@@ -139,7 +141,7 @@ func TestWorkerConfigHoldsNoTokens(t *testing.T) {
 	}
 	a := c.DefaultAccount()
 	if c.WorkerConcurrency != 10 || c.MetricsAddr != ":9090" || c.SlotLease.Minutes() != 2 || c.AlibabaTimeout.Seconds() != 10 ||
-		c.TaskCheckInterval != 250*time.Millisecond ||
+		c.TaskCheckInterval != 250*time.Millisecond || c.IdleAfter != 10*time.Second || c.IdleTaskCheckInterval != 2*time.Second ||
 		a.AccessKeySecret != "very-secret-value" || a.Endpoint != DefaultEndpoint || a.CredentialsChain {
 		t.Errorf("worker config %+v, account %+v", c, a)
 	}

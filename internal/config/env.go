@@ -87,6 +87,14 @@ func readWorker(c *Config, e *vars) error {
 	if e.err == nil && (c.TaskCheckInterval < 50*time.Millisecond || c.TaskCheckInterval > 10*time.Second) {
 		e.err = fmt.Errorf("DISTQ_TASK_CHECK_INTERVAL: want 50ms to 10s, got %v", c.TaskCheckInterval)
 	}
+	c.IdleAfter = e.duration("DISTQ_IDLE_AFTER", "10s")
+	if e.err == nil && c.IdleAfter != 0 && (c.IdleAfter < time.Second || c.IdleAfter > time.Hour) {
+		e.err = fmt.Errorf("DISTQ_IDLE_AFTER: want 0 (never idle) or 1s to 1h, got %v", c.IdleAfter)
+	}
+	c.IdleTaskCheckInterval = e.duration("DISTQ_IDLE_TASK_CHECK_INTERVAL", "2s")
+	if e.err == nil && (c.IdleTaskCheckInterval < c.TaskCheckInterval || c.IdleTaskCheckInterval > time.Minute) {
+		e.err = fmt.Errorf("DISTQ_IDLE_TASK_CHECK_INTERVAL: want DISTQ_TASK_CHECK_INTERVAL (%v) to 1m, got %v", c.TaskCheckInterval, c.IdleTaskCheckInterval)
+	}
 	c.SlotLease = e.duration("DISTQ_SLOT_LEASE", "2m")
 	c.AlibabaTimeout = e.duration("DISTQ_ALIBABA_TIMEOUT", "10s")
 	c.RemoteVisibility = e.duration("DISTQ_REMOTE_VISIBILITY", "2m")

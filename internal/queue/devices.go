@@ -75,6 +75,7 @@ func deviceSubmitTask(id string, n int) (*asynq.Task, []asynq.Option) {
 // SubmitDeviceJobs enqueues the submit task of each job of device
 // distribution id (a repeat is harmless: the TaskID is the job's).
 func (e *Enqueuer) SubmitDeviceJobs(ctx context.Context, id string, jobs []int) error {
+	defer e.wakeWorkers(ctx)
 	for _, n := range jobs {
 		t, opts := deviceSubmitTask(id, n)
 		if _, err := e.client.EnqueueContext(ctx, t, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {

@@ -434,6 +434,9 @@ func (w *Worker) RunFairTick(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if w.quiet != nil && w.quiet() {
+				continue // nothing queued anywhere; a submission wakes the worker
+			}
 			ticks++
 			for _, a := range w.accounts {
 				// An idle account costs one read a tick.

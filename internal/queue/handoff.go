@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Slot handoffs without a queue hop. A task that finds no free job slot
@@ -117,7 +119,9 @@ func (w *Worker) signalHandoff(id string) bool {
 func (w *Worker) RunHandoffs(ctx context.Context) {
 	for ctx.Err() == nil {
 		sub := w.store.Client().Subscribe(ctx, handoffChannel)
-		ch := sub.Channel()
+		// A health ping every 15 s, not go-redis's 3 s: an idle worker's
+		// subscriptions are otherwise a fair part of what it costs Redis.
+		ch := sub.Channel(redis.WithChannelHealthCheckInterval(15 * time.Second))
 	loop:
 		for {
 			select {

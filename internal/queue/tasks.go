@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/distq/distq/internal/distribution"
@@ -65,6 +66,24 @@ type Enqueuer struct {
 	client   *asynq.Client
 	limiter  *quota.Limiter
 	fallback time.Duration
+	wake     redis.UniversalClient // nil: workers are not told
+}
+
+// WorkChannel is the Pub/Sub channel on which the api tells the workers
+// that it queued tasks: a quiet worker, which looks for tasks seldom,
+// starts looking at once (see app's idle mode).
+const WorkChannel = "distq:work"
+
+// WakeWorkers makes the Enqueuer publish on WorkChannel, through rdb,
+// after it queued tasks.
+func (e *Enqueuer) WakeWorkers(rdb redis.UniversalClient) { e.wake = rdb }
+
+// wakeWorkers tells the workers that tasks were queued. Best effort: a
+// quiet worker finds them at its next, slower, look.
+func (e *Enqueuer) wakeWorkers(ctx context.Context) {
+	if e.wake != nil {
+		e.wake.Publish(context.WithoutCancel(ctx), WorkChannel, "")
+	}
 }
 
 // NewEnqueuer returns an Enqueuer on an asynq client. Batch items go to
@@ -95,6 +114,7 @@ const enqueueParallelism = 16
 // entry existed, its run could end before the entry was written, which
 // would then wait for an item already sent.
 func (e *Enqueuer) Submit(ctx context.Context, recs []*store.Record) error {
+	defer e.wakeWorkers(ctx)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(enqueueParallelism)
 	for _, r := range recs[1:] {

@@ -163,6 +163,9 @@ type Worker struct {
 	gaugeMu   sync.Mutex
 
 	controls Controls // nil: the configuration's settings
+	// quiet, if set, reports that nothing is queued, scheduled, running or
+	// polled anywhere (the worker's quiet mode): the fair tick rests.
+	quiet func() bool
 
 	teamsMu sync.Mutex
 	teams   map[[2]string]bool // (account, team) named in the metrics
@@ -187,6 +190,11 @@ func NewWorker(st *store.Redis, lim *quota.Limiter, accounts []*Account, m *metr
 // UseControls makes the worker obey c (operators' run-time settings)
 // instead of the configuration alone. Call it before the worker runs.
 func (w *Worker) UseControls(c Controls) { w.controls = c }
+
+// UseQuiet gives the worker its quiet mode's state (see app's quietServer):
+// while quiet, nothing waits for an admission, and the fair tick skips
+// its reads.
+func (w *Worker) UseQuiet(quiet func() bool) { w.quiet = quiet }
 
 // Register adds the worker's handlers to mux.
 func (w *Worker) Register(mux *asynq.ServeMux) {
