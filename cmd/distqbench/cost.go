@@ -91,10 +91,12 @@ type costResult struct {
 	jobDur     time.Duration
 	warm       bool // the account's job durations known from an earlier batch
 	n          int
-	idlePerSec float64 // api + worker with nothing to do
+	idlePerSec float64 // api + worker with nothing to do, the worker still busy
+	quietSec   float64 // the same once the worker went quiet (DISTQ_IDLE_AFTER)
 	commands   int64   // during the run, submit to last final state
 	elapsed    time.Duration
 	idleTop    string // the idle pair's commands with the most calls, per second
+	quietTop   string // the same, the worker quiet
 	top        string // the run's commands with the most calls, per distribution
 }
 
@@ -104,7 +106,7 @@ func (r costResult) String() string {
 	if r.warm {
 		batch = "second (durations known)"
 	}
-	return fmt.Sprintf("| %v | %s | %d | %.1f | %d | %.1fs | %.0f | %.0f |", r.jobDur, batch, r.n, r.idlePerSec, r.commands, r.elapsed.Seconds(),
+	return fmt.Sprintf("| %v | %s | %d | %.1f | %.1f | %d | %.1fs | %.0f | %.0f |", r.jobDur, batch, r.n, r.idlePerSec, r.quietSec, r.commands, r.elapsed.Seconds(),
 		float64(r.commands)/float64(r.n), net/float64(r.n))
 }
 
@@ -114,8 +116,8 @@ func (r costResult) String() string {
 // one worker, the documented limits: 2 Creates/s, 10 jobs). The Redis
 // server must serve nothing else meanwhile.
 func (e env) runCost(ctx context.Context, n int, durs []time.Duration, idleFor time.Duration) error {
-	fmt.Println("| job duration | batch | distributions | idle commands/s | commands in the run | run | commands per distribution | per distribution, idle subtracted |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| job duration | batch | distributions | idle commands/s, worker busy | idle commands/s, worker quiet | commands in the run | run | commands per distribution | per distribution, idle (busy) subtracted |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	var details []string
 	defer func() {
 		// Where the commands go: after the table, so it stays one table.
@@ -128,7 +130,8 @@ func (e env) runCost(ctx context.Context, n int, durs []time.Duration, idleFor t
 		for i, r := range rs {
 			fmt.Println(r)
 			if i == 0 {
-				details = append(details, fmt.Sprintf("- %v jobs, idle, per second: %s", d, r.idleTop))
+				details = append(details, fmt.Sprintf("- %v jobs, idle, worker busy, per second: %s", d, r.idleTop))
+				details = append(details, fmt.Sprintf("- %v jobs, idle, worker quiet, per second: %s", d, r.quietTop))
 			}
 			details = append(details, fmt.Sprintf("- %v jobs, warm=%v, per distribution (idle included): %s", d, r.warm, r.top))
 		}
@@ -168,19 +171,38 @@ func (e env) costOnce(ctx context.Context, n int, jobDur, idleFor time.Duration)
 	if err := sleepCtx(ctx, 3*time.Second); err != nil {
 		return nil, err
 	}
+	// Busy (it has just started): half the idle time, ending before the
+	// worker may go quiet.
+	busyFor := idleFor / 2
 	before, beforeBy, err := commandStats(ctx, rdb)
 	if err != nil {
 		return nil, err
 	}
-	if err := sleepCtx(ctx, idleFor); err != nil {
+	if err := sleepCtx(ctx, busyFor); err != nil {
 		return nil, err
 	}
 	after, afterBy, err := commandStats(ctx, rdb)
 	if err != nil {
 		return nil, err
 	}
-	res.idlePerSec = float64(after-before) / idleFor.Seconds()
-	res.idleTop = topCommands(beforeBy, afterBy, idleFor.Seconds(), 8)
+	res.idlePerSec = float64(after-before) / busyFor.Seconds()
+	res.idleTop = topCommands(beforeBy, afterBy, busyFor.Seconds(), 8)
+	// The worker goes quiet after DISTQ_IDLE_AFTER (10 s) with nothing to
+	// do anywhere: measure that too, from a little after it.
+	if err := sleepCtx(ctx, quietAfter-busyFor); err != nil {
+		return nil, err
+	}
+	if before, beforeBy, err = commandStats(ctx, rdb); err != nil {
+		return nil, err
+	}
+	if err := sleepCtx(ctx, idleFor); err != nil {
+		return nil, err
+	}
+	if after, afterBy, err = commandStats(ctx, rdb); err != nil {
+		return nil, err
+	}
+	res.quietSec = float64(after-before) / idleFor.Seconds()
+	res.quietTop = topCommands(beforeBy, afterBy, idleFor.Seconds(), 8)
 	c := apiClient(api)
 	var out []costResult
 	for i, key := range []string{"a1cold%05d", "a1warm%05d"} {
@@ -250,6 +272,11 @@ func (e env) costBatch(ctx context.Context, rdb *redis.Client, c *client.Client,
 	res.top = topCommands(beforeBy, afterBy, float64(n), 12)
 	return res, nil
 }
+
+// quietAfter is how long after the idle measurement starts the quiet one
+// starts: past DISTQ_IDLE_AFTER's default (10 s) and a check (2.5 s) from
+// the stack's start.
+const quietAfter = 12 * time.Second
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	select {
