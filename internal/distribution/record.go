@@ -19,8 +19,6 @@ type Record struct {
 	// outcome is known; set on a record without job id, it means a Create of
 	// unknown outcome that must be looked up before another is sent (Q5).
 	CreateSentAt *time.Time `json:"create_sent_at,omitempty"`
-	// Polls counts Query calls for this record's job.
-	Polls int `json:"polls,omitempty"`
 	// RetryBase is Attempts at the last Retry: the attempts of the current
 	// run are Attempts - RetryBase (RunAttempts), which bound transient
 	// errors, while Attempts counts the distribution's whole life.
