@@ -88,6 +88,9 @@ type Snapshot struct {
 	pauses  map[string]entry // "<uid>" or "<uid>:<team>"
 }
 
+// Revision is the overrides' version: it changes whenever they do.
+func (s Snapshot) Revision() int64 { return s.Version }
+
 // CreateQPS returns the account's Create rate in force (Creates per
 // second); 0 for an account the configuration does not name.
 func (s Snapshot) CreateQPS(account string) int { return s.Limit(account, CreateQPS).Value }

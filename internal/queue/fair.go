@@ -26,6 +26,8 @@ type Settings interface {
 	// Paused reports whether nothing of team may be created on the account
 	// now; team "" asks about the whole account.
 	Paused(account, team string) bool
+	// Revision changes whenever the settings do (operators' overrides).
+	Revision() int64
 }
 
 // Controls give the current Settings. Get must be cheap (cached): the
@@ -54,6 +56,8 @@ func (c configSettings) MaxJobs(account string) int {
 func (configSettings) Weight(string) int { return 1 }
 
 func (configSettings) Paused(string, string) bool { return false }
+
+func (configSettings) Revision() int64 { return 0 }
 
 func (w *Worker) settings(ctx context.Context) Settings {
 	if w.controls == nil {
@@ -205,6 +209,10 @@ func (w *Worker) pausedWait(ctx context.Context, a *Account, r *store.Record) er
 // repeats only when admitted items turned out gone.
 const maxAdmitRounds = 4
 
+// fairRestTicks is how many fair ticks apart an account with every
+// admission taken is looked at (RunFairTick).
+const fairRestTicks = 5
+
 // admit admits the account's next batch items in fair order (weights and
 // pauses from the settings) and wakes their tasks. It reports whether the
 // item self, whose run is asking, was admitted (its task is not woken: it
@@ -216,21 +224,32 @@ func (w *Worker) admit(ctx context.Context, a *Account, self string) bool {
 // admitFrom is admit for a caller that has just read the account's active
 // teams (the fair tick): the first round does not read them again.
 func (w *Worker) admitFrom(ctx context.Context, a *Account, self string, teams []string) bool {
+	got, _ := w.admitN(ctx, a, self, teams)
+	return got
+}
+
+// admitCount is admitFrom for the fair tick: how many items it admitted.
+func (w *Worker) admitCount(ctx context.Context, a *Account, self string, teams []string) int {
+	_, n := w.admitN(ctx, a, self, teams)
+	return n
+}
+
+// admitN is admitFrom that also counts the items admitted.
+func (w *Worker) admitN(ctx context.Context, a *Account, self string, teams []string) (got bool, admitted int) {
 	set := w.settings(ctx)
 	if set.Paused(a.Name, "") {
-		return false
+		return false, 0
 	}
-	got := false
 	for round := range maxAdmitRounds {
 		if round > 0 || teams == nil {
 			var err error
 			if teams, err = w.limiter.FairTeams(ctx, a.UID); err != nil {
 				w.log.Warn("fair admit", "account", a.Name, "err", err)
-				return got
+				return got, admitted
 			}
 		}
 		if len(teams) == 0 {
-			return got
+			return got, admitted
 		}
 		weights := make(map[string]int, len(teams))
 		var paused []string
@@ -243,8 +262,9 @@ func (w *Worker) admitFrom(ctx context.Context, a *Account, self string, teams [
 		items, err := w.limiter.FairAdmit(ctx, a.UID, w.fairK(ctx, a), w.opts.FairAdmission, weights, paused)
 		if err != nil {
 			w.log.Warn("fair admit", "account", a.Name, "err", err)
-			return got
+			return got, admitted
 		}
+		admitted += len(items)
 		again := false
 		for _, it := range items {
 			if it.ID == self {
@@ -256,10 +276,10 @@ func (w *Worker) admitFrom(ctx context.Context, a *Account, self string, teams [
 			}
 		}
 		if !again {
-			return got
+			return got, admitted
 		}
 	}
-	return got
+	return got, admitted
 }
 
 // wakeAdmitted runs an admitted item's task now. An item that is gone or
@@ -427,33 +447,68 @@ const backlogExportTicks = 5
 func (w *Worker) RunFairTick(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	idle := map[string]bool{}
-	ticks := 0
+	st := newFairTickState()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if w.quiet != nil && w.quiet() {
-				continue // nothing queued anywhere; a submission wakes the worker
-			}
-			ticks++
-			for _, a := range w.accounts {
-				// An idle account costs one read a tick.
-				teams, err := w.limiter.FairTeams(ctx, a.UID)
-				if err != nil || len(teams) == 0 && idle[a.Name] {
-					continue
-				}
-				wasIdle := idle[a.Name]
-				idle[a.Name] = len(teams) == 0
-				w.admitFrom(ctx, a, "", teams)
-				// The backlog gauges need no more than one read per
-				// backlogExportTicks (a scrape is 15 s apart): the read is
-				// most of what a tick costs Redis while work waits.
-				if wasIdle || idle[a.Name] || ticks%backlogExportTicks == 0 {
-					w.exportBacklogs(ctx, a)
-				}
-			}
+			w.fairTick(ctx, st)
+		}
+	}
+}
+
+// fairTickState is what the fair tick keeps from one tick to the next.
+type fairTickState struct {
+	idle     map[string]bool // account: no team with a backlog at its last look
+	rest     map[string]int  // account: ticks its look waits yet
+	exported map[string]int  // account: the tick of its last backlog export
+	revision int64           // the settings' revision at the last tick
+	ticks    int
+}
+
+func newFairTickState() *fairTickState {
+	return &fairTickState{idle: map[string]bool{}, rest: map[string]int{}, exported: map[string]int{}, revision: -1}
+}
+
+// fairTick is one tick of RunFairTick.
+func (w *Worker) fairTick(ctx context.Context, st *fairTickState) {
+	if w.quiet != nil && w.quiet() {
+		return // nothing queued anywhere; a submission wakes the worker
+	}
+	st.ticks++
+	// Operators changed something (a resume, a weight): look at every
+	// account now.
+	rev := w.settings(ctx).Revision()
+	changed := rev != st.revision
+	st.revision = rev
+	for _, a := range w.accounts {
+		if !changed && st.rest[a.Name] > 0 {
+			st.rest[a.Name]--
+			continue
+		}
+		// An idle account costs one read a look.
+		teams, err := w.limiter.FairTeams(ctx, a.UID)
+		if err != nil || len(teams) == 0 && st.idle[a.Name] {
+			continue
+		}
+		wasIdle := st.idle[a.Name]
+		st.idle[a.Name] = len(teams) == 0
+		if n := w.admitCount(ctx, a, "", teams); n == 0 && len(teams) > 0 {
+			// Every admission is taken (by items that wait for a slot, or
+			// whose runs hold them): the admissions that free go on at once
+			// (createGoingOut, leaveTurn), so the tick is only the fallback
+			// for lapsed admissions and lost wakes, and looks every
+			// fairRestTicks. A backlog waiting for slots then costs Redis a
+			// fifth of a look a second, not a look.
+			st.rest[a.Name] = fairRestTicks - 1
+		}
+		// The backlog gauges need no more than one read per
+		// backlogExportTicks (a scrape is 15 s apart): the read is most of
+		// what a tick costs Redis while work waits.
+		if wasIdle || st.idle[a.Name] || st.ticks-st.exported[a.Name] >= backlogExportTicks {
+			w.exportBacklogs(ctx, a)
+			st.exported[a.Name] = st.ticks
 		}
 	}
 }
