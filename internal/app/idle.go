@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distq/distq/internal/queue"
-	"github.com/distq/distq/internal/store"
 )
 
 // quietServer runs the worker's asynq server in one of two modes. asynq
@@ -22,8 +21,8 @@ import (
 //   - busy: the server looks every busyCheck (DISTQ_TASK_CHECK_INTERVAL),
 //     so that a batch item the fair share admits, or a single, is picked up
 //     promptly;
-//   - quiet: after idleAfter with nothing queued, scheduled, running or
-//     polled anywhere, the server is replaced by one that looks every
+//   - quiet: after idleAfter with no task queued, scheduled, running or
+//     retrying anywhere, the server is replaced by one that looks every
 //     idleCheck. A submission wakes the worker at once: the api publishes
 //     on queue.WorkChannel after it queues tasks, and a fresh busy server
 //     looks for tasks as soon as it starts. A task found by the quiet
@@ -40,8 +39,8 @@ type quietServer struct {
 	busyCheck time.Duration
 	idleCheck time.Duration
 	idleAfter time.Duration // 0: never quiet
-	// quiet reports whether nothing is queued, scheduled, running or
-	// polled, in any worker.
+	// quiet reports whether no task is queued, scheduled, running or
+	// retrying, in any worker.
 	quiet  func(context.Context) (bool, error)
 	onMode func(quiet bool) // told of every switch (metrics); may be nil
 	log    *slog.Logger
@@ -239,9 +238,14 @@ func asynqQueueKeys(q string) (pending, active, scheduled, retry string) {
 }
 
 // nothingToDo reports whether no distq task is pending, running, scheduled
-// or retrying in any queue, and no remote job is being polled: the test a
-// worker makes before it goes quiet. One pipeline of 9 commands.
-func nothingToDo(rdb redis.UniversalClient, st *store.Redis) func(context.Context) (bool, error) {
+// or retrying in any queue: the test a worker makes before it goes quiet.
+// Remote jobs being polled do not count: polls run from the poll schedule,
+// outside asynq, quiet or not, and what follows a job's end (the next
+// waiter's wake) is a task, queued or scheduled, which keeps the workers
+// busy. So ten long jobs running with nothing queued cost Redis their
+// polls, not a busy worker's look for tasks four times a second. One
+// pipeline of 8 commands.
+func nothingToDo(rdb redis.UniversalClient) func(context.Context) (bool, error) {
 	return func(ctx context.Context) (bool, error) {
 		pipe := rdb.Pipeline()
 		var counts []*redis.IntCmd
@@ -249,7 +253,6 @@ func nothingToDo(rdb redis.UniversalClient, st *store.Redis) func(context.Contex
 			pending, active, scheduled, retry := asynqQueueKeys(q)
 			counts = append(counts, pipe.LLen(ctx, pending), pipe.LLen(ctx, active), pipe.ZCard(ctx, scheduled), pipe.ZCard(ctx, retry))
 		}
-		counts = append(counts, pipe.ZCard(ctx, st.PollsKey()))
 		if _, err := pipe.Exec(ctx); err != nil {
 			return false, err
 		}

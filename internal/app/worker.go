@@ -116,7 +116,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 		busyCheck: taskCheck,
 		idleCheck: max(cfg.IdleTaskCheckInterval, taskCheck),
 		idleAfter: cfg.IdleAfter,
-		quiet:     nothingToDo(rdb, st),
+		quiet:     nothingToDo(rdb),
 		onMode:    quietGauge(reg),
 		log:       log,
 	}

@@ -41,10 +41,6 @@ if not next then return {due, false} end
 return {due, tostring(next)}
 `)
 
-// PollsKey is the poll schedule's key (its size tells whether any remote
-// job is being polled).
-func (s *Redis) PollsKey() string { return keyPolls }
-
 // SchedulePoll schedules the poll id at at, unless it is scheduled already
 // (a repeat, or the reconciler making sure, never postpones a poll). It
 // reports whether the poll was added.
