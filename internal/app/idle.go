@@ -21,11 +21,12 @@ import (
 //   - busy: the server looks every busyCheck (DISTQ_TASK_CHECK_INTERVAL),
 //     so that a batch item the fair share admits, or a single, is picked up
 //     promptly;
-//   - quiet: after idleAfter with no task queued, scheduled, running or
-//     retrying anywhere, the server is replaced by one that looks every
+//   - quiet: after idleAfter with no task runnable or running anywhere
+//     (nothingToDo), the server is replaced by one that looks every
 //     idleCheck. A submission wakes the worker at once: the api publishes
-//     on queue.WorkChannel after it queues tasks, and a fresh busy server
-//     looks for tasks as soon as it starts. A task found by the quiet
+//     on queue.WorkChannel after it queues tasks, a worker that makes a
+//     waiting task runnable wakes itself, and a fresh busy server looks
+//     for tasks as soon as it starts. A task found by the quiet
 //     server (one the api queued without a wake reaching this worker)
 //     wakes it too.
 //
@@ -39,8 +40,8 @@ type quietServer struct {
 	busyCheck time.Duration
 	idleCheck time.Duration
 	idleAfter time.Duration // 0: never quiet
-	// quiet reports whether no task is queued, scheduled, running or
-	// retrying, in any worker.
+	// quiet reports whether no task is runnable or running, in any
+	// worker.
 	quiet  func(context.Context) (bool, error)
 	onMode func(quiet bool) // told of every switch (metrics); may be nil
 	log    *slog.Logger
@@ -237,21 +238,24 @@ func asynqQueueKeys(q string) (pending, active, scheduled, retry string) {
 	return p + "pending", p + "active", p + "scheduled", p + "retry"
 }
 
-// nothingToDo reports whether no distq task is pending, running, scheduled
-// or retrying in any queue: the test a worker makes before it goes quiet.
-// Remote jobs being polled do not count: polls run from the poll schedule,
-// outside asynq, quiet or not, and what follows a job's end (the next
-// waiter's wake) is a task, queued or scheduled, which keeps the workers
-// busy. So ten long jobs running with nothing queued cost Redis their
-// polls, not a busy worker's look for tasks four times a second. One
-// pipeline of 8 commands.
+// nothingToDo reports whether no distq task is runnable (pending) or
+// running (active) in any queue: the test a worker makes before it goes
+// quiet. Tasks waiting (scheduled, or handed back with a wait) do not
+// count: what makes one runnable is a RunTask by a worker, which wakes that
+// worker (queue.Worker.UseQuiet), an api enqueue, which publishes the
+// wake, or, as the fallback for a worker that died, asynq's forwarder,
+// whose task the quiet server finds within 1.5 of its checks. Nor do
+// remote jobs being polled: polls run outside asynq. So ten long jobs
+// running, and the items waiting for their slots, cost Redis their polls,
+// not a busy worker's look for tasks four times a second. One pipeline of
+// 4 commands.
 func nothingToDo(rdb redis.UniversalClient) func(context.Context) (bool, error) {
 	return func(ctx context.Context) (bool, error) {
 		pipe := rdb.Pipeline()
 		var counts []*redis.IntCmd
 		for q := range queue.Queues {
-			pending, active, scheduled, retry := asynqQueueKeys(q)
-			counts = append(counts, pipe.LLen(ctx, pending), pipe.LLen(ctx, active), pipe.ZCard(ctx, scheduled), pipe.ZCard(ctx, retry))
+			pending, active, _, _ := asynqQueueKeys(q)
+			counts = append(counts, pipe.LLen(ctx, pending), pipe.LLen(ctx, active))
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return false, err

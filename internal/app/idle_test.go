@@ -14,10 +14,12 @@ import (
 	"github.com/distq/distq/internal/store"
 )
 
-// The worker's quiet mode: it goes quiet only when no task is queued,
-// scheduled, running or retrying anywhere; a published wake makes it pick up a new
-// task at once (not at its quiet task check, 1.5–4.5 s here); a task the
-// quiet server finds without a wake runs and wakes it too.
+// The worker's quiet mode: it goes quiet only when no task is runnable or
+// running anywhere (a task waiting for later, or a job being polled, does
+// not keep it busy; a runnable task it cannot take does); a published wake
+// makes it pick up a new task at once (not at its quiet task check, 1.5–4.5
+// s here); a task the quiet server finds without a wake runs and wakes it
+// too.
 func TestQuietServer(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -52,22 +54,32 @@ func TestQuietServer(t *testing.T) {
 	go s.Run(ctx, rdb)
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
+	insp := asynq.NewInspectorFromRedisClient(rdb)
 
-	// A task scheduled for later keeps the worker busy: its time comes
-	// while nothing else happens.
-	later, err := client.Enqueue(asynq.NewTask(queue.TypeSubmit, []byte(`{"id":"later"}`)), asynq.Queue(queue.QueueBatch), asynq.ProcessIn(time.Hour))
-	if err != nil {
+	// A runnable task keeps the worker busy, even one it cannot take (its
+	// queue paused by an operator).
+	if err := insp.PauseQueue(queue.QueueBatch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(asynq.NewTask(queue.TypeSubmit, []byte(`{"id":"held"}`)), asynq.Queue(queue.QueueBatch), asynq.TaskID("held")); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2500 * time.Millisecond)
 	if s.Quiet() {
-		t.Fatal("quiet while a task is scheduled")
+		t.Fatal("quiet while a task is runnable")
 	}
-	if err := asynq.NewInspectorFromRedisClient(rdb).DeleteTask(queue.QueueBatch, later.ID); err != nil {
+	if err := insp.DeleteTask(queue.QueueBatch, "held"); err != nil {
 		t.Fatal(err)
 	}
-	// A remote job being polled does not keep it busy: polls run outside
-	// asynq.
+	if err := insp.UnpauseQueue(queue.QueueBatch); err != nil {
+		t.Fatal(err)
+	}
+	// A task waiting for later, and a remote job being polled, do not
+	// keep it busy: what makes the task runnable wakes a worker, and polls
+	// run outside asynq.
+	if _, err := client.Enqueue(asynq.NewTask(queue.TypeSubmit, []byte(`{"id":"later"}`)), asynq.Queue(queue.QueueBatch), asynq.ProcessIn(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := store.NewRedis(rdb, time.Hour).SchedulePoll(ctx, "poll:d_1", time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}

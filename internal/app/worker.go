@@ -120,7 +120,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, opts W
 		onMode:    quietGauge(reg),
 		log:       log,
 	}
-	w.UseQuiet(srv.Quiet)
+	w.UseQuiet(srv.Quiet, srv.Wake)
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

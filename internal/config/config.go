@@ -124,8 +124,8 @@ type Config struct {
 	// the fair share, waits for an idle worker, and what an idle worker
 	// costs Redis.
 	TaskCheckInterval time.Duration
-	// IdleAfter is how long no task may have been queued, scheduled,
-	// running or retrying before the worker goes quiet: it then looks for
+	// IdleAfter is how long no task may have been runnable or running
+	// before the worker goes quiet: it then looks for
 	// tasks every IdleTaskCheckInterval instead, and a submission wakes it
 	// at once (0: never quiet).
 	IdleAfter             time.Duration

@@ -31,7 +31,7 @@ func (w *Worker) wakeDevice(ctx context.Context, a *Account, holder string, hand
 	if err != nil {
 		return // its own recheck finds the slot it was handed
 	}
-	if err := w.inspector.RunTask(QueueBatch, deviceTaskID(id, n)); err != nil {
+	if err := w.runTask(QueueBatch, deviceTaskID(id, n)); err != nil {
 		w.wakeIn(QueueBatch, deviceTaskID(id, n), 50*time.Millisecond)
 	}
 }
@@ -123,7 +123,7 @@ func (w *Worker) reconcileDevicesOpen(ctx context.Context) error {
 				continue
 			}
 			task, opts := deviceSubmitTask(id, j.Index)
-			_, err := w.client.EnqueueContext(ctx, task, opts...)
+			_, err := w.enqueue(ctx, task, opts...)
 			switch {
 			case errors.Is(err, asynq.ErrTaskIDConflict):
 			case err != nil:

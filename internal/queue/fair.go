@@ -286,7 +286,7 @@ func (w *Worker) admitN(ctx context.Context, a *Account, self string, teams []st
 // final leaves the queue (false: its admission is free again); an open one
 // whose task is missing gets its task back.
 func (w *Worker) wakeAdmitted(ctx context.Context, a *Account, it quota.FairItem) bool {
-	err := w.inspector.RunTask(QueueBatch, it.ID)
+	err := w.runTask(QueueBatch, it.ID)
 	if err == nil {
 		return true
 	}
@@ -310,7 +310,7 @@ func (w *Worker) wakeAdmitted(ctx context.Context, a *Account, it quota.FairItem
 		return true // the admission lapses, or its run comes first
 	}
 	task, opts := submitTask(r)
-	if _, err := w.client.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if _, err := w.enqueue(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		w.log.Warn("enqueue admitted item", "distribution_id", it.ID, "err", err)
 	} else if err != nil {
 		w.wakeIn(QueueBatch, it.ID, 50*time.Millisecond)
@@ -405,7 +405,7 @@ func (w *Worker) wakeAdmittedDevice(ctx context.Context, a *Account, it quota.Fa
 		return false
 	}
 	task, opts := deviceSubmitTask(id, n)
-	if _, err := w.client.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if _, err := w.enqueue(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		w.log.Warn("enqueue admitted device job", "holder", it.ID, "err", err)
 	} else if err != nil {
 		w.wakeIn(QueueBatch, it.ID, 50*time.Millisecond)
@@ -473,15 +473,15 @@ func newFairTickState() *fairTickState {
 
 // fairTick is one tick of RunFairTick.
 func (w *Worker) fairTick(ctx context.Context, st *fairTickState) {
-	if w.quiet != nil && w.quiet() {
-		return // nothing queued anywhere; a submission wakes the worker
-	}
 	st.ticks++
 	// Operators changed something (a resume, a weight): look at every
 	// account now.
 	rev := w.settings(ctx).Revision()
 	changed := rev != st.revision
 	st.revision = rev
+	if !changed && st.ticks%fairRestTicks != 0 && w.quiet != nil && w.quiet() {
+		return // no task runs anywhere: no Create goes out to admit after
+	}
 	for _, a := range w.accounts {
 		if !changed && st.rest[a.Name] > 0 {
 			st.rest[a.Name]--

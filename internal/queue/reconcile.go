@@ -280,7 +280,7 @@ func (w *Worker) reconcileOpen(ctx context.Context) error {
 				continue
 			}
 			task, opts := submitTask(r)
-			_, err := w.client.EnqueueContext(ctx, task, opts...)
+			_, err := w.enqueue(ctx, task, opts...)
 			switch {
 			case errors.Is(err, asynq.ErrTaskIDConflict):
 			case err != nil:

@@ -57,7 +57,7 @@ func (w *Worker) wakeIn(queue, id string, d time.Duration) {
 	wt := &wakeTimer{at: at}
 	tries := 0
 	wt.t = time.AfterFunc(d, func() {
-		err := w.inspector.RunTask(queue, id)
+		err := w.runTask(queue, id)
 		w.wakes.mu.Lock()
 		defer w.wakes.mu.Unlock()
 		if w.wakes.timers[k] != wt {

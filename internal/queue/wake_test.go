@@ -2,6 +2,7 @@ package queue
 
 import (
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,8 +15,9 @@ import (
 
 // A task waiting in asynq's scheduled set (a batch item, or a task handed back
 // with a WaitError) is moved to pending by the worker's in-process wake
-// when its wait ends, long before asynq's forwarder would look; of two
-// wakes of one task, the sooner stands.
+// when its wait ends, long before asynq's forwarder would look, and wakes
+// a quiet worker (whose busy server then runs it); of two wakes of one
+// task, the sooner stands.
 func TestWakeRunsTheWaitingTask(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
@@ -23,6 +25,8 @@ func TestWakeRunsTheWaitingTask(t *testing.T) {
 	cl := asynq.NewClientFromRedisClient(db.Client)
 	w := NewWorker(nil, nil, nil, nil, insp, cl, slog.New(slog.DiscardHandler), Options{})
 	defer w.StopWakes()
+	var woken atomic.Int64
+	w.UseQuiet(func() bool { return woken.Load() == 0 }, func() { woken.Add(1) })
 	enqueue := func(id string) {
 		t.Helper()
 		task, opts := submitTask(&store.Record{Distribution: distribution.Distribution{ID: id}, Queue: QueueBatch})
@@ -50,6 +54,12 @@ func TestWakeRunsTheWaitingTask(t *testing.T) {
 			t.Fatalf("task d_a %v after 5s, want pending", state("d_a"))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	for woken.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // RunTask returned; the wake follows
+	}
+	if n := woken.Load(); n != 1 {
+		t.Errorf("the worker was woken %d times, want once (d_a made runnable)", n)
 	}
 	if s := state("d_b"); s != asynq.TaskStateScheduled {
 		t.Errorf("task d_b %v, want still scheduled (its wake is in 30 min)", s)

@@ -163,9 +163,10 @@ type Worker struct {
 	gaugeMu   sync.Mutex
 
 	controls Controls // nil: the configuration's settings
-	// quiet, if set, reports that nothing is queued, scheduled, running or
-	// polled anywhere (the worker's quiet mode): the fair tick rests.
-	quiet func() bool
+	// quiet, if set, reports the worker's quiet mode (no task runnable or
+	// running anywhere: see UseQuiet); wakeUp ends it.
+	quiet  func() bool
+	wakeUp func()
 
 	teamsMu sync.Mutex
 	teams   map[[2]string]bool // (account, team) named in the metrics
@@ -191,10 +192,33 @@ func NewWorker(st *store.Redis, lim *quota.Limiter, accounts []*Account, m *metr
 // instead of the configuration alone. Call it before the worker runs.
 func (w *Worker) UseControls(c Controls) { w.controls = c }
 
-// UseQuiet gives the worker its quiet mode's state (see app's quietServer):
-// while quiet, nothing waits for an admission, and the fair tick skips
-// its reads.
-func (w *Worker) UseQuiet(quiet func() bool) { w.quiet = quiet }
+// UseQuiet gives the worker its quiet mode (see app's quietServer): quiet
+// reports it, wake ends it. A quiet worker looks for runnable tasks
+// seldom, so every task this worker makes runnable (an enqueue, a RunTask
+// of a waiting task) wakes it: its busy server then runs the task at once.
+// While quiet, the fair tick looks only every fairRestTicks (or at once
+// when operators change a setting): no Create is going out to admit after.
+func (w *Worker) UseQuiet(quiet func() bool, wake func()) { w.quiet, w.wakeUp = quiet, wake }
+
+// runTask is Inspector.RunTask that wakes a quiet worker when it made the
+// task runnable.
+func (w *Worker) runTask(queue, id string) error {
+	err := w.inspector.RunTask(queue, id)
+	if err == nil && w.wakeUp != nil {
+		w.wakeUp()
+	}
+	return err
+}
+
+// enqueue is Client.EnqueueContext that wakes a quiet worker when the task
+// is runnable now.
+func (w *Worker) enqueue(ctx context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
+	info, err := w.client.EnqueueContext(ctx, t, opts...)
+	if err == nil && w.wakeUp != nil && info.State == asynq.TaskStatePending {
+		w.wakeUp()
+	}
+	return info, err
+}
 
 // Register adds the worker's handlers to mux.
 func (w *Worker) Register(mux *asynq.ServeMux) {
@@ -373,7 +397,7 @@ func (w *Worker) wake(ctx context.Context, a *Account, id string, handed bool) {
 	if err != nil {
 		return // its own recheck finds the slot it was handed
 	}
-	if err := w.inspector.RunTask(r.Queue, r.ID); err != nil {
+	if err := w.runTask(r.Queue, r.ID); err != nil {
 		// Its handler is still returning its wait: wake it once it has.
 		w.wakeIn(r.Queue, r.ID, 50*time.Millisecond)
 	}
