@@ -14,15 +14,10 @@ import (
 	"github.com/distq/distq/client"
 )
 
-// commandCalls sums the calls of every command in INFO commandstats, the
-// INFO calls themselves left out (the bench makes them). Commands run by
-// Lua scripts count one each, besides their EVALSHA: what the server does.
-func commandCalls(ctx context.Context, rdb *redis.Client) (int64, error) {
-	n, _, err := commandStats(ctx, rdb)
-	return n, err
-}
-
-// commandStats is commandCalls with the calls of each command.
+// commandStats sums the calls of every command in INFO commandstats, the
+// INFO calls themselves left out (the bench makes them), and gives the
+// calls of each command. Commands run by Lua scripts count one each,
+// besides their EVALSHA: what the server does.
 func commandStats(ctx context.Context, rdb *redis.Client) (int64, map[string]int64, error) {
 	info, err := rdb.Info(ctx, "commandstats").Result()
 	if err != nil {
@@ -32,15 +27,9 @@ func commandStats(ctx context.Context, rdb *redis.Client) (int64, map[string]int
 	return n, by, nil
 }
 
-// parseCommandCalls sums calls= of the cmdstat_ lines of an INFO
-// commandstats answer, cmdstat_info left out.
-func parseCommandCalls(info string) int64 {
-	n, _ := parseCommandStats(info)
-	return n
-}
-
-// parseCommandStats is parseCommandCalls with the calls of each command
-// (lower case, as Redis names them).
+// parseCommandStats sums calls= of the cmdstat_ lines of an INFO
+// commandstats answer, cmdstat_info left out, and gives the calls of each
+// command (lower case, as Redis names them).
 func parseCommandStats(info string) (int64, map[string]int64) {
 	var n int64
 	by := map[string]int64{}
