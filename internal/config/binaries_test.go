@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,6 +141,13 @@ func TestWorkerConfigHoldsNoTokens(t *testing.T) {
 		t.Errorf("the worker read api settings: %+v", c)
 	}
 	a := c.DefaultAccount()
+	for _, off := range []string{"0", "off"} {
+		m2 := maps.Clone(m)
+		m2["DISTQ_IDLE_AFTER"] = off
+		if c, err := ForWorker(env(m2)); err != nil || c.IdleAfter != 0 {
+			t.Errorf("DISTQ_IDLE_AFTER=%s: %v, idle after %v; want never quiet", off, err, c.IdleAfter)
+		}
+	}
 	if c.WorkerConcurrency != 10 || c.MetricsAddr != ":9090" || c.SlotLease.Minutes() != 2 || c.AlibabaTimeout.Seconds() != 10 ||
 		c.TaskCheckInterval != 250*time.Millisecond || c.IdleAfter != 10*time.Second || c.IdleTaskCheckInterval != 2*time.Second ||
 		a.AccessKeySecret != "very-secret-value" || a.Endpoint != DefaultEndpoint || a.CredentialsChain {

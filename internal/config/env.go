@@ -87,7 +87,11 @@ func readWorker(c *Config, e *vars) error {
 	if e.err == nil && (c.TaskCheckInterval < 50*time.Millisecond || c.TaskCheckInterval > 10*time.Second) {
 		e.err = fmt.Errorf("DISTQ_TASK_CHECK_INTERVAL: want 50ms to 10s, got %v", c.TaskCheckInterval)
 	}
-	c.IdleAfter = e.duration("DISTQ_IDLE_AFTER", "10s")
+	if v := e.getenv("DISTQ_IDLE_AFTER"); v == "0" || v == "off" {
+		c.IdleAfter = 0 // never quiet
+	} else {
+		c.IdleAfter = e.duration("DISTQ_IDLE_AFTER", "10s")
+	}
 	if e.err == nil && c.IdleAfter != 0 && (c.IdleAfter < time.Second || c.IdleAfter > time.Hour) {
 		e.err = fmt.Errorf("DISTQ_IDLE_AFTER: want 0 (never idle) or 1s to 1h, got %v", c.IdleAfter)
 	}
