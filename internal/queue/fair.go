@@ -228,6 +228,14 @@ func (w *Worker) admitFrom(ctx context.Context, a *Account, self string, teams [
 	return got
 }
 
+// admissionsWaitForSlots reports whether the account has at least as many
+// job slot waiters as admissions (fairK): then every admission is, most
+// likely, held by an item waiting for a slot.
+func (w *Worker) admissionsWaitForSlots(ctx context.Context, a *Account) bool {
+	n, err := w.limiter.Waiters(ctx, a.UID)
+	return err == nil && n >= w.fairK(ctx, a)
+}
+
 // admitCount is admitFrom for the fair tick: how many items it admitted.
 func (w *Worker) admitCount(ctx context.Context, a *Account, self string, teams []string) int {
 	_, n := w.admitN(ctx, a, self, teams)
@@ -494,13 +502,17 @@ func (w *Worker) fairTick(ctx context.Context, st *fairTickState) {
 		}
 		wasIdle := st.idle[a.Name]
 		st.idle[a.Name] = len(teams) == 0
-		if n := w.admitCount(ctx, a, "", teams); n == 0 && len(teams) > 0 {
-			// Every admission is taken (by items that wait for a slot, or
-			// whose runs hold them): the admissions that free go on at once
-			// (createGoingOut, leaveTurn), so the tick is only the fallback
-			// for lapsed admissions and lost wakes, and looks every
-			// fairRestTicks. A backlog waiting for slots then costs Redis a
-			// fifth of a look a second, not a look.
+		if n := w.admitCount(ctx, a, "", teams); n == 0 && len(teams) > 0 && w.admissionsWaitForSlots(ctx, a) {
+			// Every admission is taken by an item that waits for a job
+			// slot: they free only as slots do, through the slot handoff
+			// and the Create that follows (createGoingOut admits the next),
+			// so the tick is only the fallback for lapsed admissions and
+			// lost wakes, and looks every fairRestTicks. A backlog waiting
+			// for slots then costs Redis a fifth of a look a second, not a
+			// look. Admissions held otherwise (runs in flight, or of a
+			// worker that died, whose admit after the Create never came)
+			// are looked at every tick: resting there made crash
+			// recovery slower (the chaos scenario's drain doubled).
 			st.rest[a.Name] = fairRestTicks - 1
 		}
 		// The backlog gauges need no more than one read per

@@ -30,11 +30,12 @@ type revisedControls struct{ s *revisedSettings }
 
 func (c revisedControls) Get(context.Context) Settings { return *c.s }
 
-// The fair tick rests while every admission of an account is taken: a
-// tick that admits nothing makes the account's next fairRestTicks-1 ticks
-// skip it (an admission that frees meanwhile waits for the look, or for
-// the Create or run that frees it, which admits at once), and a change of
-// the operators' settings makes the next tick look at once.
+// The fair tick rests while every admission of an account is taken by an
+// item waiting for a job slot: a tick that admits nothing then makes the
+// account's next fairRestTicks-1 ticks skip it (an admission that frees
+// meanwhile waits for the look, or for the Create that frees it, which
+// admits at once); admissions held by runs are looked at every tick; and
+// a change of the operators' settings makes the next tick look at once.
 func TestFairTickRestsWhileAdmissionsAreTaken(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -80,7 +81,18 @@ func TestFairTickRestsWhileAdmissionsAreTaken(t *testing.T) {
 		t.Fatalf("a1 admitted %v, b1 %v; want a1 only", admitted(a1), admitted(b1))
 	}
 	tick := newFairTickState()
-	w.fairTick(ctx, tick) // admits nothing: every admission taken
+	// a1's run holds its admission (not a slot waiter): the tick keeps
+	// looking every tick, so an admission freed without its admit (a run
+	// of a worker that died) goes on at the next tick.
+	w.fairTick(ctx, tick)
+	if tick.rest[a.Name] != 0 {
+		t.Fatalf("resting %d ticks while the admission is held by a run, want 0", tick.rest[a.Name])
+	}
+	// a1 waits for a job slot with its admission: the tick rests.
+	if err := lim.AddWaiter(ctx, a.UID, a1.ID); err != nil {
+		t.Fatal(err)
+	}
+	w.fairTick(ctx, tick) // admits nothing: every admission taken by a slot waiter
 	// a1's admission ends without its run admitting the next (as after a
 	// lost wake): the resting tick finds it on its fifth tick, not before.
 	if _, err := lim.FairDone(ctx, a.UID, a1); err != nil {
@@ -102,7 +114,13 @@ func TestFairTickRestsWhileAdmissionsAreTaken(t *testing.T) {
 	if _, err := lim.FairEnqueue(ctx, a.UID, c1, time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	if err := lim.AddWaiter(ctx, a.UID, b1.ID); err != nil {
+		t.Fatal(err)
+	}
 	w.fairTick(ctx, tick)
+	if tick.rest[a.Name] == 0 {
+		t.Fatal("not resting while b1 waits for a slot with its admission")
+	}
 	if _, err := lim.FairDone(ctx, a.UID, b1); err != nil {
 		t.Fatal(err)
 	}
