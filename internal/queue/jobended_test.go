@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/distq/distq/internal/config"
-	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/redistest"
 	"github.com/distq/distq/internal/store"
 )
@@ -29,30 +28,7 @@ func TestJobEndedUsesAnotherWorkersRunningQuery(t *testing.T) {
 	}
 	w1, w2 := newWorker(), newWorker()
 	submitted := now.Add(-10 * time.Second)
-	running := func(uid, pk string) *store.Record {
-		t.Helper()
-		r := &store.Record{Distribution: distribution.Distribution{
-			ID: distribution.NewID(now), Team: "t", Account: "a", ProductKey: pk,
-			SourceInstanceID: "iotx-src", TargetInstanceID: "iotx-dst", State: distribution.StateQueued,
-			CreatedAt: submitted, UpdatedAt: submitted,
-		}, UID: uid, Queue: QueueBatch}
-		if _, err := st.Insert(ctx, nil, []*store.Record{r}); err != nil {
-			t.Fatal(err)
-		}
-		r, err := st.Update(ctx, r.ID, func(r *store.Record) error {
-			if err := r.StartSubmit(submitted); err != nil {
-				return err
-			}
-			return r.Started(submitted, "job-"+pk, nil)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.SchedulePoll(ctx, pollTaskID(r.ID), now); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	running := func(uid, pk string) *store.Record { return insertRunning(t, st, uid, pk, submitted, now) }
 
 	// w1's poll finds the job running 200 ms before now and writes its
 	// next due time as the poll loop does.

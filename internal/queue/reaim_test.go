@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/distq/distq/internal/config"
-	"github.com/distq/distq/internal/distribution"
 	"github.com/distq/distq/internal/redistest"
 	"github.com/distq/distq/internal/store"
 )
@@ -25,27 +24,7 @@ func TestReaimPollsBringsPollsForward(t *testing.T) {
 	w.now = func() time.Time { return now }
 	a := &Account{Account: config.Account{Name: "a", UID: "1"}}
 	running := func(uid, pk string, submitted time.Time, pollAt time.Time) string {
-		t.Helper()
-		r := &store.Record{Distribution: distribution.Distribution{
-			ID: distribution.NewID(now), Team: "t", Account: "a", ProductKey: pk,
-			SourceInstanceID: "iotx-src", TargetInstanceID: "iotx-dst", State: distribution.StateQueued,
-			CreatedAt: submitted, UpdatedAt: submitted,
-		}, UID: uid, Queue: QueueBatch}
-		if _, err := st.Insert(ctx, nil, []*store.Record{r}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Update(ctx, r.ID, func(r *store.Record) error {
-			if err := r.StartSubmit(submitted); err != nil {
-				return err
-			}
-			return r.Started(submitted, "job-"+pk, nil)
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.SchedulePoll(ctx, pollTaskID(r.ID), pollAt); err != nil {
-			t.Fatal(err)
-		}
-		return pollTaskID(r.ID)
+		return pollTaskID(insertRunning(t, st, uid, pk, submitted, pollAt).ID)
 	}
 	// 40 s into 60 s jobs, next polled at 50 s (an eighth of the age later).
 	late := running("1", "pk1", now.Add(-40*time.Second), now.Add(10*time.Second))
