@@ -174,33 +174,8 @@ func (s *quietServer) Run(ctx context.Context, rdb redis.UniversalClient) {
 
 // listen wakes the worker on every message on queue.WorkChannel.
 func (s *quietServer) listen(ctx context.Context, rdb redis.UniversalClient) {
-	for ctx.Err() == nil {
-		sub := rdb.Subscribe(ctx, queue.WorkChannel)
-		ch := sub.Channel(redis.WithChannelHealthCheckInterval(subscriptionHealthCheck))
-	loop:
-		for {
-			select {
-			case <-ctx.Done():
-				break loop
-			case _, ok := <-ch:
-				if !ok {
-					break loop
-				}
-				s.Wake()
-			}
-		}
-		sub.Close()
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
+	queue.Listen(ctx, rdb, queue.WorkChannel, func(string) { s.Wake() })
 }
-
-// subscriptionHealthCheck is how often an idle subscription of the worker
-// pings Redis to find a dead connection (go-redis's default, 3 s, would be
-// a fair part of what an idle worker costs).
-const subscriptionHealthCheck = 15 * time.Second
 
 // Shutdown shuts the current server down (draining its tasks) and waits
 // for the servers shutting down since a switch.
@@ -233,9 +208,9 @@ func quietGauge(reg prometheus.Registerer) func(bool) {
 
 // asynqQueueKeys are the keys asynq 0.26 keeps a queue's tasks in, by
 // state (its internal/base naming; TestAsynqQueueKeys checks them).
-func asynqQueueKeys(q string) (pending, active, scheduled, retry string) {
+func asynqQueueKeys(q string) (pending, active, scheduled string) {
 	p := "asynq:{" + q + "}:"
-	return p + "pending", p + "active", p + "scheduled", p + "retry"
+	return p + "pending", p + "active", p + "scheduled"
 }
 
 // nothingToDo reports whether no distq task is runnable (pending) or
@@ -254,7 +229,7 @@ func nothingToDo(rdb redis.UniversalClient) func(context.Context) (bool, error) 
 		pipe := rdb.Pipeline()
 		var counts []*redis.IntCmd
 		for q := range queue.Queues {
-			pending, active, _, _ := asynqQueueKeys(q)
+			pending, active, _ := asynqQueueKeys(q)
 			counts = append(counts, pipe.LLen(ctx, pending), pipe.LLen(ctx, active))
 		}
 		if _, err := pipe.Exec(ctx); err != nil {

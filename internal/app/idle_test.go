@@ -133,7 +133,7 @@ func TestAsynqQueueKeys(t *testing.T) {
 	if _, err := client.Enqueue(asynq.NewTask("x", nil), asynq.Queue(queue.QueueBatch), asynq.ProcessIn(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	pending, _, scheduled, _ := asynqQueueKeys(queue.QueueBatch)
+	pending, _, scheduled := asynqQueueKeys(queue.QueueBatch)
 	for key, want := range map[string]int64{pending: 1, scheduled: 1} {
 		n, err := rdb.Exists(ctx, key).Result()
 		if err != nil || n != 1 {

@@ -117,11 +117,20 @@ func (w *Worker) signalHandoff(id string) bool {
 // RunHandoffs follows the handoffs of other workers (handoffChannel) until
 // ctx ends, signalling the handlers of this one they name.
 func (w *Worker) RunHandoffs(ctx context.Context) {
+	Listen(ctx, w.store.Client(), handoffChannel, func(id string) { w.signalHandoff(id) })
+}
+
+// SubscriptionHealthCheck is how often an idle subscription of a worker
+// pings Redis to find a dead connection (go-redis's default, 3 s, would be
+// a fair part of what an idle worker costs Redis).
+const SubscriptionHealthCheck = 15 * time.Second
+
+// Listen calls on with the payload of every message on channel until ctx
+// ends, subscribing again a second after the subscription breaks.
+func Listen(ctx context.Context, rdb redis.UniversalClient, channel string, on func(payload string)) {
 	for ctx.Err() == nil {
-		sub := w.store.Client().Subscribe(ctx, handoffChannel)
-		// A health ping every 15 s, not go-redis's 3 s: an idle worker's
-		// subscriptions are otherwise a fair part of what it costs Redis.
-		ch := sub.Channel(redis.WithChannelHealthCheckInterval(15 * time.Second))
+		sub := rdb.Subscribe(ctx, channel)
+		ch := sub.Channel(redis.WithChannelHealthCheckInterval(SubscriptionHealthCheck))
 	loop:
 		for {
 			select {
@@ -131,7 +140,7 @@ func (w *Worker) RunHandoffs(ctx context.Context) {
 				if !ok {
 					break loop
 				}
-				w.signalHandoff(m.Payload)
+				on(m.Payload)
 			}
 		}
 		sub.Close()
